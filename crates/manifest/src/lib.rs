@@ -1,0 +1,26 @@
+//! Kubernetes manifests as YAML/JSON documents with source positions.
+//!
+//! `kustodian-manifest` reads a YAML stream (several `---` documents, JSON, flow style, block
+//! scalars, anchors and aliases with a bound on expansion, a UTF-8 BOM, CRLF line endings) into a
+//! small tree of [`Node`]s in which every key and scalar knows its line, column and byte range.
+//! It also writes such trees back out as a deterministic YAML stream ([`emit_stream`]) and offers
+//! read-only helpers for Kubernetes objects ([`Object`]): kind, name, namespace, annotations and
+//! the items of a `kind: List`.
+//!
+//! It does not do I/O, does not know about secrets or references, and does not keep comments:
+//! callers that need the raw text of a line (for `# kustodian:allow`, say) keep the source.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod emit;
+mod k8s;
+mod node;
+mod parse;
+mod span;
+
+pub use emit::{emit_document, emit_stream, quote_if_needed};
+pub use k8s::{objects, Object};
+pub use node::{Entry, Node, NodeKind, PathItem, ScalarStyle, ScalarType};
+pub use parse::{parse_stream, parse_stream_with, Document, Limits, ParseError};
+pub use span::{Pos, Span};
