@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod emit;
+mod json;
 mod k8s;
 mod node;
 mod parse;
