@@ -5,3 +5,8 @@ pub mod krm;
 pub mod render;
 pub mod scan;
 pub mod sops;
+
+/// The stores every render path (CLI, KRM function, exec plugin, Argo CD) uses.
+pub fn stores_for(config: kustodian_stores::Config) -> kustodian_stores::Stores {
+    kustodian_stores::Stores::new(config)
+}

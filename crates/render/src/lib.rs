@@ -1,1 +1,22 @@
-//! kustodian-render
+//! The render pipeline: references in manifests in, finished manifests out, all or nothing.
+//!
+//! 1. [`input`] turns what the user points at (a kustomization, a Helm chart, a folder of YAML,
+//!    a stream on stdin) into documents.
+//! 2. [`render`] collects every reference of every document, fetches each distinct
+//!    `(store, path, version)` exactly once with bounded concurrency, then substitutes: keys are
+//!    picked, modifiers applied, `data` of a Secret base64-encoded.
+//! 3. Any failure anywhere means an error list and no documents.
+//!
+//! This crate does not parse reference syntax (`kustodian-refs`), speak to stores
+//! (`kustodian-stores`) or print anything.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod input;
+mod modifiers;
+mod pipeline;
+
+pub use error::RenderError;
+pub use pipeline::{render, Options, Rendered, Stats};
