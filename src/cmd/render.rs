@@ -17,6 +17,9 @@ pub struct Args {
     /// Most store requests in flight at once.
     #[arg(long, default_value_t = 8, env = "KUSTODIAN_CONCURRENCY")]
     pub concurrency: usize,
+    /// Print how many references and store requests the render took, on stderr.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -56,10 +59,19 @@ pub fn repo_root(dir: &Path) -> PathBuf {
 
 /// Renders documents against the stores for `base`, writing the stream or the errors.
 pub fn render_docs(docs: Vec<kustodian_manifest::Node>, base: &Path, concurrency: usize) -> Result<String, Vec<String>> {
+    render_with_stats(docs, base, concurrency).map(|(out, _)| out)
+}
+
+/// [`render_docs`], also returning the counts.
+pub fn render_with_stats(
+    docs: Vec<kustodian_manifest::Node>,
+    base: &Path,
+    concurrency: usize,
+) -> Result<(String, kustodian_render::Stats), Vec<String>> {
     let root = repo_root(base);
     let stores = crate::cmd::stores_for(Config::from_process_env(&root, base));
     match kustodian_render::render(docs, &stores, &kustodian_render::Options { concurrency }) {
-        Ok(r) => Ok(kustodian_manifest::emit_stream(r.docs.iter())),
+        Ok(r) => Ok((kustodian_manifest::emit_stream(r.docs.iter()), r.stats)),
         Err(errs) => Err(errs.iter().map(ToString::to_string).collect()),
     }
 }
@@ -82,8 +94,16 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         }
         (input::load_dir(&dir).map_err(input_report)?, dir)
     };
-    match render_docs(docs, &base, args.concurrency) {
-        Ok(out) => {
+    match render_with_stats(docs, &base, args.concurrency) {
+        Ok((out, stats)) => {
+            if args.stats {
+                eprintln!(
+                    "kustodian: {} references, {} store request{}",
+                    stats.references,
+                    stats.requests,
+                    if stats.requests == 1 { "" } else { "s" }
+                );
+            }
             let mut stdout = std::io::stdout().lock();
             if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {

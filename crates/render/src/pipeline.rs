@@ -142,6 +142,8 @@ type Fetched = BTreeMap<FetchKey, Result<SecretValue, String>>;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Site {
     Plain,
+    /// A value of a Secret's `stringData` or a ConfigMap's `data`: always text.
+    Text,
     /// A value of a Secret's `data`: base64 on the way out.
     SecretData,
 }
@@ -316,7 +318,7 @@ fn visit(doc: &mut Node, s: &DocSettings, f: &mut dyn FnMut(&str, Site, bool) ->
         let key = entries[i].key.as_scalar().unwrap_or("").to_string();
         let data_map = (s.is_secret && (key == "data" || key == "stringData")) || (s.is_configmap && key == "data");
         if data_map {
-            let site = if s.is_secret && key == "data" { Site::SecretData } else { Site::Plain };
+            let site = if s.is_secret && key == "data" { Site::SecretData } else { Site::Text };
             if let NodeKind::Map(items) = &mut entries[i].value.kind {
                 let mut j = 0;
                 while j < items.len() {
