@@ -1,33 +1,486 @@
-//! (not yet built)
+//! The sops verbs: `encrypt`, `decrypt`, `edit`, `keygen`, with sops's flags, so that sops
+//! users need nothing new. The format work is in `kustodian-sops`; this file reads and writes
+//! files, runs the editor and turns errors into diagnostics.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use kustodian_sops::{
+    config, encrypt as encrypt_tree, generate_identity_file, EncryptOptions, EncryptedFile, Format,
+    Identities, Plaintext, Selection, Value, Zeroizing,
+};
+use miette::{miette, IntoDiagnostic, Report};
+
+const FORMATS: [&str; 3] = ["yaml", "json", "binary"];
 
 /// Arguments of encrypt.
 #[derive(clap::Args)]
-pub struct EncryptArgs {}
+#[command(group(clap::ArgGroup::new("selection").multiple(false)))]
+pub struct EncryptArgs {
+    /// The plaintext file (`-` reads stdin).
+    file: PathBuf,
+    /// Age recipients, comma-separated (default: $SOPS_AGE_RECIPIENTS, then .sops.yaml).
+    #[arg(long, value_name = "R1,R2")]
+    age: Option<String>,
+    /// Encrypt only values under keys matching this regex.
+    #[arg(long, value_name = "RE", group = "selection")]
+    encrypted_regex: Option<String>,
+    /// Leave values under keys matching this regex in clear.
+    #[arg(long, value_name = "RE", group = "selection")]
+    unencrypted_regex: Option<String>,
+    /// Encrypt only values under keys ending with this suffix.
+    #[arg(long, value_name = "SUFFIX", group = "selection")]
+    encrypted_suffix: Option<String>,
+    /// Leave values under keys ending with this suffix in clear (default `_unencrypted`).
+    #[arg(long, value_name = "SUFFIX", group = "selection")]
+    unencrypted_suffix: Option<String>,
+    /// Encrypt only values after a comment matching this regex.
+    #[arg(long, value_name = "RE", group = "selection")]
+    encrypted_comment_regex: Option<String>,
+    /// Leave values after a comment matching this regex in clear.
+    #[arg(long, value_name = "RE", group = "selection")]
+    unencrypted_comment_regex: Option<String>,
+    /// Write the result back to FILE instead of stdout.
+    #[arg(short = 'i', long)]
+    in_place: bool,
+    /// Input format (default: from the extension; unknown extensions are binary).
+    #[arg(long, value_parser = FORMATS)]
+    input_type: Option<String>,
+    /// Output format (default: the input format).
+    #[arg(long, value_parser = FORMATS)]
+    output_type: Option<String>,
+    /// The .sops.yaml to use (default: the nearest one above FILE).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
 /// Arguments of decrypt.
 #[derive(clap::Args)]
-pub struct DecryptArgs {}
+pub struct DecryptArgs {
+    /// The encrypted file (`-` reads stdin).
+    file: PathBuf,
+    /// Write the plaintext back to FILE instead of stdout.
+    #[arg(short = 'i', long)]
+    in_place: bool,
+    /// Print only this part of the tree, as sops writes it: `["a"]["b"][0]`.
+    #[arg(long, value_name = "PATH")]
+    extract: Option<String>,
+    /// Input format (default: from the extension).
+    #[arg(long, value_parser = FORMATS)]
+    input_type: Option<String>,
+    /// Output format (default: the input format).
+    #[arg(long, value_parser = FORMATS)]
+    output_type: Option<String>,
+}
+
 /// Arguments of edit.
 #[derive(clap::Args)]
-pub struct EditArgs {}
+pub struct EditArgs {
+    /// The encrypted file.
+    file: PathBuf,
+    /// The file's format (default: from the extension).
+    #[arg(long, value_parser = FORMATS)]
+    input_type: Option<String>,
+}
+
 /// Arguments of keygen.
 #[derive(clap::Args)]
-pub struct KeygenArgs {}
+pub struct KeygenArgs {
+    /// Write the identity to FILE (created with mode 0600; never overwritten) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn formats(file: &Path, input: Option<&str>, output: Option<&str>) -> (Format, Format) {
+    let by_name = |n: Option<&str>| n.and_then(Format::from_name);
+    let default = if file == Path::new("-") {
+        Format::Yaml
+    } else {
+        Format::from_path(file)
+    };
+    let input = by_name(input).unwrap_or(default);
+    (input, by_name(output).unwrap_or(input))
+}
+
+fn name(file: &Path) -> String {
+    if file == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        file.display().to_string()
+    }
+}
+
+fn read_input(file: &Path) -> miette::Result<Zeroizing<String>> {
+    let mut s = Zeroizing::new(String::new());
+    if file == Path::new("-") {
+        std::io::stdin().read_to_string(&mut s).into_diagnostic()?;
+    } else {
+        let mut f = std::fs::File::open(file).map_err(|e| {
+            miette!(
+                help = "check the path",
+                "cannot open {}: {e}",
+                file.display()
+            )
+        })?;
+        f.read_to_string(&mut s).map_err(|e| {
+            miette!(
+                help = "sops files are UTF-8 text; pass --input-type binary for other files",
+                "cannot read {}: {e}",
+                file.display()
+            )
+        })?;
+    }
+    Ok(s)
+}
+
+fn write_output(file: &Path, in_place: bool, text: &str) -> miette::Result<()> {
+    if in_place {
+        if file == Path::new("-") {
+            return Err(miette!(
+                help = "name a file to write in place",
+                "--in-place needs a file, not stdin"
+            ));
+        }
+        std::fs::write(file, text).map_err(|e| miette!("cannot write {}: {e}", file.display()))
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .into_diagnostic()
+    }
+}
+
+fn recipients_from(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
 
 /// encrypt
-pub fn encrypt(_a: EncryptArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not yet built"))
+pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
+    let (in_fmt, out_fmt) = formats(&a.file, a.input_type.as_deref(), a.output_type.as_deref());
+    let display = name(&a.file);
+    let src = read_input(&a.file)?;
+    let plain = Plaintext::parse(&src, in_fmt, &display).map_err(Report::new)?;
+    if plain.has_sops_key() {
+        return Err(Report::new(kustodian_sops::Error::AlreadyEncrypted {
+            file: display,
+        }));
+    }
+    let flag_selection = [
+        a.encrypted_regex.map(Selection::EncryptedRegex),
+        a.unencrypted_regex.map(Selection::UnencryptedRegex),
+        a.encrypted_suffix.map(Selection::EncryptedSuffix),
+        a.unencrypted_suffix.map(Selection::UnencryptedSuffix),
+        a.encrypted_comment_regex
+            .map(Selection::EncryptedCommentRegex),
+        a.unencrypted_comment_regex
+            .map(Selection::UnencryptedCommentRegex),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    let env_recipients = std::env::var("SOPS_AGE_RECIPIENTS")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let explicit = a.age.or(env_recipients).map(|s| recipients_from(&s));
+
+    // The creation rule: required when no recipients were given, advisory otherwise.
+    let rule = if a.file == Path::new("-") && a.config.is_none() {
+        None
+    } else {
+        let found = match &a.config {
+            Some(cfg) => {
+                config::load_creation_rule_from(cfg, &a.file).map(|r| r.map(|r| (cfg.clone(), r)))
+            }
+            None => config::load_creation_rule(&a.file),
+        };
+        match found {
+            Ok(r) => r.map(|(_, r)| r),
+            Err(e) if explicit.is_none() => return Err(Report::new(e)),
+            Err(_) => None,
+        }
+    };
+    let recipients = match (explicit, &rule) {
+        (Some(r), _) => r,
+        (None, Some(rule)) => rule.age.clone(),
+        (None, None) => Vec::new(),
+    };
+    let opts = EncryptOptions {
+        recipients,
+        selection: flag_selection
+            .or_else(|| rule.as_ref().and_then(|r| r.selection.clone()))
+            .unwrap_or_default(),
+        mac_only_encrypted: rule.as_ref().is_some_and(|r| r.mac_only_encrypted),
+        lastmodified: None,
+    };
+    let out = encrypt_tree(&plain, &opts, out_fmt, &display).map_err(Report::new)?;
+    write_output(&a.file, a.in_place, &out)?;
+    Ok(ExitCode::SUCCESS)
 }
+
+/// Parses sops's `--extract` syntax: `["key"]['key'][0]`.
+fn parse_extract(s: &str) -> miette::Result<Vec<String>> {
+    let bad = || {
+        miette!(
+            help = "write the path as [\"key\"][\"key\"][0]",
+            "cannot read --extract path `{s}`"
+        )
+    };
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        rest = rest.strip_prefix('[').ok_or_else(bad)?;
+        let (step, after) = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let body = &rest[1..];
+                let end = body.find(q).ok_or_else(bad)?;
+                (
+                    body[..end].to_string(),
+                    body[end + 1..].strip_prefix(']').ok_or_else(bad)?,
+                )
+            }
+            _ => {
+                let end = rest.find(']').ok_or_else(bad)?;
+                let idx = rest[..end].trim();
+                idx.parse::<usize>().map_err(|_| bad())?;
+                (idx.to_string(), &rest[end + 1..])
+            }
+        };
+        out.push(step);
+        rest = after.trim_start();
+    }
+    Ok(out)
+}
+
 /// decrypt
-pub fn decrypt(_a: DecryptArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not yet built"))
+pub fn decrypt(a: DecryptArgs) -> miette::Result<ExitCode> {
+    let (in_fmt, out_fmt) = formats(&a.file, a.input_type.as_deref(), a.output_type.as_deref());
+    let display = name(&a.file);
+    let src = read_input(&a.file)?;
+    let file = EncryptedFile::parse(&src, in_fmt, &display).map_err(Report::new)?;
+    let plain = file.decrypt(&Identities::from_env()).map_err(Report::new)?;
+    let text: Zeroizing<String> = match &a.extract {
+        None => plain.to_text(out_fmt, &display).map_err(Report::new)?,
+        Some(path) => {
+            let steps = parse_extract(path)?;
+            let v = plain.lookup(&steps).ok_or_else(|| {
+                miette!(
+                    help = "check the path against the decrypted file",
+                    "{display}: nothing at {path}"
+                )
+            })?;
+            match v {
+                Value::Str(s) => Zeroizing::new(s.as_str().to_string()),
+                Value::Map(_) => {
+                    let fmt = if out_fmt == Format::Binary {
+                        Format::Yaml
+                    } else {
+                        out_fmt
+                    };
+                    Plaintext::from_documents(vec![v.clone()])
+                        .to_text(fmt, &display)
+                        .map_err(Report::new)?
+                }
+                Value::Seq(_) => {
+                    let json = serde_json::to_string_pretty(&v.to_json()).into_diagnostic()?;
+                    Zeroizing::new(json + "\n")
+                }
+                Value::Null => Zeroizing::new("null\n".to_string()),
+                other => Zeroizing::new(format!(
+                    "{}\n",
+                    other.to_text().as_deref().map_or("", |s| s.as_str())
+                )),
+            }
+        }
+    };
+    write_output(&a.file, a.in_place, &text)?;
+    Ok(ExitCode::SUCCESS)
 }
+
+/// A private temporary directory (mode 0700) removed on drop, with its files overwritten.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> miette::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for i in 0..100u32 {
+            let p = base.join(format!(
+                "kustodian-edit-{}-{seed:x}-{i}",
+                std::process::id()
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(miette!(
+                        help = "set TMPDIR to a writable directory",
+                        "cannot create a temporary directory: {e}"
+                    ))
+                }
+            }
+        }
+        Err(miette!(
+            "cannot create a temporary directory in {}",
+            base.display()
+        ))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for e in entries.flatten() {
+                if let Ok(len) = e.metadata().map(|m| m.len()) {
+                    let _ = std::fs::write(e.path(), vec![0u8; len as usize]);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+fn run_editor(path: &Path) -> miette::Result<()> {
+    let editor = ["SOPS_EDITOR", "EDITOR"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("kustodian-edit")
+        .arg(path)
+        .status()
+        .map_err(|e| {
+            miette!(
+                help = "set EDITOR to your editor",
+                "cannot run the editor `{editor}`: {e}"
+            )
+        })?;
+    if !status.success() {
+        return Err(miette!(
+            help = "the file was left unchanged",
+            "the editor `{editor}` failed ({status})"
+        ));
+    }
+    Ok(())
+}
+
 /// edit
-pub fn edit(_a: EditArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not yet built"))
+pub fn edit(a: EditArgs) -> miette::Result<ExitCode> {
+    let (fmt, _) = formats(&a.file, a.input_type.as_deref(), None);
+    let display = name(&a.file);
+    if !a.file.is_file() {
+        return Err(miette!(
+            help = "create it as plaintext and run `kustodian encrypt --in-place` on it",
+            "{display} does not exist"
+        ));
+    }
+    let src = read_input(&a.file)?;
+    let file = EncryptedFile::parse(&src, fmt, &display).map_err(Report::new)?;
+    if file.metadata().mac.is_none() {
+        return Err(Report::new(kustodian_sops::Error::MissingMac {
+            file: display,
+        }));
+    }
+    let key = file
+        .data_key(&Identities::from_env())
+        .map_err(Report::new)?;
+    let plain = file.decrypt_with_key(&key).map_err(Report::new)?;
+    let before = plain.to_text(fmt, &display).map_err(Report::new)?;
+
+    let dir = TempDir::new()?;
+    let base = a
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "file".into());
+    let tmp = dir.0.join(base);
+    write_private(&tmp, &before).map_err(|e| miette!("cannot write the temporary file: {e}"))?;
+    run_editor(&tmp)?;
+    let after = Zeroizing::new(
+        std::fs::read_to_string(&tmp)
+            .map_err(|e| miette!("cannot read back the temporary file: {e}"))?,
+    );
+    drop(dir);
+    if *after == *before {
+        eprintln!("{display}: no changes; the file is left as it was");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let edited = Plaintext::parse(&after, fmt, &display).map_err(|e| {
+        Report::new(e).wrap_err(
+            "the edited text is not valid; nothing was written (run `kustodian edit` again)",
+        )
+    })?;
+    let out = file.reencrypt(&key, &edited, fmt).map_err(Report::new)?;
+    write_output(&a.file, true, &out)?;
+    Ok(ExitCode::SUCCESS)
 }
+
 /// keygen
-pub fn keygen(_a: KeygenArgs) -> miette::Result<ExitCode> {
-    Err(miette::miette!("not yet built"))
+pub fn keygen(a: KeygenArgs) -> miette::Result<ExitCode> {
+    let (public, text) = generate_identity_file();
+    match &a.output {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        miette!(
+                            help = "choose another path, or remove the old key if you are sure",
+                            "{} already exists; refusing to overwrite a key",
+                            path.display()
+                        )
+                    } else {
+                        miette!("cannot create {}: {e}", path.display())
+                    }
+                })?;
+            f.write_all(text.as_bytes()).into_diagnostic()?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .into_diagnostic()?;
+        }
+    }
+    eprintln!("Public key: {public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extract_paths() {
+        assert_eq!(
+            parse_extract(r#"["a"]['b'][0]"#).unwrap(),
+            vec!["a", "b", "0"]
+        );
+        assert!(parse_extract(r#"["a"#).is_err());
+        assert!(parse_extract("[x]").is_err());
+    }
 }

@@ -1,0 +1,272 @@
+//! `.sops.yaml` creation rules: which recipients and selection option a new file gets.
+//!
+//! [`find_config`] walks up from the file's directory to the nearest `.sops.yaml` (this and
+//! [`crate::keys`] are the crate's only I/O). [`creation_rule`] is pure: the first rule whose
+//! `path_regex` matches the file's path relative to the config's directory (a rule without
+//! `path_regex` matches everything), as sops chooses. Of a rule it reads `age` (a
+//! comma-separated string or a list; or `key_groups` with a single group), `encrypted_regex`,
+//! `unencrypted_regex`, `encrypted_suffix`, `unencrypted_suffix`, the comment regexes and
+//! `mac_only_encrypted`; other keys are ignored, as sops ignores what it does not know.
+
+use std::path::{Path, PathBuf};
+
+use kustodian_manifest::{parse_stream, Node};
+use regex::Regex;
+
+use crate::error::{Error, Result};
+use crate::tree::Selection;
+
+/// What a creation rule asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreationRule {
+    /// Age recipients (`age1...`).
+    pub age: Vec<String>,
+    /// The selection option, if the rule sets one.
+    pub selection: Option<Selection>,
+    /// `mac_only_encrypted`.
+    pub mac_only_encrypted: bool,
+}
+
+/// The nearest `.sops.yaml` in `dir` or a parent directory (at most 100 levels up).
+pub fn find_config(dir: &Path) -> Option<PathBuf> {
+    let mut d = std::path::absolute(dir).ok()?;
+    for _ in 0..100 {
+        let p = d.join(".sops.yaml");
+        if p.is_file() {
+            return Some(p);
+        }
+        if !d.pop() {
+            break;
+        }
+    }
+    None
+}
+
+/// Finds the `.sops.yaml` for `file` and its matching rule. `Ok(None)` when there is no
+/// config file or it has no `creation_rules`.
+pub fn load_creation_rule(file: &Path) -> Result<Option<(PathBuf, CreationRule)>> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(config) = find_config(dir) else {
+        return Ok(None);
+    };
+    load_creation_rule_from(&config, file).map(|r| r.map(|r| (config, r)))
+}
+
+/// Reads the config at `config` and picks the rule for `file`.
+pub fn load_creation_rule_from(config: &Path, file: &Path) -> Result<Option<CreationRule>> {
+    let src = std::fs::read_to_string(config).map_err(|e| Error::Config {
+        path: config.display().to_string(),
+        what: format!("cannot read: {e}"),
+    })?;
+    let config_dir =
+        std::path::absolute(config.parent().unwrap_or(Path::new("."))).unwrap_or_default();
+    let file_abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let rel = file_abs.strip_prefix(&config_dir).unwrap_or(&file_abs);
+    let rel = rel.to_string_lossy().replace('\\', "/");
+    creation_rule(&src, &config.display().to_string(), &rel)
+}
+
+/// Picks the rule for `rel_path` (the file's path relative to the config's directory) from
+/// the text of a `.sops.yaml`. `Ok(None)` when it has no `creation_rules`.
+pub fn creation_rule(
+    config_src: &str,
+    config_name: &str,
+    rel_path: &str,
+) -> Result<Option<CreationRule>> {
+    let err = |what: String| Error::Config {
+        path: config_name.into(),
+        what,
+    };
+    let docs =
+        parse_stream(config_src).map_err(|e| err(format!("line {}: {}", e.pos.line, e.message)))?;
+    let Some(rules) = docs.first().and_then(|d| d.root.get("creation_rules")) else {
+        return Ok(None);
+    };
+    let Some(rules) = rules.as_seq() else {
+        return Err(err("creation_rules must be a list".into()));
+    };
+    for rule in rules {
+        let matches = match rule
+            .get("path_regex")
+            .and_then(Node::as_scalar)
+            .filter(|s| !s.is_empty())
+        {
+            None => true,
+            Some(re) => Regex::new(re)
+                .map_err(|e| err(format!("path_regex `{re}` does not compile: {e}")))?
+                .is_match(rel_path),
+        };
+        if matches {
+            return parse_rule(rule, config_name, rel_path).map(Some);
+        }
+    }
+    Err(Error::NoCreationRule {
+        config: config_name.into(),
+        file: rel_path.into(),
+    })
+}
+
+fn keys_of(n: Option<&Node>) -> Vec<String> {
+    match n {
+        Some(n) if n.as_seq().is_some() => n
+            .as_seq()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Node::as_scalar)
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Some(n) => n
+            .as_scalar()
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn parse_rule(rule: &Node, config_name: &str, rel_path: &str) -> Result<CreationRule> {
+    let mut age = keys_of(rule.get("age"));
+    if let Some(groups) = rule.get("key_groups").and_then(Node::as_seq) {
+        if groups.len() > 1 {
+            return Err(Error::Unsupported {
+                file: config_name.into(),
+                what: "several key_groups (Shamir secret sharing)".into(),
+            });
+        }
+        for g in groups {
+            age.extend(keys_of(g.get("age")));
+        }
+    }
+    if age.is_empty() {
+        return Err(Error::OnlyAge {
+            config: config_name.into(),
+            file: rel_path.into(),
+        });
+    }
+    let mut selection = None;
+    for key in Selection::KEYS {
+        if let Some(v) = rule
+            .get(key)
+            .and_then(Node::as_scalar)
+            .filter(|s| !s.is_empty())
+        {
+            if selection.is_some() {
+                return Err(Error::ConflictingRules);
+            }
+            selection = Selection::from_key(key, v.to_string());
+        }
+    }
+    let mac_only_encrypted =
+        rule.get("mac_only_encrypted").and_then(Node::as_scalar) == Some("true");
+    Ok(CreationRule {
+        age,
+        selection,
+        mac_only_encrypted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+creation_rules:
+  - path_regex: secrets/.*\.json$
+    age: age1aaa, age1bbb
+  - path_regex: \.enc\.yaml$
+    encrypted_regex: ^(data|stringData)$
+    age:
+      - age1ccc
+    pgp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4
+  - path_regex: ^pgp/
+    pgp: FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4
+  - path_regex: ^groups/
+    key_groups:
+      - age: [age1ddd]
+  - age: age1zzz
+    unknown_key: ignored
+"#;
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let r = creation_rule(CONFIG, ".sops.yaml", "secrets/db.json")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.age, vec!["age1aaa", "age1bbb"]);
+        assert_eq!(r.selection, None);
+        let r = creation_rule(CONFIG, ".sops.yaml", "app/secret.enc.yaml")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.age, vec!["age1ccc"]);
+        assert_eq!(
+            r.selection,
+            Some(Selection::EncryptedRegex("^(data|stringData)$".into()))
+        );
+        let r = creation_rule(CONFIG, ".sops.yaml", "groups/x.yaml")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.age, vec!["age1ddd"]);
+        let r = creation_rule(CONFIG, ".sops.yaml", "other.yaml")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.age, vec!["age1zzz"]);
+    }
+
+    #[test]
+    fn rules_without_age_or_match_are_errors() {
+        let e = creation_rule(CONFIG, ".sops.yaml", "pgp/x.yaml").unwrap_err();
+        assert!(
+            e.to_string().contains("only age recipients are supported"),
+            "{e}"
+        );
+        let e = creation_rule(
+            "creation_rules:\n- path_regex: ^x\n  age: age1q\n",
+            "c",
+            "y",
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::NoCreationRule { .. }), "{e}");
+        assert_eq!(
+            creation_rule("destination_rules: []\n", "c", "y").unwrap(),
+            None
+        );
+        let e = creation_rule(
+            "creation_rules:\n- age: age1q\n  encrypted_regex: a\n  unencrypted_suffix: b\n",
+            "c",
+            "y",
+        );
+        assert!(matches!(e, Err(Error::ConflictingRules)));
+    }
+
+    #[test]
+    fn finds_nearest_config_walking_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(
+            dir.path().join(".sops.yaml"),
+            "creation_rules:\n- path_regex: ^a/b/\n  age: age1root\n",
+        )
+        .unwrap();
+        let (cfg, rule) = load_creation_rule(&dir.path().join("a/b/s.yaml"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg, dir.path().join(".sops.yaml"));
+        assert_eq!(rule.age, vec!["age1root"]);
+        std::fs::write(
+            dir.path().join("a/.sops.yaml"),
+            "creation_rules:\n- path_regex: ^b/s\n  age: age1near\n",
+        )
+        .unwrap();
+        let (_, rule) = load_creation_rule(&dir.path().join("a/b/s.yaml"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(rule.age, vec!["age1near"]);
+    }
+}

@@ -1,0 +1,208 @@
+//! The `sops:` block: recipients with their wrapped data keys, `lastmodified`, the encrypted
+//! MAC, the selection option and the version.
+
+use crate::error::{Error, Result};
+use crate::tree::Selection;
+use crate::value::{MapItem, SeqItem, Text, Value};
+
+/// The sops format version this crate writes.
+pub const SOPS_VERSION: &str = "3.11.0";
+
+/// Key types sops knows besides age; only their presence matters here.
+const OTHER_KEY_TYPES: [&str; 7] = [
+    "pgp",
+    "kms",
+    "gcp_kms",
+    "azure_kv",
+    "hc_vault",
+    "hckms",
+    "key_groups",
+];
+
+/// One age recipient and the data key wrapped for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgeStanza {
+    /// The recipient (`age1...`).
+    pub recipient: String,
+    /// The data key encrypted to the recipient, as an armored age file.
+    pub enc: String,
+}
+
+/// A file's `sops` metadata.
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    /// Age recipients with their wrapped data keys.
+    pub age: Vec<AgeStanza>,
+    /// Other key types present with at least one key (`pgp`, `kms`, ...).
+    pub other_key_types: Vec<String>,
+    /// `lastmodified`, exactly as written (it is the MAC's additional data).
+    pub lastmodified: String,
+    /// The encrypted MAC, if present.
+    pub mac: Option<String>,
+    /// Which values are encrypted.
+    pub selection: Selection,
+    /// Whether the MAC covers only encrypted values.
+    pub mac_only_encrypted: bool,
+    /// The sops version that wrote the file.
+    pub version: String,
+    /// The block as read, re-emitted by `edit` with only `lastmodified` and `mac` changed.
+    pub(crate) raw: Value,
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.to_text().map(|t| t.to_string())
+}
+
+impl Metadata {
+    /// Reads the metadata from the `sops` value of a document.
+    pub(crate) fn parse(v: &Value, file: &str) -> Result<Metadata> {
+        let bad = |what: &str| Error::Metadata {
+            file: file.into(),
+            what: what.into(),
+        };
+        if !v.is_map() {
+            return Err(bad("`sops` is not a mapping"));
+        }
+        let mut age = Vec::new();
+        if let Some(list) = v.get("age") {
+            for item in list.items() {
+                let recipient = item
+                    .get("recipient")
+                    .and_then(text)
+                    .ok_or_else(|| bad("an age entry has no recipient"))?;
+                let enc = item
+                    .get("enc")
+                    .and_then(text)
+                    .ok_or_else(|| bad("an age entry has no enc"))?;
+                age.push(AgeStanza { recipient, enc });
+            }
+        }
+        if v.get("key_groups")
+            .is_some_and(|g| g.items().next().is_some())
+        {
+            return Err(Error::Unsupported {
+                file: file.into(),
+                what: "key groups (Shamir secret sharing)".into(),
+            });
+        }
+        let other_key_types = OTHER_KEY_TYPES
+            .iter()
+            .filter(|k| v.get(k).is_some_and(|g| g.items().next().is_some()))
+            .map(|k| k.to_string())
+            .collect();
+        let mut selection = None;
+        for key in Selection::KEYS {
+            if let Some(s) = v.get(key).and_then(text).filter(|s| !s.is_empty()) {
+                if selection.is_some() {
+                    return Err(bad(
+                        "more than one selection option (encrypted_regex, unencrypted_suffix, ...)",
+                    ));
+                }
+                selection = Selection::from_key(key, s);
+            }
+        }
+        Ok(Metadata {
+            age,
+            other_key_types,
+            lastmodified: v
+                .get("lastmodified")
+                .and_then(text)
+                .ok_or_else(|| bad("no lastmodified"))?,
+            mac: v.get("mac").and_then(text).filter(|m| !m.is_empty()),
+            selection: selection.unwrap_or_default(),
+            mac_only_encrypted: matches!(v.get("mac_only_encrypted"), Some(Value::Bool(true))),
+            version: v.get("version").and_then(text).unwrap_or_default(),
+            raw: v.clone(),
+        })
+    }
+
+    /// A new block, in the order sops writes it.
+    pub(crate) fn new_block(
+        age: &[AgeStanza],
+        lastmodified: &str,
+        mac: &str,
+        selection: &Selection,
+        mac_only_encrypted: bool,
+    ) -> Value {
+        let entry = |k: &str, v: Value| MapItem::Entry(k.to_string(), v);
+        let stanzas = age
+            .iter()
+            .map(|s| {
+                SeqItem::Value(Value::Map(vec![
+                    entry("recipient", Value::str(&s.recipient)),
+                    entry("enc", Value::str(&s.enc)),
+                ]))
+            })
+            .collect();
+        let mut items = vec![
+            entry("age", Value::Seq(stanzas)),
+            entry("lastmodified", Value::str(lastmodified)),
+            entry("mac", Value::str(mac)),
+            entry(selection.key(), Value::str(selection.value())),
+        ];
+        if mac_only_encrypted {
+            items.push(entry("mac_only_encrypted", Value::Bool(true)));
+        }
+        items.push(entry("version", Value::str(SOPS_VERSION)));
+        Value::Map(items)
+    }
+
+    /// The block as read, with a new `lastmodified` and `mac`.
+    pub(crate) fn updated_block(&self, lastmodified: &str, mac: &str) -> Value {
+        let mut raw = self.raw.clone();
+        for (k, v) in [("lastmodified", lastmodified), ("mac", mac)] {
+            match raw.get_mut(k) {
+                Some(slot) => *slot = Value::str(v),
+                None => {
+                    if let Value::Map(items) = &mut raw {
+                        items.push(MapItem::Entry(k.into(), Value::Str(Text::new(v))));
+                    }
+                }
+            }
+        }
+        raw
+    }
+}
+
+/// The current time as sops writes `lastmodified`: RFC 3339, UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339_utc(secs)
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_754_506_505), "2025-08-06T18:55:05Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}
