@@ -44,6 +44,11 @@ fn main() -> ExitCode {
     if let Some(code) = cmd::krm::run_as_legacy_plugin() {
         return code;
     }
+    // Unwrapped lines: diagnostics end up in CI logs, hook output and the Argo CD UI, where
+    // wrapping at a guessed width breaks messages apart.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),

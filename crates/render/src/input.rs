@@ -83,7 +83,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Node>, InputError> {
             .map_err(|e| InputError::Io { path: f.display().to_string(), message: e.to_string() })?;
         let name = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
         for d in load_stream(&text, &name)? {
-            if d.get("sops").is_some_and(|s| s.get("mac").is_some()) || Object::new(&d).kind().is_none() {
+            if kustodian_sops::is_sops_document(&d) || Object::new(&d).kind().is_none() {
                 continue;
             }
             docs.push(d);

@@ -14,7 +14,7 @@ pub struct SopsFiles {
     root: PathBuf,
     base: PathBuf,
     config: Config,
-    identities: OnceLock<()>,
+    identities: OnceLock<kustodian_sops::Identities>,
 }
 
 impl SopsFiles {
@@ -81,18 +81,32 @@ impl Store for SopsFiles {
             path: req.path.clone(),
             reason: format!("cannot read the file: {}", e.kind()),
         })?;
-        let _ = (&bytes, &self.identities, self.config_vars());
-        let value: Result<serde_json::Value, _> = Err(StoreError::Config("the sops store is not wired yet".into()));
-        Ok(SecretValue::new(value?))
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::Invalid {
+            path: req.path.clone(),
+            reason: "not a text file; SOPS stores are YAML or JSON".into(),
+        })?;
+        let ids = self.identities.get_or_init(|| kustodian_sops::Identities::load(&self.key_sources()));
+        let format = kustodian_sops::Format::from_path(&file);
+        let plain = kustodian_sops::decrypt(&text, format, ids, &req.path).map_err(|e| StoreError::Backend {
+            store: "sops".into(),
+            path: req.path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(SecretValue::new(plain.root().to_json()))
     }
 }
 
 impl SopsFiles {
-    fn config_vars(&self) -> Vec<(String, String)> {
-        ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "XDG_CONFIG_HOME", "HOME"]
-            .iter()
-            .filter_map(|k| self.config.var(k).map(|v| (k.to_string(), v.to_string())))
-            .collect()
+    /// Identities are looked up the way sops does, from the render's variables (so the
+    /// `ARGOCD_ENV_` twins work too).
+    fn key_sources(&self) -> kustodian_sops::KeySources {
+        let var = |k: &str| self.config.var(k).map(str::to_string);
+        kustodian_sops::KeySources {
+            sops_age_key: var("SOPS_AGE_KEY").map(kustodian_sops::Zeroizing::new),
+            sops_age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
+            xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
+            home: var("HOME").map(PathBuf::from),
+        }
     }
 }
 
