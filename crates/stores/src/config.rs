@@ -75,6 +75,7 @@ impl Stores {
         s.register("sops", |c| Ok(Arc::new(sops_files::SopsFiles::new(c))));
         s.register("echo", |_| Ok(Arc::new(echo::Echo)));
         s.register("env", |c| Ok(Arc::new(env::Env::new(c))));
+        s.register("vault", crate::vault::Vault::factory);
         s
     }
 

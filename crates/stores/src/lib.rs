@@ -20,6 +20,7 @@ pub mod echo;
 pub mod env;
 mod secret;
 pub mod sops_files;
+pub mod vault;
 
 use std::fmt;
 

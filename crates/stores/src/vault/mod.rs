@@ -1,0 +1,576 @@
+//! HashiCorp Vault and OpenBao: KV v1 and v2 secrets, read with a token obtained by
+//! Kubernetes, AppRole or userpass login (or given directly).
+//!
+//! The flow is the one argocd-vault-plugin users know: in the Argo CD sidecar the pod's
+//! service-account JWT is posted to `auth/kubernetes/login`; Vault checks it with the
+//! Kubernetes TokenReview API against the role's bound service account and namespace and
+//! answers with a token; the store reads each distinct path once with that token.
+//!
+//! - Configuration: [`settings`] (kustodian's names, argocd-vault-plugin's `AVP_*`, the Vault
+//!   CLI's `VAULT_*`).
+//! - Login and renewal: [`auth`]; the token cache on disk: [`cache`].
+//! - Paths and KV versions: [`kv`]; HTTP, timeouts and retries: [`http`].
+//!
+//! One store logs in at most once per render, however many threads fetch at once; a token
+//! from the cache that Vault refuses (403) is replaced by a fresh login once. Messages name
+//! paths and statuses, never values, tokens or credentials.
+
+mod auth;
+mod cache;
+mod http;
+mod kv;
+mod settings;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use zeroize::Zeroizing;
+
+use self::auth::{Lease, Login};
+use self::cache::{now_ms, Entry, Slot};
+use self::http::{encode_path, Http, Method, Reply};
+use self::kv::{Engine, Mount, Syntax, Unwrap};
+use self::settings::{Auth, KvVersion, Secret, Settings};
+use crate::{Config, Request, SecretValue, Store, StoreError};
+
+const STORE: &str = "vault";
+
+/// The Vault/OpenBao store.
+pub struct Vault {
+    settings: Settings,
+    http: Http,
+    state: Mutex<State>,
+    mounts: Mutex<Mounts>,
+    /// Reads by API path, version and unwrapping: `<path:kv/data/app#k>` and
+    /// `ref+vault://kv/app#/k` are one read.
+    reads: Mutex<HashMap<ReadKey, ReadCell>>,
+    warned_cache: AtomicBool,
+}
+
+/// API path, version, and which part of the answer is the document.
+type ReadKey = (String, Option<String>, Unwrap);
+/// One read's outcome, filled by the first fetch that needs it.
+type ReadCell = Arc<OnceLock<Result<SecretValue, StoreError>>>;
+
+#[derive(Default)]
+struct State {
+    session: Option<Arc<Session>>,
+    /// Why the first login failed; later fetches fail the same way without retrying.
+    failed: Option<StoreError>,
+    /// Whether the one re-login after a 403 has happened.
+    relogged: bool,
+    login: Option<Arc<Login>>,
+}
+
+/// The token in use.
+struct Session {
+    token: Secret,
+    /// Whether it came from the disk cache (and so may have been revoked or had its
+    /// policies changed since).
+    from_cache: bool,
+}
+
+#[derive(Default)]
+struct Mounts {
+    known: Vec<Mount>,
+    /// First path segments whose mount could not be looked up.
+    unknown: Vec<String>,
+}
+
+impl Vault {
+    /// A store from the configuration. Does not touch the network; warns on stderr when
+    /// certificate checks are turned off.
+    pub fn new(config: &Config) -> Result<Self, StoreError> {
+        let settings = Settings::from_config(config)?;
+        let http = Http::new(&settings)?;
+        if settings.tls.skip_verify {
+            eprintln!(
+                "kustodian: warning: VAULT_SKIP_VERIFY is set: the TLS certificate of {} is not checked, so anyone on the \
+                 network path can pose as Vault and receive your token and secrets; set VAULT_CACERT instead",
+                settings.addr
+            );
+        }
+        Ok(Vault {
+            settings,
+            http,
+            state: Mutex::default(),
+            mounts: Mutex::default(),
+            reads: Mutex::default(),
+            warned_cache: AtomicBool::new(false),
+        })
+    }
+
+    /// The factory registered under the name `vault` (also `openbao`).
+    pub fn factory(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(Self::new(config)?))
+    }
+
+    /// The token for this render: logs in (or reads the cache) on first use only.
+    fn session(&self) -> Result<Arc<Session>, StoreError> {
+        let mut st = lock(&self.state);
+        if let Some(s) = &st.session {
+            return Ok(s.clone());
+        }
+        if let Some(e) = &st.failed {
+            return Err(copy(e));
+        }
+        match self.start(&mut st) {
+            Ok(s) => {
+                st.session = Some(s.clone());
+                Ok(s)
+            }
+            Err(e) => {
+                st.failed = Some(copy(&e));
+                Err(e)
+            }
+        }
+    }
+
+    fn start(&self, st: &mut State) -> Result<Arc<Session>, StoreError> {
+        if let Auth::Token { given, file } = &self.settings.auth {
+            let token = match (given, file) {
+                (Some(t), _) => t.clone(),
+                (None, Some(f)) => auth::read_secret_file(f, "the Vault token file")?,
+                (None, None) => {
+                    return Err(StoreError::Config("no Vault token: set VAULT_TOKEN".into()))
+                }
+            };
+            return Ok(Arc::new(Session {
+                token,
+                from_cache: false,
+            }));
+        }
+        let login = Arc::new(
+            Login::prepare(&self.settings.auth)?
+                .ok_or_else(|| StoreError::Config("no login method".into()))?,
+        );
+        st.login = Some(login.clone());
+        self.cached_or_login(&login, None)
+    }
+
+    /// After a 403 with `stale`: the token another thread already got, or (once per store,
+    /// only for a token that came from the cache) a fresh login.
+    fn relogin(&self, stale: &Arc<Session>) -> Result<Option<Arc<Session>>, StoreError> {
+        let mut st = lock(&self.state);
+        if let Some(cur) = &st.session {
+            if !Arc::ptr_eq(cur, stale) {
+                return Ok(Some(cur.clone()));
+            }
+        }
+        let Some(login) = st.login.clone() else {
+            return Ok(None);
+        };
+        if !stale.from_cache || st.relogged {
+            return Ok(None);
+        }
+        st.relogged = true;
+        let s = self.cached_or_login(&login, Some(&stale.token))?;
+        st.session = Some(s.clone());
+        Ok(Some(s))
+    }
+
+    fn slot(&self, login: &Login) -> Option<Slot> {
+        let dir = self.settings.cache_dir.as_ref()?;
+        let ns = self.settings.namespace.as_deref().unwrap_or("");
+        let [method, mount, identity, credential] = &login.key;
+        Some(Slot::new(
+            dir,
+            &[&self.settings.addr, ns, method, mount, identity, credential],
+        ))
+    }
+
+    /// A token from the cache (renewed when past half its lease), or a new login written to
+    /// the cache; all under the cache slot's lock so that parallel renders log in once.
+    /// `stale` is a token Vault just refused: it is never reused.
+    fn cached_or_login(
+        &self,
+        login: &Login,
+        stale: Option<&str>,
+    ) -> Result<Arc<Session>, StoreError> {
+        let Some(slot) = self.slot(login) else {
+            return Ok(Arc::new(Session {
+                token: login.login(&self.http)?.token,
+                from_cache: false,
+            }));
+        };
+        let outcome = slot.locked(|slot| -> Result<Arc<Session>, StoreError> {
+            let from_cache = stale.is_none();
+            if let Some(entry) = slot.read().filter(|e| stale != Some(e.token.as_str())) {
+                match judge(&entry, now_ms()) {
+                    Verdict::Use => {
+                        return Ok(Arc::new(Session {
+                            token: Zeroizing::new(entry.token.clone()),
+                            from_cache,
+                        }))
+                    }
+                    Verdict::Renew => {
+                        if let Some(lease) = auth::renew(&self.http, &entry.token) {
+                            let renewed = entry_for(&lease);
+                            if matches!(judge(&renewed, now_ms()), Verdict::Use)
+                                && lease.lease_ms.saturating_mul(4) >= entry.lease_ms
+                            {
+                                self.keep(slot, &renewed);
+                                return Ok(Arc::new(Session {
+                                    token: lease.token,
+                                    from_cache,
+                                }));
+                            }
+                        }
+                    }
+                    Verdict::Login => {}
+                }
+            }
+            let lease = login.login(&self.http)?;
+            self.keep(slot, &entry_for(&lease));
+            Ok(Arc::new(Session {
+                token: lease.token,
+                from_cache: false,
+            }))
+        });
+        match outcome {
+            Ok(result) => result,
+            Err(e) => {
+                self.warn_cache(&e);
+                Ok(Arc::new(Session {
+                    token: login.login(&self.http)?.token,
+                    from_cache: false,
+                }))
+            }
+        }
+    }
+
+    fn keep(&self, slot: &Slot, e: &Entry) {
+        if let Err(err) = slot.write(e) {
+            slot.remove();
+            self.warn_cache(&err);
+        }
+    }
+
+    fn warn_cache(&self, e: &std::io::Error) {
+        if !self.warned_cache.swap(true, Ordering::Relaxed) {
+            let dir = self
+                .settings
+                .cache_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            eprintln!("kustodian: warning: the Vault token cache {dir} cannot be used ({}); logging in without it", e.kind());
+        }
+    }
+
+    /// A GET with the session's token; a 403 with a cached token triggers one re-login.
+    fn get(
+        &self,
+        api_path: &str,
+        query: &[(&str, &str)],
+        shown: &str,
+    ) -> Result<Reply, StoreError> {
+        let unreachable = |e: http::Unreachable| StoreError::Backend {
+            store: STORE.into(),
+            path: shown.to_string(),
+            reason: e.0,
+        };
+        let s = self.session()?;
+        let reply = self
+            .http
+            .call(Method::Get, api_path, query, Some(&s.token), None)
+            .map_err(unreachable)?;
+        if reply.status == 403 {
+            if let Some(fresh) = self.relogin(&s)? {
+                return self
+                    .http
+                    .call(Method::Get, api_path, query, Some(&fresh.token), None)
+                    .map_err(unreachable);
+            }
+        }
+        Ok(reply)
+    }
+
+    /// One read and its answer turned into a document or an error naming `shown`.
+    fn read(&self, read: &kv::Read, shown: String) -> Result<SecretValue, StoreError> {
+        let query: Vec<(&str, &str)> = read
+            .version
+            .iter()
+            .map(|v| ("version", v.as_str()))
+            .collect();
+        let reply = self.get(&encode_path(&read.api_path), &query, &shown)?;
+        match reply.status {
+            200 => kv::document(reply.body.expose(), read.unwrap)
+                .map(SecretValue::new)
+                .ok_or(StoreError::NotFound {
+                    store: STORE.into(),
+                    path: shown,
+                }),
+            204 | 404 => Err(StoreError::NotFound {
+                store: STORE.into(),
+                path: shown,
+            }),
+            401 | 403 => Err(StoreError::Denied {
+                store: STORE.into(),
+                path: shown,
+                detail: Some(format!(
+                    "{}; the token's policies do not allow reading this path",
+                    reply.status_and_error()
+                )),
+            }),
+            400 => Err(StoreError::Invalid {
+                path: shown,
+                reason: format!(
+                    "the vault store refused the request ({})",
+                    reply.status_and_error()
+                ),
+            }),
+            _ => Err(StoreError::Backend {
+                store: STORE.into(),
+                path: shown,
+                reason: reply.status_and_error(),
+            }),
+        }
+    }
+
+    /// The mount holding `path`, asked of Vault once per mount and render.
+    fn mount_for(&self, path: &str, shown: &str) -> Result<Option<Mount>, StoreError> {
+        let mut mounts = lock(&self.mounts);
+        if let Some(m) = mounts.known.iter().find(|m| m.contains(path)) {
+            return Ok(Some(m.clone()));
+        }
+        let first = format!("{}/", path.split('/').next().unwrap_or(""));
+        if mounts.unknown.contains(&first) {
+            return Ok(None);
+        }
+        let reply = self.get(
+            &format!("sys/internal/ui/mounts/{}", encode_path(path)),
+            &[],
+            shown,
+        )?;
+        if reply.status == 200 {
+            if let Some(m) = reply
+                .body
+                .expose()
+                .get("data")
+                .and_then(Mount::from_preflight)
+            {
+                mounts.known.push(m.clone());
+                return Ok(Some(m));
+            }
+        }
+        mounts.unknown.push(first);
+        Ok(None)
+    }
+}
+
+impl Store for Vault {
+    fn name(&self) -> &str {
+        STORE
+    }
+
+    fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {
+        let path = req.path.trim().trim_matches('/');
+        let invalid = |reason: String| StoreError::Invalid {
+            path: req.path.clone(),
+            reason,
+        };
+        let syntax = if req.param("syntax") == Some("vals") {
+            Syntax::Vals
+        } else {
+            Syntax::Avp
+        };
+        let forced = match req.param("kv-version") {
+            Some(v) => Some(KvVersion::parse(v, "the kv-version annotation").map_err(invalid)?),
+            None => self.settings.kv_version,
+        };
+        let need_mount = match forced {
+            None => true,
+            Some(KvVersion::V2) => syntax == Syntax::Vals,
+            Some(KvVersion::V1) => false,
+        };
+        let mount = if need_mount && !path.is_empty() {
+            self.mount_for(path, &req.path)?
+        } else {
+            None
+        };
+        let engine = forced
+            .map(Engine::Kv)
+            .or_else(|| mount.as_ref().map(|m| m.engine.clone()));
+        let mount_path = mount
+            .as_ref()
+            .filter(|m| m.contains(path))
+            .map(|m| m.path.as_str());
+        let read = kv::plan(
+            path,
+            req.version.as_deref(),
+            syntax,
+            engine.as_ref(),
+            mount_path,
+        )
+        .map_err(invalid)?;
+
+        let mut shown = read.api_path.clone();
+        if let Some(v) = &read.version {
+            shown.push_str(&format!(" (version {v})"));
+        }
+        if read.api_path != path {
+            shown = format!("{} (read as {shown})", req.path);
+        }
+        let key = (read.api_path.clone(), read.version.clone(), read.unwrap);
+        let cell = lock(&self.reads).entry(key).or_default().clone();
+        match cell.get_or_init(|| self.read(&read, shown)) {
+            Ok(doc) => Ok(doc.clone()),
+            Err(e) => Err(copy(e)),
+        }
+    }
+}
+
+/// What to do with a cached token.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Use,
+    Renew,
+    Login,
+}
+
+/// Use a token with comfortable time left; renew a renewable one past half its lease; log in
+/// again when it is (nearly) expired.
+fn judge(e: &Entry, now: u64) -> Verdict {
+    let Some(at) = e.expires_at_ms else {
+        return Verdict::Use;
+    };
+    let remaining = at.saturating_sub(now);
+    let safety = (e.lease_ms / 5).min(10_000);
+    if remaining <= 500 {
+        Verdict::Login
+    } else if e.renewable && remaining <= e.lease_ms / 2 {
+        Verdict::Renew
+    } else if remaining > safety {
+        Verdict::Use
+    } else {
+        Verdict::Login
+    }
+}
+
+fn entry_for(l: &Lease) -> Entry {
+    Entry {
+        token: l.token.to_string(),
+        expires_at_ms: (l.lease_ms > 0).then(|| now_ms() + l.lease_ms),
+        lease_ms: l.lease_ms,
+        renewable: l.renewable,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A copy of an error (they hold only strings).
+fn copy(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound { store, path } => StoreError::NotFound {
+            store: store.clone(),
+            path: path.clone(),
+        },
+        StoreError::Denied {
+            store,
+            path,
+            detail,
+        } => StoreError::Denied {
+            store: store.clone(),
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        StoreError::Auth { store, reason } => StoreError::Auth {
+            store: store.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::Invalid { path, reason } => StoreError::Invalid {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::Backend {
+            store,
+            path,
+            reason,
+        } => StoreError::Backend {
+            store: store.clone(),
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::Config(m) => StoreError::Config(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_000_000;
+
+    fn entry(expires_in: Option<u64>, lease_ms: u64, renewable: bool) -> Entry {
+        Entry {
+            token: "t".into(),
+            expires_at_ms: expires_in.map(|d| NOW + d),
+            lease_ms,
+            renewable,
+        }
+    }
+
+    #[test]
+    fn cached_tokens_are_judged_by_time_left() {
+        let now = NOW;
+        assert_eq!(judge(&entry(None, 0, false), now), Verdict::Use);
+        assert_eq!(
+            judge(&entry(Some(3_000_000), 3_600_000, true), now),
+            Verdict::Use
+        );
+        assert_eq!(
+            judge(&entry(Some(1_000_000), 3_600_000, true), now),
+            Verdict::Renew
+        );
+        assert_eq!(
+            judge(&entry(Some(1_000_000), 3_600_000, false), now),
+            Verdict::Use
+        );
+        assert_eq!(
+            judge(&entry(Some(5_000), 3_600_000, false), now),
+            Verdict::Login
+        );
+        assert_eq!(
+            judge(&entry(Some(100), 3_600_000, true), now),
+            Verdict::Login
+        );
+        assert_eq!(
+            judge(&entry(Some(0), 6_000, true), now + 10),
+            Verdict::Login
+        );
+    }
+
+    #[test]
+    fn no_network_until_first_fetch() {
+        let c = Config::from_vars(
+            std::path::Path::new("/"),
+            std::path::Path::new("/"),
+            [
+                ("VAULT_ADDR", "http://127.0.0.1:9"),
+                ("AVP_AUTH_TYPE", "k8s"),
+                ("AVP_K8S_ROLE", "r"),
+                ("AVP_K8S_TOKEN_PATH", "/nonexistent"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let v = Vault::new(&c).unwrap();
+        let e = v
+            .fetch(&Request::new("secret/data/app"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent"), "{e}");
+        // The failure is remembered: the second fetch does not try again.
+        assert_eq!(
+            v.fetch(&Request::new("secret/data/other"))
+                .err()
+                .unwrap()
+                .to_string(),
+            e
+        );
+    }
+}
