@@ -1,0 +1,161 @@
+//! Where a plugin run resolves against: the working directory kustomize or kpt gave it, the
+//! folder relative store paths start from, and the configuration variables (the process
+//! environment with the `ARGOCD_ENV_` twins, plus a plugin config's `env`).
+
+use std::path::{Path, PathBuf};
+
+use kustodian_manifest::Node;
+use kustodian_stores::Config;
+
+use super::config::Settings;
+
+/// Something that kept a plugin run from finishing: which document, and why. Never holds a
+/// secret value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The document (`Kind/name`, with the namespace when it has one), if the problem is about one.
+    pub document: Option<String>,
+    /// What went wrong and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem that is not about one document.
+    pub fn general(message: impl Into<String>) -> Self {
+        Problem {
+            document: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The place and configuration of one run.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The folder relative store paths and files start from.
+    pub base: PathBuf,
+    vars: Vec<(String, String)>,
+    /// Most store requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Context {
+    /// A context for a run in `cwd` with a configuration's settings.
+    pub fn new(cwd: &Path, s: &Settings) -> Context {
+        let base = match &s.dir {
+            Some(d) if !d.is_empty() => cwd.join(d),
+            _ => cwd.to_path_buf(),
+        };
+        Context::at(base, s)
+    }
+
+    /// A context for a run against `base` itself (`dir` already applied).
+    pub fn at(base: PathBuf, s: &Settings) -> Context {
+        let mut vars: Vec<(String, String)> = std::env::vars().collect();
+        vars.extend(s.env.iter().cloned());
+        let concurrency = s
+            .concurrency
+            .or_else(|| {
+                std::env::var("KUSTODIAN_CONCURRENCY")
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .filter(|n| *n > 0)
+            .unwrap_or(8);
+        Context {
+            base,
+            vars,
+            concurrency,
+        }
+    }
+
+    /// The same configuration against another folder.
+    pub fn with_base(&self, base: &Path) -> Context {
+        Context {
+            base: base.to_path_buf(),
+            ..self.clone()
+        }
+    }
+
+    /// The repository root the stores confine file paths to.
+    pub fn root(&self) -> PathBuf {
+        crate::cmd::render::repo_root(&self.base)
+    }
+
+    /// The store configuration for this run.
+    pub fn config(&self) -> Config {
+        Config::from_vars(&self.root(), &self.base, self.vars.iter().cloned())
+    }
+
+    /// Resolves every reference in `docs`; all or nothing.
+    pub fn resolve(&self, docs: Vec<Node>) -> Result<Vec<Node>, Vec<Problem>> {
+        if !self.base.is_dir() {
+            return Err(vec![Problem::general(format!(
+                "{}: not a folder; set `dir` in the plugin configuration to the folder your references are relative to",
+                self.base.display()
+            ))]);
+        }
+        let stores = crate::cmd::stores_for(self.config());
+        match kustodian_render::render(
+            docs,
+            &stores,
+            &kustodian_render::Options {
+                concurrency: self.concurrency,
+            },
+        ) {
+            Ok(r) => Ok(r.docs),
+            Err(errs) => Err(errs
+                .into_iter()
+                .map(|e| Problem {
+                    document: Some(e.document.clone()),
+                    message: e.to_string(),
+                })
+                .collect()),
+        }
+    }
+
+    /// Resolves the documents for which `skip` is false, leaving the others as they are.
+    pub fn resolve_except(
+        &self,
+        docs: &mut [Node],
+        skip: impl Fn(&Node) -> bool,
+    ) -> Result<(), Vec<Problem>> {
+        let picked: Vec<usize> = (0..docs.len()).filter(|&i| !skip(&docs[i])).collect();
+        let taken: Vec<Node> = picked
+            .iter()
+            .map(|&i| std::mem::replace(&mut docs[i], Node::map()))
+            .collect();
+        let originals = taken.clone();
+        match self.resolve(taken) {
+            Ok(done) => {
+                for (i, d) in picked.into_iter().zip(done) {
+                    docs[i] = d;
+                }
+                Ok(())
+            }
+            Err(p) => {
+                for (i, d) in picked.into_iter().zip(originals) {
+                    docs[i] = d;
+                }
+                Err(p)
+            }
+        }
+    }
+}
+
+/// Documents a resolve must leave alone: plugin configurations (resolving their references
+/// would write secrets into a config file that `kpt fn render` writes back), Kptfiles, and
+/// objects marked `config.kubernetes.io/local-config`.
+pub fn is_tool_document(d: &Node) -> bool {
+    let o = kustodian_manifest::Object::new(d);
+    super::config::is_plugin_config(d)
+        || (o.kind() == Some("Kptfile") && o.group() == "kpt.dev")
+        || o.annotation("config.kubernetes.io/local-config")
+            .is_some_and(|v| v.trim() == "true")
+}
