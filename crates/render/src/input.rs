@@ -120,8 +120,9 @@ fn on_path(tool: &str) -> bool {
 }
 
 fn kustomize(dir: &Path) -> Result<String, InputError> {
+    // Deliberately no ARGOCD_ENV_ twin: an Application must not be able to turn on kustomize
+    // plugins or exec functions in the sidecar that holds the keys.
     let extra: Vec<String> = std::env::var("KUSTODIAN_KUSTOMIZE_ARGS")
-        .or_else(|_| std::env::var("ARGOCD_ENV_KUSTODIAN_KUSTOMIZE_ARGS"))
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
     let (tool, mut cmd) = if on_path("kustomize") {
@@ -155,7 +156,7 @@ fn helm(dir: &Path) -> Result<String, InputError> {
     if let Ok(ns) = std::env::var("ARGOCD_APP_NAMESPACE") {
         cmd.arg("--namespace").arg(ns);
     }
-    if let Ok(extra) = std::env::var("KUSTODIAN_HELM_ARGS").or_else(|_| std::env::var("ARGOCD_ENV_KUSTODIAN_HELM_ARGS")) {
+    if let Ok(extra) = std::env::var("KUSTODIAN_HELM_ARGS") {
         cmd.args(extra.split_whitespace());
     }
     run("helm template", cmd)

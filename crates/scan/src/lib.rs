@@ -1,1 +1,54 @@
-//! kustodian-scan
+//! The commit-time scanner of kustodian: finds Kubernetes Secret data that would reach Git in
+//! plain text (or only base64-encoded).
+//!
+//! What it judges, per value, at the key's line and column:
+//! - `data`/`stringData` of `kind: Secret` (YAML, JSON, multi-document files, `List` items,
+//!   whole Secret objects nested anywhere), read as YAML or, for Helm templates and broken
+//!   YAML, line by line;
+//! - every value of a SOPS-encrypted document (a value its rules encrypt must be `ENC[...]`;
+//!   Secret data must be encrypted whatever the rules say);
+//! - kustomize `secretGenerator` `literals`, and the `envs`/`files` they read from the
+//!   repository.
+//!
+//! References (`<path:...#key>`, `ref+...`, also inside base64), SOPS values, template
+//! expressions, empty values, lines marked `# kustodian:allow` and objects annotated
+//! `kustodian.io/allow` are let through. Severity comes from what the (decoded) value looks
+//! like ([`Severity`]); every rule is in one table ([`RULES`]).
+//!
+//! Layout: [`Scanner`] is the pure core (bytes and a path in, findings out, no I/O); [`source`]
+//! reads the working tree or the git index; [`report`] prints. [`Finding`]s never hold value
+//! text, and nothing this crate prints does either.
+//!
+//! It does not decrypt SOPS files, resolve references, or know about policies beyond the
+//! blocking severity ([`Policy`]).
+//!
+//! ```
+//! use kustodian_scan::{Rule, Scanner, Severity};
+//!
+//! let src = b"apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData:\n  url: <path:kv/data/db#url>\n  token: ghp_0123456789abcdefghijklmnopqrstuvwxyz\n";
+//! let found = Scanner::new().scan_file("db.yaml", src).findings;
+//! assert_eq!(found.len(), 1);
+//! assert_eq!((found[0].location.line, found[0].rule, found[0].severity), (6, Rule::PlaintextSecretData, Severity::Critical));
+//! assert!(!found[0].message.contains("ghp_"));
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod engine;
+mod finding;
+mod generator;
+mod manifest;
+mod policy;
+pub mod report;
+mod rules;
+mod sops;
+pub mod source;
+mod template;
+mod value;
+
+pub use engine::{FileScan, FollowKind, FollowRequest, Scanner, ALLOW_ANNOTATION, ALLOW_MARKER, MAX_FILE_SIZE};
+pub use finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
+pub use policy::Policy;
+pub use rules::{Rule, RuleInfo, UnknownRule, RULES};
+pub use source::{scan, ScanResult, Source, SourceError};
