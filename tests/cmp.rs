@@ -237,7 +237,8 @@ fn application_cannot_enable_kustomize_plugins() {
     let xdg_s = xdg.path().display().to_string();
     let p = plugin("kustodian-kustomize");
 
-    // Control: kustodian itself honours the ARGOCD_ENV_ twin, so the plugin must drop it.
+    // kustodian itself ignores the ARGOCD_ENV_ twin of KUSTODIAN_KUSTOMIZE_ARGS: an
+    // Application cannot switch plugins on even without the plugin config's guard.
     let mut direct = Command::new(bin());
     clean_env(&mut direct)
         .current_dir(repo.path().join(&app.source_path))
@@ -248,10 +249,10 @@ fn application_cannot_enable_kustomize_plugins() {
         )
         .args(["render", "."]);
     assert!(
-        run_with_deadline(&mut direct, None, Duration::from_secs(60))
+        !run_with_deadline(&mut direct, None, Duration::from_secs(60))
             .status
             .success(),
-        "the control build should succeed"
+        "ARGOCD_ENV_KUSTODIAN_KUSTOMIZE_ARGS must not enable kustomize plugins"
     );
 
     let mut via_env = app.clone();
