@@ -57,12 +57,7 @@ pub fn repo_root(dir: &Path) -> PathBuf {
     dir.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(dir)
 }
 
-/// Renders documents against the stores for `base`, writing the stream or the errors.
-pub fn render_docs(docs: Vec<kustodian_manifest::Node>, base: &Path, concurrency: usize) -> Result<String, Vec<String>> {
-    render_with_stats(docs, base, concurrency).map(|(out, _)| out)
-}
-
-/// [`render_docs`], also returning the counts.
+/// Renders documents against the stores for `base`: the YAML stream and the counts, or the errors.
 pub fn render_with_stats(
     docs: Vec<kustodian_manifest::Node>,
     base: &Path,

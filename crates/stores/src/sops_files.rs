@@ -85,7 +85,7 @@ impl Store for SopsFiles {
             path: req.path.clone(),
             reason: "not a text file; SOPS stores are YAML or JSON".into(),
         })?;
-        let ids = self.identities.get_or_init(|| kustodian_sops::Identities::load(&self.key_sources()));
+        let ids = self.identities.get_or_init(|| kustodian_sops::Identities::load(&key_sources(&self.config)));
         let format = kustodian_sops::Format::from_path(&file);
         let plain = kustodian_sops::decrypt(&text, format, ids, &req.path).map_err(|e| StoreError::Backend {
             store: "sops".into(),
@@ -96,17 +96,15 @@ impl Store for SopsFiles {
     }
 }
 
-impl SopsFiles {
-    /// Identities are looked up the way sops does, from the render's variables (so the
-    /// `ARGOCD_ENV_` twins work too).
-    fn key_sources(&self) -> kustodian_sops::KeySources {
-        let var = |k: &str| self.config.var(k).map(str::to_string);
-        kustodian_sops::KeySources {
-            sops_age_key: var("SOPS_AGE_KEY").map(kustodian_sops::Zeroizing::new),
-            sops_age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
-            xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
-            home: var("HOME").map(PathBuf::from),
-        }
+/// Where to look for age identities, the way sops does, from the render's variables (so the
+/// `ARGOCD_ENV_` twins work too).
+pub fn key_sources(config: &Config) -> kustodian_sops::KeySources {
+    let var = |k: &str| config.var(k).map(str::to_string);
+    kustodian_sops::KeySources {
+        sops_age_key: var("SOPS_AGE_KEY").map(kustodian_sops::Zeroizing::new),
+        sops_age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
+        xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
+        home: var("HOME").map(PathBuf::from),
     }
 }
 

@@ -4,9 +4,8 @@
 //! never values.
 
 use std::cell::OnceCell;
-use std::path::PathBuf;
 
-use kustodian_sops::{Format, Identities, KeySources, Plaintext, Value, Zeroizing};
+use kustodian_sops::{Format, Identities, Plaintext, Value, Zeroizing};
 use kustodian_stores::Config;
 
 use super::context::Context;
@@ -35,15 +34,8 @@ impl SopsFiles {
     }
 
     fn identities(&self) -> &Identities {
-        self.ids.get_or_init(|| {
-            let var = |k: &str| self.config.var(k).map(str::to_string);
-            Identities::load(&KeySources {
-                sops_age_key: var("SOPS_AGE_KEY").map(Zeroizing::new),
-                sops_age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
-                xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
-                home: var("HOME").map(PathBuf::from),
-            })
-        })
+        self.ids
+            .get_or_init(|| Identities::load(&kustodian_stores::sops_files::key_sources(&self.config)))
     }
 
     /// Decrypts the SOPS file at `rel` (relative to the run's folder, inside the repository).
