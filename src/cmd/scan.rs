@@ -38,7 +38,8 @@ impl Format {
     fn reporter(self) -> Box<dyn Report> {
         match self {
             Format::Human => {
-                let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                let color =
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
                 let theme = if color {
                     miette::GraphicalTheme::unicode()
                 } else {
@@ -48,6 +49,7 @@ impl Format {
                     .with_links(false)
                     .with_urls(false)
                     .with_context_lines(0)
+                    .with_show_related_as_nested(true)
                     .with_wrap_lines(false);
                 Box::new(Human::new(Box::new(handler)))
             }
@@ -58,8 +60,13 @@ impl Format {
 
 /// Runs `scan`.
 pub fn run(args: Args) -> miette::Result<ExitCode> {
-    let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the current folder: {e}"))?;
-    let source = if args.staged { Source::Staged(args.paths) } else { Source::Paths(args.paths) };
+    let cwd = std::env::current_dir()
+        .map_err(|e| miette::miette!("cannot read the current folder: {e}"))?;
+    let source = if args.staged {
+        Source::Staged(args.paths)
+    } else {
+        Source::Paths(args.paths)
+    };
     let scanner = Scanner::new();
     let policy = Policy::default();
     let result = kustodian_scan::scan(&scanner, &source, &cwd)?;
@@ -69,7 +76,12 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         let _ = writeln!(stderr, "{note}");
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = args.format.reporter().report(&result, &policy, &mut stdout).and_then(|()| stdout.flush()) {
+    if let Err(e) = args
+        .format
+        .reporter()
+        .report(&result, &policy, &mut stdout)
+        .and_then(|()| stdout.flush())
+    {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(miette::miette!("could not write the report: {e}"));
         }

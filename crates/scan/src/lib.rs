@@ -47,7 +47,9 @@ pub mod source;
 mod template;
 mod value;
 
-pub use engine::{FileScan, FollowKind, FollowRequest, Scanner, ALLOW_ANNOTATION, ALLOW_MARKER, MAX_FILE_SIZE};
+pub use engine::{
+    FileScan, FollowKind, FollowRequest, Scanner, ALLOW_ANNOTATION, ALLOW_MARKER, MAX_FILE_SIZE,
+};
 pub use finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
 pub use policy::Policy;
 pub use rules::{Rule, RuleInfo, UnknownRule, RULES};

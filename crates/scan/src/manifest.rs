@@ -1,0 +1,430 @@
+//! Judging a parsed document: its Secrets (at the top, in `List` items, or nested as whole
+//! objects anywhere), its values if it is SOPS-encrypted, and its `secretGenerator` if it is a
+//! kustomization.
+
+use kustodian_manifest::{Node, NodeKind, Object};
+
+use crate::engine::{FileCx, Hit, KeyAt, Owner, SopsState, ALLOW_ANNOTATION};
+use crate::rules::Rule;
+use crate::sops::{self, Selection};
+use crate::value::{self, Verdict};
+
+/// Annotations that make generic `<KEY>` placeholders count (argocd-vault-plugin and kustodian).
+const PATH_ANNOTATIONS: [&str; 2] = ["avp.kubernetes.io/path", "kustodian.io/path"];
+
+/// Deepest nesting searched for Secrets.
+const MAX_DEPTH: usize = 64;
+
+/// Judges one document of a file.
+pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
+    let selection = sops::is_sops_document(root).then(|| Selection::of(root));
+    let root_allowed = Object::new(root).annotation(ALLOW_ANNOTATION).is_some();
+
+    let mut secrets = Vec::new();
+    let mut path = Vec::new();
+    find_secrets(root, &mut path, true, 0, &mut secrets);
+    // A SOPS file encrypted with the default rules hides its kind; its `data`/`stringData` are
+    // still judged as Secret data.
+    if selection.is_some()
+        && secrets.is_empty()
+        && root
+            .get("kind")
+            .and_then(Node::as_scalar)
+            .is_some_and(sops::is_encrypted_value)
+        && (root.get("data").is_some() || root.get("stringData").is_some())
+    {
+        secrets.push((Vec::new(), root));
+    }
+    for (path, node) in &secrets {
+        scan_secret(cx, node, path, selection.as_ref(), root_allowed);
+    }
+    if let Some(sel) = &selection {
+        scan_sops_leaves(cx, root, sel, &secrets, root_allowed);
+    }
+    if crate::generator::is_kustomization(root) {
+        crate::generator::scan_kustomization(cx, root);
+    }
+}
+
+/// Every Secret in the document with the mapping keys leading to it (what sops's rules see).
+/// In object position (the root, `List` items) a Secret is `kind: Secret` of the core group;
+/// nested anywhere else it must look like a whole object (`apiVersion: v1`, `kind: Secret` and
+/// `metadata`), so that policies and CRDs that merely mention Secrets do not count.
+fn find_secrets<'a>(
+    n: &'a Node,
+    path: &mut Vec<&'a str>,
+    object_position: bool,
+    depth: usize,
+    out: &mut Vec<(Vec<&'a str>, &'a Node)>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match &n.kind {
+        NodeKind::Map(entries) => {
+            let o = Object::new(n);
+            let is_secret = if object_position {
+                o.is_secret()
+            } else {
+                o.kind() == Some("Secret")
+                    && o.api_version() == Some("v1")
+                    && n.get("metadata").is_some_and(|m| m.as_map().is_some())
+            };
+            if is_secret {
+                out.push((path.clone(), n));
+                return;
+            }
+            let is_list = o.kind().is_some_and(|k| k.ends_with("List"));
+            for e in entries {
+                let Some(k) = e.key.as_scalar() else { continue };
+                if depth == 0 && k == "sops" {
+                    continue;
+                }
+                path.push(k);
+                find_secrets(&e.value, path, is_list && k == "items", depth + 1, out);
+                path.pop();
+            }
+        }
+        NodeKind::Seq(items) => {
+            for it in items {
+                find_secrets(it, path, object_position, depth + 1, out);
+            }
+        }
+        NodeKind::Scalar { .. } => {}
+    }
+}
+
+fn owner_of<'a>(node: &'a Node, allowed: bool) -> Owner<'a> {
+    let o = Object::new(node);
+    let clear = |v: Option<&'a str>| v.filter(|s| !sops::is_encrypted_value(s));
+    Owner {
+        kind: clear(o.kind()),
+        name: clear(o.name()),
+        namespace: clear(o.namespace()),
+        allowed: allowed || o.annotation(ALLOW_ANNOTATION).is_some(),
+        generic: PATH_ANNOTATIONS.iter().any(|a| o.annotation(a).is_some()),
+    }
+}
+
+/// Where a key node is, as a [`KeyAt`].
+pub(crate) fn key_at<'t>(cx: &FileCx<'t>, key: &Node, sep: &'t str) -> KeyAt<'t> {
+    let shown = cx
+        .text
+        .get(key.span.range())
+        .filter(|s| !s.is_empty() && !s.contains('\n'))
+        .unwrap_or("");
+    KeyAt {
+        line: key.span.start.line,
+        column: key.span.start.column,
+        offset: key.span.start.offset,
+        shown,
+        sep,
+    }
+}
+
+fn scan_secret(
+    cx: &mut FileCx<'_>,
+    node: &Node,
+    path: &[&str],
+    selection: Option<&Selection>,
+    root_allowed: bool,
+) {
+    let owner = owner_of(node, root_allowed);
+    for section in ["data", "stringData"] {
+        let Some(entries) = node.get(section).and_then(Node::as_map) else {
+            continue;
+        };
+        for e in entries {
+            let Some(key) = e.key.as_scalar() else {
+                continue;
+            };
+            let NodeKind::Scalar { value, .. } = &e.value.kind else {
+                continue;
+            };
+            if e.value.is_null() {
+                continue;
+            }
+            let state = match selection {
+                None => SopsState::None,
+                Some(sel) => {
+                    let mut p = path.to_vec();
+                    p.extend([section, key]);
+                    match sel.encrypts(&p) {
+                        Some(false) => SopsState::LeavesClear(sel.clear_rule()),
+                        _ => SopsState::Encrypts,
+                    }
+                }
+            };
+            let at = key_at(cx, &e.key, ": ");
+            let at = if at.shown.is_empty() {
+                KeyAt { shown: key, ..at }
+            } else {
+                at
+            };
+            cx.judge_secret_value(&owner, section, key, value, at, state);
+        }
+    }
+}
+
+/// Every value of a SOPS document that its rules say is encrypted must be `ENC[...]`.
+fn scan_sops_leaves(
+    cx: &mut FileCx<'_>,
+    root: &Node,
+    sel: &Selection,
+    secrets: &[(Vec<&str>, &Node)],
+    root_allowed: bool,
+) {
+    if matches!(sel, Selection::Unknown) {
+        return;
+    }
+    let owner = owner_of(root, root_allowed);
+    let mut path = Vec::new();
+    walk_leaves(cx, root, sel, secrets, &owner, &mut path, 0);
+}
+
+fn walk_leaves<'a>(
+    cx: &mut FileCx<'_>,
+    n: &'a Node,
+    sel: &Selection,
+    secrets: &[(Vec<&str>, &Node)],
+    owner: &Owner<'_>,
+    path: &mut Vec<&'a str>,
+    depth: usize,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match &n.kind {
+        NodeKind::Map(entries) => {
+            let is_secret = secrets.iter().any(|(_, s)| std::ptr::eq(*s, n));
+            for e in entries {
+                let Some(k) = e.key.as_scalar() else { continue };
+                if (depth == 0 && k == "sops") || (is_secret && (k == "data" || k == "stringData"))
+                {
+                    continue;
+                }
+                path.push(k);
+                if let NodeKind::Scalar { value, .. } = &e.value.kind {
+                    judge_leaf(cx, Some(&e.key), &e.value, value, sel, owner, path);
+                } else {
+                    walk_leaves(cx, &e.value, sel, secrets, owner, path, depth + 1);
+                }
+                path.pop();
+            }
+        }
+        NodeKind::Seq(items) => {
+            for it in items {
+                match &it.kind {
+                    NodeKind::Scalar { value, .. } => {
+                        judge_leaf(cx, None, it, value, sel, owner, path)
+                    }
+                    _ => walk_leaves(cx, it, sel, secrets, owner, path, depth + 1),
+                }
+            }
+        }
+        NodeKind::Scalar { .. } => {}
+    }
+}
+
+fn judge_leaf(
+    cx: &mut FileCx<'_>,
+    key_node: Option<&Node>,
+    node: &Node,
+    value: &str,
+    sel: &Selection,
+    owner: &Owner<'_>,
+    path: &[&str],
+) {
+    if node.is_null() || sel.encrypts(path) != Some(true) {
+        return;
+    }
+    let key = path.join(".");
+    let vcx = value::Context {
+        sops_document: true,
+        generic_placeholders: owner.generic,
+        key: path.last().copied().unwrap_or(""),
+    };
+    let Verdict::Plaintext {
+        class, hash_input, ..
+    } = value::judge_text(value, vcx)
+    else {
+        return;
+    };
+    let shown_key = format!("{key}:");
+    let at = match key_node {
+        Some(k) => {
+            let at = key_at(cx, k, ": ");
+            if at.shown.is_empty() {
+                KeyAt {
+                    shown: &shown_key,
+                    sep: " ",
+                    ..at
+                }
+            } else {
+                at
+            }
+        }
+        None => KeyAt {
+            line: node.span.start.line,
+            column: node.span.start.column,
+            offset: node.span.start.offset,
+            shown: "",
+            sep: "",
+        },
+    };
+    let message = format!(
+        "{}: {key} holds {} left plaintext in a SOPS-encrypted document whose rules encrypt it; it was probably added after the file was encrypted",
+        owner.display(),
+        class.what
+    );
+    cx.push(Hit {
+        rule: Rule::SopsPlaintextValue,
+        owner,
+        fp_key: key.clone(),
+        key,
+        at,
+        severity: class.severity,
+        message,
+        hash_input: &hash_input,
+        related: None,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::Scanner;
+    use crate::finding::{Finding, Severity};
+    use crate::rules::Rule;
+
+    fn scan(src: &str) -> Vec<Finding> {
+        Scanner::new().scan_file("f.yaml", src.as_bytes()).findings
+    }
+
+    fn brief(f: &[Finding]) -> Vec<(usize, usize, Rule, String, Severity)> {
+        f.iter()
+            .map(|f| {
+                (
+                    f.location.line,
+                    f.location.column,
+                    f.rule,
+                    f.key.clone(),
+                    f.severity,
+                )
+            })
+            .collect()
+    }
+
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\ndata:\n  password: Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5\nstringData:\n  token: ghp_0123456789abcdefghijklmnopqrstuvwxyz\n  empty: \"\"\n  nothing:\n";
+
+    #[test]
+    fn one_finding_per_key_at_the_key() {
+        let f = scan(SECRET);
+        assert_eq!(
+            brief(&f),
+            vec![
+                (
+                    7,
+                    3,
+                    Rule::PlaintextSecretData,
+                    "password".into(),
+                    Severity::Medium
+                ),
+                (
+                    9,
+                    3,
+                    Rule::PlaintextSecretData,
+                    "token".into(),
+                    Severity::Critical
+                ),
+            ]
+        );
+        assert_eq!(f[0].kind.as_deref(), Some("Secret"));
+        assert_eq!(f[0].name.as_deref(), Some("db"));
+        assert_eq!(f[0].namespace.as_deref(), Some("prod"));
+        assert_eq!(f[0].excerpt.text, "  password: [REDACTED]");
+        assert!(!f[0].message.contains("Y29y"));
+    }
+
+    #[test]
+    fn nested_lists_and_whole_objects_nested_anywhere() {
+        let src = "kind: List\nitems:\n- kind: List\n  items:\n  - kind: Secret\n    metadata: {name: a}\n    stringData: {k: plaintext-value}\n";
+        assert_eq!(brief(&scan(src)).len(), 1);
+        let tmpl = "apiVersion: template.openshift.io/v1\nkind: Template\nobjects:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: t}\n  stringData:\n    k: plaintext-value\n";
+        assert_eq!(brief(&scan(tmpl))[0].0, 8);
+        // A policy that mentions a Secret without being one is not judged.
+        let policy = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nspec:\n  rules:\n  - generate:\n      apiVersion: v1\n      kind: Secret\n      name: regcred\n      data:\n        type: kubernetes.io/dockerconfigjson\n        data:\n          .dockerconfigjson: '{{ request.object.data }}'\n";
+        assert!(scan(policy).is_empty());
+    }
+
+    #[test]
+    fn lets_through_what_is_not_plaintext() {
+        for src in [
+            "kind: Secret\ntype: kubernetes.io/service-account-token\nmetadata:\n  annotations:\n    kubernetes.io/service-account.name: app\n",
+            "kind: Secret\ndata: {}\nstringData: {}\n",
+            "kind: Secret\nstringData:\n  password: <path:kv/data/app#password>\n  url: ref+vault://kv/app#/url\n",
+            "kind: Secret\nmetadata:\n  annotations:\n    avp.kubernetes.io/path: kv/data/app\nstringData:\n  password: <password>\n",
+            "kind: Secret\nmetadata:\n  annotations:\n    kustodian.io/allow: test fixture, not a real password\nstringData:\n  password: plaintext-value\n",
+            "kind: Secret\nstringData:\n  password: plaintext-value # kustodian:allow\n",
+            "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n  encryptedData:\n    password: AgBy3i4OJSWK+PiTySYZZA==\n",
+            "apiVersion: external-secrets.io/v1beta1\nkind: ExternalSecret\nspec:\n  data:\n  - secretKey: password\n",
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  note: every Secret is mounted\n",
+            "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - env:\n        - name: P\n          valueFrom:\n            secretKeyRef: {name: db, key: password}\n      volumes:\n      - secret:\n          secretName: Secret\n",
+        ] {
+            assert!(scan(src).is_empty(), "{src}");
+        }
+    }
+
+    #[test]
+    fn sops_values_are_judged_one_by_one() {
+        let enc = "ENC[AES256_GCM,data:q1w2,iv:MTIz,tag:NDU2,type:str]";
+        let src = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: {enc}\nstringData:\n  added_later: plaintext-value\n  note_unencrypted: also-plaintext\nsops:\n  mac: {enc}\n  lastmodified: '2024-01-01T00:00:00Z'\n  encrypted_regex: ^(data|stringData)$\n"
+        );
+        let f = scan(&src);
+        assert_eq!(
+            brief(&f),
+            vec![
+                (
+                    8,
+                    3,
+                    Rule::SopsPlaintextValue,
+                    "added_later".into(),
+                    Severity::Medium
+                ),
+                (
+                    9,
+                    3,
+                    Rule::SopsPlaintextValue,
+                    "note_unencrypted".into(),
+                    Severity::Medium
+                ),
+            ]
+        );
+        // A store file: every value its rules encrypt must be encrypted.
+        let store = format!("db:\n  password: {enc}\n  user: plaintext-value\ncomment_unencrypted: fine\nsops:\n  mac: {enc}\n  version: 3.9.0\n  lastmodified: x\n");
+        let f = scan(&store);
+        assert_eq!(
+            brief(&f),
+            vec![(
+                3,
+                3,
+                Rule::SopsPlaintextValue,
+                "db.user".into(),
+                Severity::Medium
+            )]
+        );
+        // An ENC value outside a SOPS document cannot be decrypted.
+        let orphan = format!("kind: Secret\nstringData:\n  password: {enc}\n");
+        assert_eq!(scan(&orphan)[0].rule, Rule::SopsValueWithoutMetadata);
+    }
+
+    #[test]
+    fn json_flow_and_anchors() {
+        let json = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"j"},"data":{"a":"cGxhaW50ZXh0LXZhbHVl"}}"#;
+        let f = scan(json);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].excerpt.text, "… \"a\": [REDACTED]");
+        let anchors = "x: &pw plaintext-value\n---\nkind: Secret\nstringData:\n  a: &v plaintext-value\n  b: *v\n";
+        assert_eq!(scan(anchors).len(), 2);
+    }
+}
