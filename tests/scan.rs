@@ -36,8 +36,22 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
+/// `git`, unaffected by a repository the tests themselves may run in (from a hook).
+fn git_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
+    for v in [
+        "GIT_DIR",
+        "GIT_INDEX_FILE",
+        "GIT_WORK_TREE",
+        "GIT_OBJECT_DIRECTORY",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
 fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
+    let out = git_cmd()
         .args(args)
         .current_dir(dir)
         .output()
@@ -73,7 +87,8 @@ fn kustodian(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE");
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_WORK_TREE");
     cmd
 }
 
@@ -564,4 +579,81 @@ fn fingerprints_survive_moved_lines_and_change_with_the_value() {
             .unwrap(),
     );
     assert_ne!(before[0]["fingerprint"], changed[0]["fingerprint"]);
+}
+
+/// docs/scan.md shows a blocked commit with its output: it must be the real output.
+#[test]
+fn docs_example_is_the_real_output() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scan.md"))
+        .unwrap();
+    let section = &doc[doc.find("## A blocked commit").unwrap()..];
+    let block = |fence: &str| {
+        let start = section.find(fence).unwrap() + fence.len();
+        let end = start + section[start..].find("\n```").unwrap();
+        section[start..end].to_string() + "\n"
+    };
+    let yaml = block("```yaml\n");
+    let console = block("```console\n");
+    let expected = console
+        .split_once("$ kustodian scan --staged\n")
+        .unwrap()
+        .1
+        .split_once("$ echo $?")
+        .unwrap()
+        .0;
+
+    let tmp = new_repo();
+    std::fs::create_dir_all(tmp.path().join("deploy")).unwrap();
+    std::fs::write(tmp.path().join("deploy/db.yaml"), yaml).unwrap();
+    git(tmp.path(), &["add", "-A"]);
+    let out = kustodian(tmp.path())
+        .args(["scan", "--staged"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), expected);
+}
+
+/// `git commit -a` and `git commit PATH` run hooks against a temporary index
+/// (`GIT_INDEX_FILE`): that is what the commit holds, so that is what `--staged` reads.
+#[test]
+fn pre_commit_hook_blocks_git_commit_all() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    std::fs::write(dir.join("db.yaml"), CLEAN).unwrap();
+    commit_all(dir, "clean");
+    let hook = dir.join(".git/hooks/pre-commit");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nexec '{}' scan --staged\n",
+            env!("CARGO_BIN_EXE_kustodian")
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(dir.join("db.yaml"), SECRET).unwrap();
+    for args in [
+        &["commit", "-q", "-am", "leak"][..],
+        &["commit", "-q", "-m", "leak", "db.yaml"][..],
+    ] {
+        let out = git_cmd().args(args).current_dir(dir).output().unwrap();
+        assert!(!out.status.success(), "git {args:?} went through");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            all.contains("db.yaml:6:3") && !all.contains("canary"),
+            "{all}"
+        );
+    }
+    std::fs::write(dir.join("db.yaml"), format!("{CLEAN}# reviewed\n")).unwrap();
+    let out = git_cmd()
+        .args(["commit", "-q", "-am", "fine"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

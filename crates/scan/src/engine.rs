@@ -342,6 +342,13 @@ impl<'a> FileCx<'a> {
         at: KeyAt<'_>,
         sops: SopsState,
     ) {
+        // A key that is not a valid Secret key (a template expression, a value written in the
+        // wrong place) is not shown.
+        let (key, at) = if is_valid_key(key) {
+            (key, at)
+        } else {
+            ("?", KeyAt { shown: "?", ..at })
+        };
         let vcx = crate::value::Context {
             sops_document: sops.is_document(),
             generic_placeholders: owner.generic,
@@ -428,6 +435,24 @@ pub(crate) fn excerpt(lead: &str, key: &str, sep: &str) -> Excerpt {
     Excerpt { label, text }
 }
 
+/// Whether `key` is a valid Secret key (`[-._a-zA-Z0-9]+`). Anything else is not shown in
+/// output, as it may be a value written where a key belongs.
+pub(crate) fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+}
+
+/// `key` if it is a valid key, else `?`.
+pub(crate) fn shown_key(key: &str) -> &str {
+    if is_valid_key(key) {
+        key
+    } else {
+        "?"
+    }
+}
+
 /// `data.password`, or `data[".dockerconfigjson"]` when the key has dots, for messages.
 pub(crate) fn key_place(section: &str, key: &str) -> String {
     if key.contains('.') {
@@ -483,6 +508,37 @@ mod tests {
         let big = vec![b'a'; MAX_FILE_SIZE + 1];
         let r = s.scan_file("b.yaml", &big);
         assert!(r.notes[0].message.contains("larger"));
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_mangled_input() {
+        let samples = [
+            include_str!("../../../tests/fixtures/scan/helm-template-literal/repo/chart/templates/secret.yaml"),
+            include_str!("../../../tests/fixtures/scan/flow-style-and-quoted-keys/repo/flow.yaml"),
+            include_str!("../../../tests/fixtures/scan/sops-value-left-plaintext/repo/secret.enc.yaml"),
+            include_str!("../../../tests/fixtures/scan/generator-literals/repo/kustomization.yaml"),
+            "kind: Secret\nstringData:\n  \"k\u{e9}y\": '\u{1F600} v\u{e4}lue' # c\n  b: |\n    x\n  'c': \"a\\\"b\n",
+        ];
+        let s = Scanner::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for sample in samples {
+            for (i, _) in sample.char_indices() {
+                let _ = s.scan_file("t.yaml", &sample.as_bytes()[..i]);
+            }
+            let mut bytes = sample.as_bytes().to_vec();
+            for _ in 0..300 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize) % bytes.len();
+                let alphabet = b"{}[]:#'\"|>-\n \r&*!%@`";
+                bytes[at] = alphabet[(seed >> 32) as usize % alphabet.len()];
+                let r = s.scan_file("t.yaml", &bytes);
+                for req in &r.follow {
+                    let _ = s.scan_followed(req, &bytes);
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use kustodian_manifest::{Node, NodeKind, Object};
 
-use crate::engine::{FileCx, FollowKind, FollowRequest, Hit, KeyAt, Owner, ALLOW_ANNOTATION};
+use crate::engine::{
+    is_valid_key, FileCx, FollowKind, FollowRequest, Hit, KeyAt, Owner, ALLOW_ANNOTATION,
+};
 use crate::finding::{Excerpt, Location, Note, Related, Severity};
 use crate::rules::Rule;
 use crate::value::{self, Verdict};
@@ -77,10 +79,11 @@ fn unquote(v: &str) -> &str {
 
 fn literal(cx: &mut FileCx<'_>, owner: &Owner<'_>, item: &Node) {
     let Some(text) = item.as_scalar() else { return };
-    let Some((key, raw)) = text.split_once('=') else {
-        return;
+    // `KEY=VALUE`; anything else is judged whole and shown as `?`.
+    let (key, raw) = match text.split_once('=') {
+        Some((k, v)) if is_valid_key(k.trim()) => (k.trim(), v),
+        _ => ("?", text),
     };
-    let key = key.trim();
     let vcx = value::Context {
         sops_document: false,
         generic_placeholders: false,
@@ -254,10 +257,13 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
         if body.is_empty() || body.starts_with('#') {
             continue;
         }
-        let Some((key, raw)) = body.split_once('=') else {
-            continue;
+        // `KEY=VALUE`, or a lone `KEY` (read from the environment by kustomize); anything else
+        // is judged whole and shown as `?`.
+        let (key, raw) = match body.split_once('=') {
+            Some((k, v)) if is_valid_key(k.trim()) => (k.trim(), v),
+            None if is_valid_key(body.trim_end()) => continue,
+            _ => ("?", body),
         };
-        let key = key.trim();
         if is_sops && key.starts_with("sops_") {
             continue;
         }
@@ -457,5 +463,19 @@ mod tests {
             .map(|f| (f.key.as_str(), f.rule))
             .collect();
         assert_eq!(got, vec![("B", Rule::SopsPlaintextValue)]);
+        let odd = s.scan_followed(
+            &r.follow[0],
+            b"my password is canary-odd=x\nVALID_FROM_ENV\nnot a key\n",
+        );
+        let got: Vec<_> = odd
+            .findings
+            .iter()
+            .map(|f| (f.key.as_str(), f.excerpt.text.as_str()))
+            .collect();
+        assert_eq!(got, vec![("?", "?=[REDACTED]"), ("?", "?=[REDACTED]")]);
+        assert!(odd
+            .findings
+            .iter()
+            .all(|f| !f.message.contains("canary") && !f.message.contains("password")));
     }
 }

@@ -238,7 +238,11 @@ fn judge_leaf(
     if node.is_null() || sel.encrypts(path) != Some(true) {
         return;
     }
-    let key = path.join(".");
+    let key = path
+        .iter()
+        .map(|k| crate::engine::shown_key(k))
+        .collect::<Vec<_>>()
+        .join(".");
     let vcx = value::Context {
         sops_document: true,
         generic_placeholders: owner.generic,
@@ -254,7 +258,7 @@ fn judge_leaf(
     let at = match key_node {
         Some(k) => {
             let at = key_at(cx, k, ": ");
-            if at.shown.is_empty() {
+            if at.shown.is_empty() || !path.last().is_some_and(|k| crate::engine::is_valid_key(k)) {
                 KeyAt {
                     shown: &shown_key,
                     sep: " ",

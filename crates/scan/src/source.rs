@@ -241,16 +241,15 @@ fn walk(scanner: &Scanner, paths: &[PathBuf], cwd: &Path) -> Result<ScanResult, 
                 )),
             };
             if !(r.findings.is_empty() && r.notes.is_empty() && r.follow.is_empty()) {
-                let mut g = shared.lock().expect("not poisoned");
-                g.1.extend(r.follow.iter().cloned().map(|f| (ri, f)));
                 let FileScan {
-                    findings, notes, ..
-                } = r;
-                g.0.add(FileScan {
                     findings,
                     notes,
-                    follow: Vec::new(),
-                });
+                    follow,
+                } = r;
+                let mut g = shared.lock().expect("not poisoned");
+                g.0.findings.extend(findings);
+                g.0.notes.extend(notes);
+                g.1.extend(follow.into_iter().map(|f| (ri, f)));
             }
             if buf.capacity() > 1024 * 1024 {
                 buf = Vec::with_capacity(64 * 1024);
@@ -339,8 +338,17 @@ fn is_kustomization_name(path: &str) -> bool {
 
 fn staged(scanner: &Scanner, paths: &[PathBuf], cwd: &Path) -> Result<ScanResult, SourceError> {
     let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
-    let repo =
-        git2::Repository::discover(&cwd).map_err(|_| SourceError::NotARepository(cwd.clone()))?;
+    // In a hook, git says which repository and which index (a temporary one for
+    // `git commit -a` or `git commit PATH`) through the environment.
+    let from_env = ["GIT_DIR", "GIT_INDEX_FILE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    let repo = if from_env {
+        git2::Repository::open_from_env()
+    } else {
+        git2::Repository::discover(&cwd)
+    }
+    .map_err(|_| SourceError::NotARepository(cwd.clone()))?;
     let workdir = repo
         .workdir()
         .ok_or_else(|| {

@@ -63,6 +63,7 @@ pub(crate) fn worth_reading(text: &str) -> bool {
 
 /// `key: value` at indentation 0, as (key, raw rest).
 fn top_level(line: &str) -> Option<(&str, &str)> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     if line.starts_with([' ', '\t', '#', '-', '{']) {
         return None;
     }
@@ -149,11 +150,10 @@ pub(crate) fn scan(cx: &mut FileCx<'_>) {
     for (i, raw) in text.split('\n').enumerate() {
         let mut line = raw.strip_suffix('\r').unwrap_or(raw);
         let mut off = offset;
-        if i == 0 {
-            if let Some(l) = line.strip_prefix('\u{feff}') {
-                line = l;
-                off += 3;
-            }
+        // A BOM starts the file, or a document of files concatenated without care.
+        if let Some(l) = line.strip_prefix('\u{feff}') {
+            line = l;
+            off += 3;
         }
         lines.push(Line {
             number: i + 1,
@@ -442,6 +442,14 @@ stringData:
     #[test]
     fn broken_non_secret_yaml_is_no_finding() {
         assert!(scan("kind: ConfigMap\nmetadata: {name: x\ndata:\n  sops: [\n").is_empty());
+    }
+
+    #[test]
+    fn a_bom_inside_the_stream_falls_back_to_lines() {
+        let got = scan(
+            "---\nkind: ConfigMap\n---\n\u{feff}kind: Secret\nstringData:\n  a: plaintext-value\n",
+        );
+        assert_eq!((got[0].0, got[0].1), (6, 3));
     }
 
     #[test]
