@@ -6,7 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use kustodian_scan::report::{Human, Json, Report};
+use kustodian_scan::baseline::{self, Baseline};
+use kustodian_scan::report::{Github, Human, Json, Report, Sarif};
 use kustodian_scan::{Policy, Scanner, Source};
 
 /// Arguments of `scan`.
@@ -23,15 +24,31 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Report only findings whose fingerprint is not in this baseline file (see
+    /// `--write-baseline`).
+    #[arg(long, value_name = "FILE", conflicts_with = "write_baseline")]
+    pub baseline: Option<PathBuf>,
+    /// Write the current findings to FILE as a baseline and exit 0 (2 if the scan is incomplete)
+    /// instead of reporting them.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+    /// The policy file (default: `.kustodian.yaml` at the repository root, or in the current
+    /// folder outside a repository; see docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
-/// Output formats (`sarif` and `github` come with the CI work).
+/// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Diagnostics with the file, line, column and a redacted excerpt, then a summary.
     Human,
     /// `{"findings": [...]}` with paths relative to the repository root.
     Json,
+    /// SARIF 2.1.0 for GitHub code scanning.
+    Sarif,
+    /// GitHub Actions workflow annotations (`::error file=...`).
+    Github,
 }
 
 impl Format {
@@ -54,6 +71,8 @@ impl Format {
                 Box::new(Human::new(Box::new(handler)))
             }
             Format::Json => Box::new(Json),
+            Format::Sarif => Box::new(Sarif),
+            Format::Github => Box::new(Github),
         }
     }
 }
@@ -67,13 +86,29 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     } else {
         Source::Paths(args.paths)
     };
-    let scanner = Scanner::new();
-    let policy = Policy::default();
-    let result = kustodian_scan::scan(&scanner, &source, &cwd)?;
+    let policy = match args.policy.clone().or_else(|| Policy::discover(&cwd)) {
+        Some(file) => Policy::load(&file)?,
+        None => Policy::default(),
+    };
+    let scanner = Scanner::with_policy(policy.clone());
+    let known = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    let mut result = kustodian_scan::scan(&scanner, &source, &cwd)?;
 
     let mut stderr = std::io::stderr().lock();
     for note in &result.notes {
         let _ = writeln!(stderr, "{note}");
+    }
+    if let Some(file) = &args.write_baseline {
+        return write_baseline(file, &result, &mut stderr);
+    }
+    if let Some(known) = &known {
+        let dropped = known.filter(&mut result);
+        if dropped > 0 {
+            let _ = writeln!(
+                stderr,
+                "kustodian: note: {dropped} finding(s) already in the baseline not reported"
+            );
+        }
     }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = args
@@ -90,6 +125,29 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         ExitCode::from(2)
     } else if result.findings.iter().any(|f| policy.blocks(f)) {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--write-baseline FILE`: records the findings of `result`.
+fn write_baseline(
+    file: &std::path::Path,
+    result: &kustodian_scan::ScanResult,
+    stderr: &mut dyn Write,
+) -> miette::Result<ExitCode> {
+    let mut out = Vec::new();
+    baseline::write(&result.findings, &mut out)
+        .and_then(|()| std::fs::write(file, &out))
+        .map_err(|e| miette::miette!("cannot write the baseline {}: {e}", file.display()))?;
+    let _ = writeln!(
+        stderr,
+        "kustodian: wrote {} finding(s) to the baseline {}",
+        baseline::entries(&result.findings).len(),
+        file.display()
+    );
+    Ok(if result.has_errors() {
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })

@@ -10,10 +10,12 @@
 //! [`Scanner::scan_followed`].
 
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 
 use crate::finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
+use crate::policy::Policy;
 use crate::rules::Rule;
 use crate::value::Verdict;
 
@@ -33,6 +35,7 @@ const NEEDLES: [&str; 3] = ["Secret", "secretGenerator", "sops"];
 #[derive(Clone, Debug)]
 pub struct Scanner {
     prefilter: AhoCorasick,
+    policy: Arc<Policy>,
 }
 
 impl Default for Scanner {
@@ -86,9 +89,21 @@ pub struct FollowRequest {
 impl Scanner {
     /// A scanner with its prefilter built.
     pub fn new() -> Scanner {
+        Scanner::with_policy(Policy::default())
+    }
+
+    /// A scanner that applies `policy` (rules off, allowlists, safe values, custom rules,
+    /// `scan_everywhere`).
+    pub fn with_policy(policy: Policy) -> Scanner {
         Scanner {
             prefilter: AhoCorasick::new(NEEDLES).expect("fixed needles build"),
+            policy: Arc::new(policy),
         }
+    }
+
+    /// The policy this scanner applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Whether a path names a file the scanner reads when walking: `.yaml`, `.yml`, `.json`
@@ -109,7 +124,7 @@ impl Scanner {
     /// Whether the bytes hold anything worth parsing (cheap; used before reading a whole file
     /// would be wasted).
     pub fn prefilter(&self, bytes: &[u8]) -> bool {
-        self.prefilter.is_match(bytes)
+        self.policy.scan_everywhere || self.prefilter.is_match(bytes)
     }
 
     /// Scans one file. `path` is what findings report (repository-relative).
@@ -131,7 +146,7 @@ impl Scanner {
             return out;
         }
         let text = String::from_utf8_lossy(bytes);
-        let mut cx = FileCx::new(path, &text);
+        let mut cx = FileCx::new(path, &text, &self.policy);
         match kustodian_manifest::parse_stream(&text) {
             Ok(docs) => {
                 for doc in &docs {
@@ -161,7 +176,7 @@ impl Scanner {
             return out;
         }
         let text = String::from_utf8_lossy(bytes);
-        let mut cx = FileCx::new(&req.path, &text);
+        let mut cx = FileCx::new(&req.path, &text, &self.policy);
         crate::generator::scan_followed(&mut cx, req, bytes);
         out.findings = cx.findings;
         out.notes = cx.notes;
@@ -175,6 +190,8 @@ pub(crate) struct Owner<'a> {
     pub kind: Option<&'a str>,
     pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
+    /// The Secret's `type`, if known.
+    pub secret_type: Option<&'a str>,
     /// Annotated `kustodian.io/allow`.
     pub allowed: bool,
     /// Generic `<KEY>` placeholders count.
@@ -233,13 +250,15 @@ pub(crate) struct FileCx<'a> {
     pub findings: Vec<Finding>,
     pub notes: Vec<Note>,
     pub follow: Vec<FollowRequest>,
+    pub policy: &'a Policy,
 }
 
 impl<'a> FileCx<'a> {
-    pub fn new(path: &'a str, text: &'a str) -> Self {
+    pub fn new(path: &'a str, text: &'a str, policy: &'a Policy) -> Self {
         FileCx {
             path,
             text,
+            policy,
             line_starts: OnceCell::new(),
             findings: Vec::new(),
             notes: Vec::new(),
@@ -299,8 +318,28 @@ impl<'a> FileCx<'a> {
     }
 
     /// Records a finding unless its line or object allows it.
-    pub fn push(&mut self, hit: Hit<'_, '_>) {
+    pub fn push(&mut self, mut hit: Hit<'_, '_>) {
         if hit.owner.allowed || self.line_allows(hit.at.line) {
+            return;
+        }
+        let policy = self.policy;
+        if policy.safe_value(hit.hash_input) {
+            return;
+        }
+        if let Some(c) = policy.custom_match(hit.hash_input) {
+            hit.rule = Rule::CustomRule;
+            hit.severity = c.severity;
+            hit.message = format!("{}: {}: {}", c.id, hit.owner.display(), c.message);
+        }
+        if !policy.rule_on(hit.rule)
+            || policy.allows(
+                self.path,
+                hit.owner.namespace,
+                hit.owner.name,
+                hit.owner.secret_type,
+                &hit.key,
+            )
+        {
             return;
         }
         let excerpt = self.excerpt(&hit.at);
@@ -544,7 +583,8 @@ mod tests {
     #[test]
     fn lines_handle_crlf_and_the_last_line() {
         let text = "a\r\nb\nc";
-        let cx = FileCx::new("x", text);
+        let policy = Policy::default();
+        let cx = FileCx::new("x", text, &policy);
         assert_eq!(
             (cx.line(1), cx.line(2), cx.line(3), cx.line(4)),
             ("a", "b", "c", "")

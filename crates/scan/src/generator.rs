@@ -35,6 +35,7 @@ pub(crate) fn scan_kustomization(cx: &mut FileCx<'_>, root: &Node) {
             kind: Some("secretGenerator"),
             name: g.get("name").and_then(Node::as_scalar),
             namespace: g.get("namespace").and_then(Node::as_scalar).or(default_ns),
+            secret_type: None,
             allowed: all_allowed
                 || g.get_path(&["options", "annotations", ALLOW_ANNOTATION])
                     .is_some(),
@@ -220,6 +221,7 @@ pub(crate) fn scan_followed(cx: &mut FileCx<'_>, req: &FollowRequest, bytes: &[u
         kind: Some("secretGenerator"),
         name: req.generator.as_deref(),
         namespace: req.namespace.as_deref(),
+        secret_type: None,
         allowed: req.allowed,
         generic: false,
     };

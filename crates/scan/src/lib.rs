@@ -19,8 +19,9 @@
 //! reads the working tree or the git index; [`report`] prints. [`Finding`]s never hold value
 //! text, and nothing this crate prints does either.
 //!
-//! It does not decrypt SOPS files, resolve references, or know about policies beyond the
-//! blocking severity ([`Policy`]).
+//! It does not decrypt SOPS files or resolve references. A [`Policy`] (`.kustodian.yaml`, see
+//! `docs/policy.md`) turns rules off, allowlists findings, adds safe values and custom rules,
+//! sets the blocking severity and can scan every YAML value for keys and tokens.
 //!
 //! ```
 //! use kustodian_scan::{Rule, Scanner, Severity};
@@ -35,6 +36,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 mod engine;
 mod finding;
 mod generator;
@@ -51,6 +53,6 @@ pub use engine::{
     FileScan, FollowKind, FollowRequest, Scanner, ALLOW_ANNOTATION, ALLOW_MARKER, MAX_FILE_SIZE,
 };
 pub use finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
-pub use policy::Policy;
+pub use policy::{Allow, CustomRule, Policy, PolicyError, POLICY_FILE};
 pub use rules::{Rule, RuleInfo, UnknownRule, RULES};
 pub use source::{scan, ScanResult, Source, SourceError};

@@ -44,6 +44,121 @@ pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
     if crate::generator::is_kustomization(root) {
         crate::generator::scan_kustomization(cx, root);
     }
+    if cx.policy.scan_everywhere {
+        let owner = owner_of(root, root_allowed);
+        let mut path = Vec::new();
+        scan_everywhere(cx, root, &secrets, &owner, &mut path, 0);
+    }
+}
+
+/// `scan_everywhere`: every scalar outside Secrets that is a private key or a cloud token (or
+/// matches a custom rule) is a `token-outside-secret` finding.
+fn scan_everywhere<'a>(
+    cx: &mut FileCx<'_>,
+    n: &'a Node,
+    secrets: &[(Vec<&str>, &Node)],
+    owner: &Owner<'_>,
+    path: &mut Vec<&'a str>,
+    depth: usize,
+) {
+    if depth > MAX_DEPTH || secrets.iter().any(|(_, s)| std::ptr::eq(*s, n)) {
+        return;
+    }
+    match &n.kind {
+        NodeKind::Map(entries) => {
+            for e in entries {
+                let Some(k) = e.key.as_scalar() else { continue };
+                if depth == 0 && k == "sops" {
+                    continue;
+                }
+                path.push(k);
+                if let NodeKind::Scalar { value, .. } = &e.value.kind {
+                    everywhere_leaf(cx, Some(&e.key), &e.value, value, owner, path);
+                } else {
+                    scan_everywhere(cx, &e.value, secrets, owner, path, depth + 1);
+                }
+                path.pop();
+            }
+        }
+        NodeKind::Seq(items) => {
+            for it in items {
+                match &it.kind {
+                    NodeKind::Scalar { value, .. } => {
+                        everywhere_leaf(cx, None, it, value, owner, path)
+                    }
+                    _ => scan_everywhere(cx, it, secrets, owner, path, depth + 1),
+                }
+            }
+        }
+        NodeKind::Scalar { .. } => {}
+    }
+}
+
+fn everywhere_leaf(
+    cx: &mut FileCx<'_>,
+    key_node: Option<&Node>,
+    node: &Node,
+    value: &str,
+    owner: &Owner<'_>,
+    path: &[&str],
+) {
+    if value.len() < 16 || sops::is_encrypted_value(value) {
+        return;
+    }
+    let last = path.last().copied().unwrap_or("");
+    let class = value::classify(value.as_bytes(), last);
+    if class.severity != crate::finding::Severity::Critical
+        && cx.policy.custom_match(value.as_bytes()).is_none()
+    {
+        return;
+    }
+    let line = node.span.start.line;
+    if cx.findings.iter().any(|f| f.location.line == line) {
+        return;
+    }
+    let key = path
+        .iter()
+        .map(|k| crate::engine::shown_key(k))
+        .collect::<Vec<_>>()
+        .join(".");
+    let shown_key = format!("{key}:");
+    let at = match key_node {
+        Some(k) => {
+            let at = key_at(cx, k, ": ");
+            if at.shown.is_empty() || !crate::engine::is_valid_key(last) {
+                KeyAt {
+                    shown: &shown_key,
+                    sep: " ",
+                    ..at
+                }
+            } else {
+                at
+            }
+        }
+        None => KeyAt {
+            line,
+            column: node.span.start.column,
+            offset: node.span.start.offset,
+            shown: "",
+            sep: "",
+        },
+    };
+    let message = format!(
+        "{}: {key} holds {} outside a Secret",
+        owner.display(),
+        class.what
+    );
+    cx.push(Hit {
+        rule: Rule::TokenOutsideSecret,
+        owner,
+        fp_key: key.clone(),
+        key,
+        at,
+        severity: class.severity,
+        message,
+        hash_input: value.as_bytes(),
+        related: None,
+    });
 }
 
 /// Every Secret in the document with the mapping keys leading to it (what sops's rules see).
@@ -101,6 +216,7 @@ fn owner_of<'a>(node: &'a Node, allowed: bool) -> Owner<'a> {
         kind: clear(o.kind()),
         name: clear(o.name()),
         namespace: clear(o.namespace()),
+        secret_type: clear(o.secret_type()),
         allowed: allowed || o.annotation(ALLOW_ANNOTATION).is_some(),
         generic: PATH_ANNOTATIONS.iter().any(|a| o.annotation(a).is_some()),
     }

@@ -6,6 +6,8 @@
 //!   summary line. The miette handler is injected, so the binary picks the graphical theme and
 //!   this crate needs no terminal features.
 //! - [`Json`]: `{"findings": [...]}` as `docs/scan.md` documents it.
+//! - [`Sarif`]: SARIF 2.1.0 for GitHub code scanning.
+//! - [`Github`]: GitHub Actions workflow annotations.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -18,6 +20,12 @@ use miette::{
 use crate::finding::{Excerpt, Finding, Location, Severity};
 use crate::policy::Policy;
 use crate::source::ScanResult;
+
+mod github;
+mod sarif;
+
+pub use github::Github;
+pub use sarif::{Sarif, INFORMATION_URI};
 
 /// An output format.
 pub trait Report {

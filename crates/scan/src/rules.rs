@@ -20,6 +20,10 @@ pub enum Rule {
     SopsPlaintextValue,
     /// A SOPS `ENC[...]` value in a document without `sops` metadata (nothing can decrypt it).
     SopsValueWithoutMetadata,
+    /// A private key or cloud token outside Secret data (policy `scan_everywhere`).
+    TokenOutsideSecret,
+    /// A value matched a custom rule of the policy.
+    CustomRule,
 }
 
 /// One row of the rule table.
@@ -96,6 +100,27 @@ pub const RULES: &[RuleInfo] = &[
         help: "keep encrypted values in the SOPS file they belong to and reference them \
                (`ref+sops://file.yaml#/key`), or encrypt the whole document with `kustodian encrypt`",
     },
+    RuleInfo {
+        rule: Rule::TokenOutsideSecret,
+        code: "token-outside-secret",
+        summary: "A private key or cloud token sits in YAML outside a Secret's data",
+        description: "Only with `scan_everywhere: true` in the policy (as in `policies/strict.yaml`): \
+                      private keys and cloud or VCS tokens in any YAML value, such as a \
+                      ConfigMap, Helm values or an Argo CD Application, are as readable as a \
+                      plaintext Secret.",
+        help: "move the value into a Secret that holds a reference (`<path:secret/data/app#key>`) \
+               or is encrypted with `kustodian encrypt --in-place`, and point the object at it; \
+               if this is not a secret, mark the line `# kustodian:allow`",
+    },
+    RuleInfo {
+        rule: Rule::CustomRule,
+        code: "custom-rule",
+        summary: "A value matched a custom rule of the policy",
+        description: "The policy's `custom_rules` match a regex against the decoded value of \
+                      every judged value; the message starts with the custom rule's id and \
+                      carries its message and severity.",
+        help: "follow the custom rule's message, or change the policy's `custom_rules`",
+    },
 ];
 
 impl Rule {
@@ -164,6 +189,8 @@ mod tests {
             Rule::GeneratorFile,
             Rule::SopsPlaintextValue,
             Rule::SopsValueWithoutMetadata,
+            Rule::TokenOutsideSecret,
+            Rule::CustomRule,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

@@ -202,6 +202,7 @@ fn scan_doc(cx: &mut FileCx<'_>, lines: &[Line<'_>]) {
         kind: Some("Secret"),
         name: name.as_deref(),
         namespace: namespace.as_deref(),
+        secret_type: None,
         allowed: lines.iter().any(|l| {
             l.body().starts_with(&format!("{ALLOW_ANNOTATION}:"))
                 || l.body().starts_with(&format!("\"{ALLOW_ANNOTATION}\":"))

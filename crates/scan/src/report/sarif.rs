@@ -1,0 +1,123 @@
+//! SARIF 2.1.0, as GitHub code scanning accepts it.
+
+use std::io::{self, Write};
+
+use serde_json::{json, Value};
+
+use super::Report;
+use crate::finding::{Finding, Severity};
+use crate::policy::Policy;
+use crate::rules::RULES;
+use crate::source::ScanResult;
+
+/// Where the tool is documented (`tool.driver.informationUri`).
+pub const INFORMATION_URI: &str = "https://github.com/OWNER/kustodian";
+
+/// One run of `kustodian` with every rule of [`RULES`] in `tool.driver.rules` and one result
+/// per finding. Messages, rule texts and the fingerprint are the only text in it: no value text.
+/// `partialFingerprints.primaryLocationLineHash` is the finding's fingerprint, so GitHub keeps
+/// an alert open across line moves and opens a new one when the value changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sarif;
+
+/// `error` for a blocking finding above low severity, `warning` otherwise.
+pub(super) fn is_error(f: &Finding, policy: &Policy) -> bool {
+    policy.blocks(f) && f.severity > Severity::Low
+}
+
+/// A repo-relative path as a URI reference: `/` kept, anything outside the unreserved set
+/// percent-encoded.
+fn uri(path: &str) -> String {
+    let mut s = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+impl Sarif {
+    /// The SARIF log as a JSON value.
+    pub fn log(&self, result: &ScanResult, policy: &Policy) -> Value {
+        let rules: Vec<Value> = RULES
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.code,
+                    "name": r.code,
+                    "shortDescription": { "text": r.summary },
+                    "fullDescription": { "text": r.description },
+                    "help": { "text": r.help },
+                    "defaultConfiguration": { "level": "error" },
+                    "properties": { "tags": ["security", "secrets", "kubernetes"] },
+                })
+            })
+            .collect();
+        let results: Vec<Value> = result
+            .findings
+            .iter()
+            .map(|f| {
+                let index = RULES
+                    .iter()
+                    .position(|r| r.rule == f.rule)
+                    .expect("every rule has a row in RULES");
+                json!({
+                    "ruleId": f.rule.code(),
+                    "ruleIndex": index,
+                    "level": if is_error(f, policy) { "error" } else { "warning" },
+                    "message": { "text": f.message },
+                    "locations": [{
+                        "physicalLocation": {
+                            "artifactLocation": {
+                                "uri": uri(&f.location.path),
+                                "uriBaseId": "%SRCROOT%",
+                            },
+                            "region": {
+                                "startLine": f.location.line,
+                                "startColumn": f.location.column,
+                            },
+                        },
+                    }],
+                    "partialFingerprints": { "primaryLocationLineHash": f.fingerprint },
+                    "properties": { "severity": f.severity.as_str() },
+                })
+            })
+            .collect();
+        json!({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {
+                    "driver": {
+                        "name": "kustodian",
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    },
+                },
+                "results": results,
+            }],
+        })
+    }
+}
+
+impl Report for Sarif {
+    fn report(&self, result: &ScanResult, policy: &Policy, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, &self.log(result, policy))?;
+        writeln!(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_keeps_slashes_and_encodes_the_rest() {
+        assert_eq!(uri("deploy/db.yaml"), "deploy/db.yaml");
+        assert_eq!(uri("a b/c%,d.yaml"), "a%20b/c%25%2Cd.yaml");
+    }
+}
