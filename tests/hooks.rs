@@ -27,7 +27,8 @@ fn reference_secret(name: &str) -> String {
     )
 }
 
-const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n";
+const DEPLOYMENT: &str =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n";
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -47,7 +48,11 @@ fn path_with_kustodian() -> std::ffi::OsString {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A git command isolated from the user's and system's configuration.
@@ -82,8 +87,14 @@ fn write(dir: &Path, rel: &str, body: &str) {
 }
 
 fn assert_no_canary(out: &str) {
-    assert!(!out.contains(CANARY_B64), "hook output leaked the secret value:\n{out}");
-    assert!(!out.contains(CANARY_PLAIN), "hook output leaked the decoded secret value:\n{out}");
+    assert!(
+        !out.contains(CANARY_B64),
+        "hook output leaked the secret value:\n{out}"
+    );
+    assert!(
+        !out.contains(CANARY_PLAIN),
+        "hook output leaked the decoded secret value:\n{out}"
+    );
 }
 
 #[test]
@@ -92,52 +103,143 @@ fn git_hook_refuses_plaintext_secret_passes_clean_commit_and_keeps_foreign_hooks
     let repo = tmp.path();
     init_repo(repo);
 
-    let install = Command::new(bin()).arg("install-hook").current_dir(repo).env("PATH", path_with_kustodian()).output().unwrap();
-    assert!(install.status.success(), "install-hook failed:\n{}", text(&install));
-    assert!(text(&install).contains("installed"), "install-hook should say what it did:\n{}", text(&install));
+    let install = Command::new(bin())
+        .arg("install-hook")
+        .current_dir(repo)
+        .env("PATH", path_with_kustodian())
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "install-hook failed:\n{}",
+        text(&install)
+    );
+    assert!(
+        text(&install).contains("installed"),
+        "install-hook should say what it did:\n{}",
+        text(&install)
+    );
     let hook = repo.join(".git/hooks/pre-commit");
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), include_str!("../hooks/pre-commit"));
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        include_str!("../hooks/pre-commit")
+    );
 
     // A plaintext Secret is refused, the finding is shown, the value is not.
     write(repo, "apps/web/secret.yaml", &plaintext_secret("web-db"));
     write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
     git(repo, &["add", "-A"]);
-    let refused = git_cmd(repo).args(["commit", "-q", "-m", "add web"]).env("PATH", path_with_kustodian()).output().unwrap();
+    let refused = git_cmd(repo)
+        .args(["commit", "-q", "-m", "add web"])
+        .env("PATH", path_with_kustodian())
+        .output()
+        .unwrap();
     let out = text(&refused);
-    assert!(!refused.status.success(), "commit of a plaintext Secret must be refused:\n{out}");
-    assert!(out.contains("apps/web/secret.yaml"), "the finding must name the file:\n{out}");
-    assert!(out.contains("web-db") || out.contains("password"), "the finding must name the Secret or key:\n{out}");
-    assert!(!out.contains("deployment.yaml"), "clean files are not findings:\n{out}");
+    assert!(
+        !refused.status.success(),
+        "commit of a plaintext Secret must be refused:\n{out}"
+    );
+    assert!(
+        out.contains("apps/web/secret.yaml"),
+        "the finding must name the file:\n{out}"
+    );
+    assert!(
+        out.contains("web-db") || out.contains("password"),
+        "the finding must name the Secret or key:\n{out}"
+    );
+    assert!(
+        !out.contains("deployment.yaml"),
+        "clean files are not findings:\n{out}"
+    );
     assert_no_canary(&out);
-    assert!(git_cmd(repo).args(["rev-parse", "--verify", "-q", "HEAD"]).output().unwrap().stdout.is_empty(), "nothing was committed");
+    assert!(
+        git_cmd(repo)
+            .args(["rev-parse", "--verify", "-q", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty(),
+        "nothing was committed"
+    );
 
     // The same Secret as a reference passes.
     write(repo, "apps/web/secret.yaml", &reference_secret("web-db"));
     git(repo, &["add", "-A"]);
-    let ok = git_cmd(repo).args(["commit", "-q", "-m", "add web"]).env("PATH", path_with_kustodian()).output().unwrap();
-    assert!(ok.status.success(), "a clean commit must pass:\n{}", text(&ok));
+    let ok = git_cmd(repo)
+        .args(["commit", "-q", "-m", "add web"])
+        .env("PATH", path_with_kustodian())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "a clean commit must pass:\n{}",
+        text(&ok)
+    );
 
     // KUSTODIAN=/path works without kustodian on PATH.
     write(repo, "apps/api/secret.yaml", &plaintext_secret("api-db"));
     git(repo, &["add", "-A"]);
-    let refused = git_cmd(repo).args(["commit", "-q", "-m", "add api"]).env("KUSTODIAN", bin()).output().unwrap();
-    assert!(!refused.status.success(), "KUSTODIAN=... hook must refuse too:\n{}", text(&refused));
-    assert!(text(&refused).contains("apps/api/secret.yaml"), "{}", text(&refused));
+    let refused = git_cmd(repo)
+        .args(["commit", "-q", "-m", "add api"])
+        .env("KUSTODIAN", bin())
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "KUSTODIAN=... hook must refuse too:\n{}",
+        text(&refused)
+    );
+    assert!(
+        text(&refused).contains("apps/api/secret.yaml"),
+        "{}",
+        text(&refused)
+    );
     assert_no_canary(&text(&refused));
 
     // A different existing hook is left alone without --force, and install-hook says so.
     let foreign = "#!/bin/sh\necho my own hook\n";
     std::fs::write(&hook, foreign).unwrap();
-    let again = Command::new(bin()).arg("install-hook").current_dir(repo).output().unwrap();
-    assert!(!again.status.success(), "install-hook must refuse to overwrite a foreign hook:\n{}", text(&again));
+    let again = Command::new(bin())
+        .arg("install-hook")
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "install-hook must refuse to overwrite a foreign hook:\n{}",
+        text(&again)
+    );
     assert!(text(&again).contains("already exists"), "{}", text(&again));
-    assert!(text(&again).contains("--force"), "it should tell how to override:\n{}", text(&again));
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), foreign, "the foreign hook must be untouched");
+    assert!(
+        text(&again).contains("--force"),
+        "it should tell how to override:\n{}",
+        text(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        foreign,
+        "the foreign hook must be untouched"
+    );
 
-    let forced = Command::new(bin()).args(["install-hook", "--force"]).current_dir(repo).output().unwrap();
-    assert!(forced.status.success(), "install-hook --force failed:\n{}", text(&forced));
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), include_str!("../hooks/pre-commit"));
-    assert_eq!(std::fs::read_to_string(repo.join(".git/hooks/pre-commit.bak")).unwrap(), foreign, "old hook kept as .bak");
+    let forced = Command::new(bin())
+        .args(["install-hook", "--force"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(
+        forced.status.success(),
+        "install-hook --force failed:\n{}",
+        text(&forced)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        include_str!("../hooks/pre-commit")
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join(".git/hooks/pre-commit.bak")).unwrap(),
+        foreign,
+        "old hook kept as .bak"
+    );
 }
 
 /// A committed snapshot of this checkout's working tree (tracked and untracked, not ignored files),
@@ -148,7 +250,16 @@ fn hook_repo_snapshot() -> (PathBuf, String) {
     let snap = root.join("target/pre-commit-hookrepo");
     let _ = std::fs::remove_dir_all(&snap);
     std::fs::create_dir_all(&snap).unwrap();
-    let files = git(&root, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+    let files = git(
+        &root,
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+    );
     for rel in files.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
         let rel = std::str::from_utf8(rel).unwrap();
         let src = root.join(rel);
@@ -159,7 +270,10 @@ fn hook_repo_snapshot() -> (PathBuf, String) {
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(&src, &dst).unwrap();
     }
-    assert!(snap.join(".pre-commit-hooks.yaml").is_file(), ".pre-commit-hooks.yaml missing from the checkout");
+    assert!(
+        snap.join(".pre-commit-hooks.yaml").is_file(),
+        ".pre-commit-hooks.yaml missing from the checkout"
+    );
     init_repo(&snap);
     git(&snap, &["add", "-A"]);
     let date = "2026-01-01T00:00:00Z";
@@ -170,7 +284,10 @@ fn hook_repo_snapshot() -> (PathBuf, String) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let rev = String::from_utf8(git(&snap, &["rev-parse", "HEAD"]).stdout).unwrap().trim().to_string();
+    let rev = String::from_utf8(git(&snap, &["rev-parse", "HEAD"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     (snap, rev)
 }
 
@@ -187,7 +304,8 @@ fn with_pre_commit_env(c: &mut Command) -> &mut Command {
 }
 
 #[test]
-fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_scans_changed_files() {
+fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_scans_changed_files()
+{
     let pre_commit = find_on_path("pre-commit").unwrap_or_else(|| {
         panic!("`pre-commit` is not on PATH; install pre-commit: pip install pre-commit (tests/run puts .venv/bin on PATH)")
     });
@@ -199,7 +317,10 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
     write(
         repo,
         ".pre-commit-config.yaml",
-        &format!("repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: kustodian\n", hook_repo.display()),
+        &format!(
+            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: kustodian\n",
+            hook_repo.display()
+        ),
     );
     // Committed before the hook existed: a later commit that does not touch it must still pass,
     // which shows pre-commit passes only the changed files and kustodian scans only those.
@@ -207,38 +328,73 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", "before the hook"]);
 
-    let install = with_pre_commit_env(Command::new(&pre_commit).args(["install", "--install-hooks"]).current_dir(repo))
-        .output()
-        .unwrap();
-    assert!(install.status.success(), "pre-commit install failed:\n{}", text(&install));
+    let install = with_pre_commit_env(
+        Command::new(&pre_commit)
+            .args(["install", "--install-hooks"])
+            .current_dir(repo),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        install.status.success(),
+        "pre-commit install failed:\n{}",
+        text(&install)
+    );
 
     // A plaintext Secret is refused with the finding shown.
     write(repo, "apps/web/secret.yaml", &plaintext_secret("web-db"));
     write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
     write(repo, "README.md", "not yaml\n");
     git(repo, &["add", "-A"]);
-    let refused = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "add web"])).output().unwrap();
+    let refused = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "add web"]))
+        .output()
+        .unwrap();
     let out = text(&refused);
-    assert!(!refused.status.success(), "commit of a plaintext Secret must be refused:\n{out}");
-    assert!(out.contains("kustodian"), "pre-commit should name the hook:\n{out}");
-    assert!(out.contains("Failed"), "pre-commit should report the hook failed:\n{out}");
-    assert!(out.contains("apps/web/secret.yaml"), "the finding must name the file:\n{out}");
-    assert!(!out.contains("old-secret.yaml"), "unchanged files must not be scanned:\n{out}");
+    assert!(
+        !refused.status.success(),
+        "commit of a plaintext Secret must be refused:\n{out}"
+    );
+    assert!(
+        out.contains("kustodian"),
+        "pre-commit should name the hook:\n{out}"
+    );
+    assert!(
+        out.contains("Failed"),
+        "pre-commit should report the hook failed:\n{out}"
+    );
+    assert!(
+        out.contains("apps/web/secret.yaml"),
+        "the finding must name the file:\n{out}"
+    );
+    assert!(
+        !out.contains("old-secret.yaml"),
+        "unchanged files must not be scanned:\n{out}"
+    );
     assert_no_canary(&out);
 
     // The same Secret as a reference passes, although legacy/old-secret.yaml is still in the tree.
     write(repo, "apps/web/secret.yaml", &reference_secret("web-db"));
     git(repo, &["add", "-A"]);
-    let ok = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "add web"])).output().unwrap();
+    let ok = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "add web"]))
+        .output()
+        .unwrap();
     let out = text(&ok);
     assert!(ok.status.success(), "a clean commit must pass:\n{out}");
-    assert!(out.contains("Passed"), "pre-commit should report the hook passed:\n{out}");
+    assert!(
+        out.contains("Passed"),
+        "pre-commit should report the hook passed:\n{out}"
+    );
 
     // A commit touching only non-YAML files skips the hook (the files filter).
     write(repo, "README.md", "still not yaml\n");
     git(repo, &["add", "-A"]);
-    let skipped = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "docs"])).output().unwrap();
+    let skipped = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "docs"]))
+        .output()
+        .unwrap();
     let out = text(&skipped);
     assert!(skipped.status.success(), "{out}");
-    assert!(out.contains("no files to check") || out.contains("Skipped"), "the hook should be skipped:\n{out}");
+    assert!(
+        out.contains("no files to check") || out.contains("Skipped"),
+        "the hook should be skipped:\n{out}"
+    );
 }

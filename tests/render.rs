@@ -38,7 +38,10 @@ fn kustodian(case: &Path) -> Command {
 
 fn assert_no_canary(what: &str, text: &str) {
     for c in CANARIES {
-        assert!(!text.contains(c), "{what} leaks the secret value {c:?}:\n{text}");
+        assert!(
+            !text.contains(c),
+            "{what} leaks the secret value {c:?}:\n{text}"
+        );
     }
 }
 
@@ -58,10 +61,23 @@ fn run_case(name: &str) {
 
     let expected_err = case.join("expected-error.txt");
     if expected_err.exists() {
-        assert!(!out.status.success(), "{name}: expected a failure, got success:\n{stdout}");
-        assert!(stdout.is_empty(), "{name}: a failed render printed to stdout:\n{stdout}");
-        for line in std::fs::read_to_string(expected_err).unwrap().lines().filter(|l| !l.is_empty()) {
-            assert!(stderr.contains(line), "{name}: stderr lacks {line:?}:\n{stderr}");
+        assert!(
+            !out.status.success(),
+            "{name}: expected a failure, got success:\n{stdout}"
+        );
+        assert!(
+            stdout.is_empty(),
+            "{name}: a failed render printed to stdout:\n{stdout}"
+        );
+        for line in std::fs::read_to_string(expected_err)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            assert!(
+                stderr.contains(line),
+                "{name}: stderr lacks {line:?}:\n{stderr}"
+            );
         }
         return;
     }
@@ -70,7 +86,8 @@ fn run_case(name: &str) {
     if std::env::var_os("KUSTODIAN_BLESS").is_some() {
         std::fs::write(&golden, &stdout).unwrap();
     }
-    let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("{name}: no expected.yaml; run with KUSTODIAN_BLESS=1"));
+    let want = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|_| panic!("{name}: no expected.yaml; run with KUSTODIAN_BLESS=1"));
     assert_eq!(stdout, want, "{name}: output differs from expected.yaml");
 }
 
@@ -117,16 +134,30 @@ fn each_distinct_path_is_fetched_once() {
             "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  a: <path:../store/app.enc.yaml#username>\n  b: ref+sops://../store/app.enc.yaml#/password\n"
         ));
     }
-    let out = kustodian(&case).args(["render", "-", "--stats"]).write_stdin(docs).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kustodian(&case)
+        .args(["render", "-", "--stats"])
+        .write_stdin(docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("100 references, 1 store request"), "{stderr}");
+    assert!(
+        stderr.contains("100 references, 1 store request"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn missing_folder_is_an_error_with_exit_2() {
     let case = fixtures().join("modifiers");
-    let out = kustodian(&case).args(["render", "no-such-folder"]).output().unwrap();
+    let out = kustodian(&case)
+        .args(["render", "no-such-folder"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
@@ -134,7 +165,11 @@ fn missing_folder_is_an_error_with_exit_2() {
 #[test]
 fn yaml_syntax_error_names_line_and_column() {
     let case = fixtures().join("modifiers");
-    let out = kustodian(&case).args(["render", "-"]).write_stdin("kind: ConfigMap\ndata:\n  a: [unclosed\n").output().unwrap();
+    let out = kustodian(&case)
+        .args(["render", "-"])
+        .write_stdin("kind: ConfigMap\ndata:\n  a: [unclosed\n")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("<stdin>:"), "{stderr}");

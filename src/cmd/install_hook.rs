@@ -35,7 +35,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let path = hook_path()?;
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == HOOK => {
-            eprintln!("kustodian: {} is already the kustodian hook; nothing to do", path.display());
+            eprintln!(
+                "kustodian: {} is already the kustodian hook; nothing to do",
+                path.display()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Ok(_) if !args.force => {
@@ -47,15 +50,18 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         }
         Ok(_) => {
             let bak = path.with_extension("bak");
-            std::fs::rename(&path, &bak).map_err(|e| miette::miette!("could not move the old hook aside: {e}"))?;
+            std::fs::rename(&path, &bak)
+                .map_err(|e| miette::miette!("could not move the old hook aside: {e}"))?;
             eprintln!("kustodian: moved the existing hook to {}", bak.display());
         }
         Err(_) => {}
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| miette::miette!("could not create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| miette::miette!("could not create {}: {e}", dir.display()))?;
     }
-    std::fs::write(&path, HOOK).map_err(|e| miette::miette!("could not write {}: {e}", path.display()))?;
+    std::fs::write(&path, HOOK)
+        .map_err(|e| miette::miette!("could not write {}: {e}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -24,7 +24,10 @@ pub struct Args {
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{message}")]
-#[diagnostic(code(kustodian::render::input), help("fix the YAML at this position; render reads Kubernetes manifests as YAML or JSON"))]
+#[diagnostic(
+    code(kustodian::render::input),
+    help("fix the YAML at this position; render reads Kubernetes manifests as YAML or JSON")
+)]
 struct ParseDiag {
     message: String,
     #[source_code]
@@ -41,20 +44,33 @@ struct RefDiag(String);
 /// Turns an input error into a diagnostic with a source snippet where there is one.
 pub fn input_report(e: InputError) -> miette::Report {
     match e {
-        InputError::Parse { name, text, offset, message, line, column } => ParseDiag {
+        InputError::Parse {
+            name,
+            text,
+            offset,
+            message,
+            line,
+            column,
+        } => ParseDiag {
             message: format!("{name}:{line}:{column}: {message}"),
             src: NamedSource::new(name, text),
             at: (offset, 0).into(),
         }
         .into(),
-        other => miette::miette!(help = "see the message above; nothing was rendered", "{other}"),
+        other => miette::miette!(
+            help = "see the message above; nothing was rendered",
+            "{other}"
+        ),
     }
 }
 
 /// The repository root: the nearest folder at or above `dir` holding `.git`, else `dir`.
 pub fn repo_root(dir: &Path) -> PathBuf {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    dir.ancestors().find(|a| a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(dir)
+    dir.ancestors()
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or(dir)
 }
 
 /// Renders documents against the stores for `base`: the YAML stream and the counts, or the errors.
@@ -75,14 +91,20 @@ pub fn render_with_stats(
 pub fn run(args: Args) -> miette::Result<ExitCode> {
     let (docs, base) = if args.input == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| miette::miette!("reading stdin: {e}"))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| miette::miette!("reading stdin: {e}"))?;
         let cwd = std::env::current_dir().map_err(|e| miette::miette!("{e}"))?;
-        (input::load_stream(&text, "<stdin>").map_err(input_report)?, cwd)
+        (
+            input::load_stream(&text, "<stdin>").map_err(input_report)?,
+            cwd,
+        )
     } else {
         let dir = PathBuf::from(&args.input);
         if !dir.is_dir() {
             return Err(miette::miette!(
-                help = "give a folder (kustomization, Helm chart or manifests) or `-` to read stdin",
+                help =
+                    "give a folder (kustomization, Helm chart or manifests) or `-` to read stdin",
                 "{}: not a folder",
                 dir.display()
             ));
@@ -100,7 +122,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 );
             }
             let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
                     return Err(miette::miette!("writing output: {e}"));
                 }
@@ -111,7 +136,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             for e in &errs {
                 eprintln!("{:?}", miette::Report::new(RefDiag(e.clone())));
             }
-            eprintln!("kustodian: {} reference(s) could not be resolved; nothing was rendered", errs.len());
+            eprintln!(
+                "kustodian: {} reference(s) could not be resolved; nothing was rendered",
+                errs.len()
+            );
             Ok(ExitCode::from(1))
         }
     }

@@ -61,7 +61,9 @@ fn tag_prefix(n: &Node) -> String {
 
 /// Writes the entries of a non-empty map, each line indented by `ind`.
 fn block_map(out: &mut String, n: &Node, ind: usize) {
-    let NodeKind::Map(entries) = &n.kind else { return };
+    let NodeKind::Map(entries) = &n.kind else {
+        return;
+    };
     for (i, e) in entries.iter().enumerate() {
         if i > 0 {
             indent(out, ind);
@@ -102,15 +104,21 @@ fn value_after_key(out: &mut String, v: &Node, ind: usize) {
 }
 
 fn block_seq(out: &mut String, n: &Node, ind: usize) {
-    let NodeKind::Seq(items) = &n.kind else { return };
+    let NodeKind::Seq(items) = &n.kind else {
+        return;
+    };
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             indent(out, ind);
         }
         out.push_str("- ");
         match &item.kind {
-            NodeKind::Map(e) if !e.is_empty() && item.tag.is_none() => block_map(out, item, ind + 2),
-            NodeKind::Seq(s) if !s.is_empty() && item.tag.is_none() => block_seq(out, item, ind + 2),
+            NodeKind::Map(e) if !e.is_empty() && item.tag.is_none() => {
+                block_map(out, item, ind + 2)
+            }
+            NodeKind::Seq(s) if !s.is_empty() && item.tag.is_none() => {
+                block_seq(out, item, ind + 2)
+            }
             _ if is_block(item) => {
                 out.push_str(tag_prefix(item).trim_end());
                 out.push('\n');
@@ -142,7 +150,8 @@ fn scalar_or_empty(out: &mut String, n: &Node, ind: usize) {
 fn literal_ok(v: &str) -> bool {
     !v.starts_with([' ', '\t', '\n'])
         && v.lines().all(|l| !l.ends_with([' ', '\t']))
-        && v.chars().all(|c| c == '\n' || (!c.is_control() && c != '\u{feff}'))
+        && v.chars()
+            .all(|c| c == '\n' || (!c.is_control() && c != '\u{feff}'))
         && !v.contains("\r")
 }
 
@@ -252,16 +261,22 @@ fn plain_safe(v: &str) -> bool {
     if v.contains(": ") || v.contains(" #") || v.ends_with(':') {
         return false;
     }
-    if v.chars().any(|c| c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' || c == '\u{85}') {
+    if v.chars().any(|c| {
+        c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' || c == '\u{85}'
+    }) {
         return false;
     }
     // YAML 1.1 readers (go-yaml v2, PyYAML) see these as booleans or numbers.
     let lower = v.to_ascii_lowercase();
-    if matches!(lower.as_str(), "y" | "n" | "yes" | "no" | "on" | "off" | "=") {
+    if matches!(
+        lower.as_str(),
+        "y" | "n" | "yes" | "no" | "on" | "off" | "="
+    ) {
         return false;
     }
     let numberish = v.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '.')
-        && v.chars().all(|c| c.is_ascii_hexdigit() || "xXoObB_:.+-".contains(c));
+        && v.chars()
+            .all(|c| c.is_ascii_hexdigit() || "xXoObB_:.+-".contains(c));
     !numberish
 }
 
@@ -285,7 +300,10 @@ mod tests {
 
     #[test]
     fn strings_quote_when_needed() {
-        for v in ["yes", "on", "0755", "1:20", "true", "null", "", " x", "a: b", "#x", "-x", "a\tb", "10", "1e3"] {
+        for v in [
+            "yes", "on", "0755", "1:20", "true", "null", "", " x", "a: b", "#x", "-x", "a\tb",
+            "10", "1e3",
+        ] {
             let q = quote_if_needed(v);
             assert!(q.starts_with('"'), "{v:?} -> {q}");
             let back = parse_stream(&format!("k: {q}\n")).unwrap();

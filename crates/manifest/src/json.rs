@@ -12,7 +12,9 @@ impl Node {
             NodeKind::Scalar { value, .. } => match self.scalar_type() {
                 Some(ScalarType::Null) => Value::Null,
                 Some(ScalarType::Bool) => Value::Bool(value.eq_ignore_ascii_case("true")),
-                Some(ScalarType::Int) => parse_int(value).map(Value::from).unwrap_or_else(|| Value::String(value.clone())),
+                Some(ScalarType::Int) => parse_int(value)
+                    .map(Value::from)
+                    .unwrap_or_else(|| Value::String(value.clone())),
                 Some(ScalarType::Float) => value
                     .parse::<f64>()
                     .ok()
@@ -25,7 +27,15 @@ impl Node {
             NodeKind::Map(entries) => Value::Object(
                 entries
                     .iter()
-                    .map(|e| (e.key.as_scalar().map(str::to_string).unwrap_or_else(|| e.key.to_json().to_string()), e.value.to_json()))
+                    .map(|e| {
+                        (
+                            e.key
+                                .as_scalar()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| e.key.to_json().to_string()),
+                            e.value.to_json(),
+                        )
+                    })
                     .collect(),
             ),
         }
@@ -74,7 +84,10 @@ mod tests {
     fn json_round_trip() {
         let docs = parse_stream("a: 1\nb: \"1\"\nc: [true, null, 1.5]\nd: {e: x}\n").unwrap();
         let j = docs[0].root.to_json();
-        assert_eq!(j, serde_json::json!({"a": 1, "b": "1", "c": [true, null, 1.5], "d": {"e": "x"}}));
+        assert_eq!(
+            j,
+            serde_json::json!({"a": 1, "b": "1", "c": [true, null, 1.5], "d": {"e": "x"}})
+        );
         assert_eq!(crate::Node::from_json(&j).to_json(), j);
     }
 }

@@ -39,7 +39,8 @@ impl<'a> Object<'a> {
 
     /// `metadata.name` (or `metadata.generateName`)
     pub fn name(&self) -> Option<&'a str> {
-        self.str_at(&["metadata", "name"]).or_else(|| self.str_at(&["metadata", "generateName"]))
+        self.str_at(&["metadata", "name"])
+            .or_else(|| self.str_at(&["metadata", "generateName"]))
     }
 
     /// `metadata.namespace`
@@ -54,7 +55,9 @@ impl<'a> Object<'a> {
 
     /// One annotation's value.
     pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        self.node.get_path(&["metadata", "annotations", key])?.as_scalar()
+        self.node
+            .get_path(&["metadata", "annotations", key])?
+            .as_scalar()
     }
 
     /// Whether this is a core-group `Secret`.
@@ -64,7 +67,11 @@ impl<'a> Object<'a> {
 
     /// `kind/name` for messages, with `?` for what is missing.
     pub fn display_name(&self) -> String {
-        format!("{}/{}", self.kind().unwrap_or("?"), self.name().unwrap_or("?"))
+        format!(
+            "{}/{}",
+            self.kind().unwrap_or("?"),
+            self.name().unwrap_or("?")
+        )
     }
 }
 

@@ -76,17 +76,32 @@ impl Node {
 
     /// A scalar with an explicit style.
     pub fn scalar(value: impl Into<String>, style: ScalarStyle) -> Node {
-        Node { kind: NodeKind::Scalar { value: value.into(), style }, span: Span::default(), tag: None }
+        Node {
+            kind: NodeKind::Scalar {
+                value: value.into(),
+                style,
+            },
+            span: Span::default(),
+            tag: None,
+        }
     }
 
     /// An empty mapping.
     pub fn map() -> Node {
-        Node { kind: NodeKind::Map(Vec::new()), span: Span::default(), tag: None }
+        Node {
+            kind: NodeKind::Map(Vec::new()),
+            span: Span::default(),
+            tag: None,
+        }
     }
 
     /// An empty sequence.
     pub fn seq() -> Node {
-        Node { kind: NodeKind::Seq(Vec::new()), span: Span::default(), tag: None }
+        Node {
+            kind: NodeKind::Seq(Vec::new()),
+            span: Span::default(),
+            tag: None,
+        }
     }
 
     /// The scalar's text, if this is a scalar.
@@ -144,7 +159,9 @@ impl Node {
 
     /// The entry whose key is the string `key`.
     pub fn entry(&self, key: &str) -> Option<&Entry> {
-        self.as_map()?.iter().find(|e| e.key.as_scalar() == Some(key))
+        self.as_map()?
+            .iter()
+            .find(|e| e.key.as_scalar() == Some(key))
     }
 
     /// The value under the string key `key`, if this is a mapping that has it.
@@ -154,7 +171,10 @@ impl Node {
 
     /// The value under `key`, mutable.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.as_map_mut()?.iter_mut().find(|e| e.key.as_scalar() == Some(key)).map(|e| &mut e.value)
+        self.as_map_mut()?
+            .iter_mut()
+            .find(|e| e.key.as_scalar() == Some(key))
+            .map(|e| &mut e.value)
     }
 
     /// Follows a path of string keys through nested mappings.
@@ -169,7 +189,10 @@ impl Node {
             if let Some(e) = m.iter_mut().find(|e| e.key.as_scalar() == Some(key)) {
                 e.value = value;
             } else {
-                m.push(Entry { key: Node::scalar(key, ScalarStyle::Plain), value });
+                m.push(Entry {
+                    key: Node::scalar(key, ScalarStyle::Plain),
+                    value,
+                });
             }
         }
     }
@@ -183,7 +206,9 @@ impl Node {
 
     /// The meaning of a scalar under the YAML 1.2 core schema; `None` for collections.
     pub fn scalar_type(&self) -> Option<ScalarType> {
-        let NodeKind::Scalar { value, style } = &self.kind else { return None };
+        let NodeKind::Scalar { value, style } = &self.kind else {
+            return None;
+        };
         if let Some(tag) = &self.tag {
             return Some(match tag.as_str() {
                 "tag:yaml.org,2002:null" | "!!null" => ScalarType::Null,
@@ -215,7 +240,11 @@ pub enum PathItem<'a> {
     Index(usize),
 }
 
-fn walk<'a>(n: &'a Node, path: &mut Vec<PathItem<'a>>, f: &mut dyn FnMut(&[PathItem<'a>], &'a Node)) {
+fn walk<'a>(
+    n: &'a Node,
+    path: &mut Vec<PathItem<'a>>,
+    f: &mut dyn FnMut(&[PathItem<'a>], &'a Node),
+) {
     match &n.kind {
         NodeKind::Scalar { .. } => f(path, n),
         NodeKind::Seq(items) => {
@@ -240,8 +269,8 @@ pub(crate) fn plain_type(v: &str) -> ScalarType {
     match v {
         "" | "~" | "null" | "Null" | "NULL" => return ScalarType::Null,
         "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return ScalarType::Bool,
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF" | ".nan"
-        | ".NaN" | ".NAN" => return ScalarType::Float,
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => return ScalarType::Float,
         _ => {}
     }
     let b = v.as_bytes();

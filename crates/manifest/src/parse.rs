@@ -27,7 +27,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_alias_nodes: 100_000, max_depth: 256 }
+        Limits {
+            max_alias_nodes: 100_000,
+            max_depth: 256,
+        }
     }
 }
 
@@ -47,8 +50,19 @@ pub fn parse_stream(src: &str) -> Result<Vec<Document>, ParseError> {
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, start: Pos, tag: Option<String>, anchor: usize },
-    Map { entries: Vec<Entry>, key: Option<Node>, start: Pos, tag: Option<String>, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        start: Pos,
+        tag: Option<String>,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<Entry>,
+        key: Option<Node>,
+        start: Pos,
+        tag: Option<String>,
+        anchor: usize,
+    },
 }
 
 /// Parses a YAML (or JSON) stream.
@@ -71,7 +85,10 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
     for ev in Parser::new_from_str(body) {
         let (ev, span) = ev.map_err(|e| {
             let pos = conv.pos(*e.marker());
-            ParseError { pos, message: e.info().to_string() }
+            ParseError {
+                pos,
+                message: e.info().to_string(),
+            }
         })?;
         let start = conv.pos(span.start);
         let end = conv.pos(span.end);
@@ -86,7 +103,10 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
                 if let Some(r) = root.take() {
                     let empty = r.is_null();
                     if !empty {
-                        docs.push(Document { root: r, index: doc_index });
+                        docs.push(Document {
+                            root: r,
+                            index: doc_index,
+                        });
                     }
                 }
                 doc_index += 1;
@@ -94,7 +114,10 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
             }
             Event::Alias(id) => {
                 let Some(n) = anchors.get(&id) else {
-                    return Err(ParseError { pos: start, message: "alias to an unknown anchor".into() });
+                    return Err(ParseError {
+                        pos: start,
+                        message: "alias to an unknown anchor".into(),
+                    });
                 };
                 let size = count_nodes(n);
                 if size > alias_budget {
@@ -120,7 +143,14 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
                     PStyle::Folded => ScalarStyle::Folded,
                 };
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
-                let node = Node { kind: NodeKind::Scalar { value: value.into_owned(), style }, span: Span { start, end }, tag };
+                let node = Node {
+                    kind: NodeKind::Scalar {
+                        value: value.into_owned(),
+                        style,
+                    },
+                    span: Span { start, end },
+                    tag,
+                };
                 Some((node, anchor))
             }
             Event::SequenceStart(anchor, tag) => {
@@ -128,7 +158,12 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
                     return Err(depth_error(start, limits));
                 }
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
-                stack.push(Frame::Seq { items: Vec::new(), start, tag, anchor });
+                stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    start,
+                    tag,
+                    anchor,
+                });
                 None
             }
             Event::MappingStart(anchor, tag) => {
@@ -136,20 +171,57 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
                     return Err(depth_error(start, limits));
                 }
                 let tag = tag.map(|t| format!("{}{}", t.handle, t.suffix));
-                stack.push(Frame::Map { entries: Vec::new(), key: None, start, tag, anchor });
+                stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    start,
+                    tag,
+                    anchor,
+                });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { items, start: s, tag, anchor }) => {
-                    Some((Node { kind: NodeKind::Seq(items), span: Span { start: s, end }, tag }, anchor))
+                Some(Frame::Seq {
+                    items,
+                    start: s,
+                    tag,
+                    anchor,
+                }) => Some((
+                    Node {
+                        kind: NodeKind::Seq(items),
+                        span: Span { start: s, end },
+                        tag,
+                    },
+                    anchor,
+                )),
+                _ => {
+                    return Err(ParseError {
+                        pos: start,
+                        message: "unbalanced sequence end".into(),
+                    })
                 }
-                _ => return Err(ParseError { pos: start, message: "unbalanced sequence end".into() }),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { entries, start: s, tag, anchor, .. }) => {
-                    Some((Node { kind: NodeKind::Map(entries), span: Span { start: s, end }, tag }, anchor))
+                Some(Frame::Map {
+                    entries,
+                    start: s,
+                    tag,
+                    anchor,
+                    ..
+                }) => Some((
+                    Node {
+                        kind: NodeKind::Map(entries),
+                        span: Span { start: s, end },
+                        tag,
+                    },
+                    anchor,
+                )),
+                _ => {
+                    return Err(ParseError {
+                        pos: start,
+                        message: "unbalanced mapping end".into(),
+                    })
                 }
-                _ => return Err(ParseError { pos: start, message: "unbalanced mapping end".into() }),
             },
         };
         if let Some((node, anchor)) = done {
@@ -165,7 +237,10 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
                         if k.as_scalar() == Some("<<") && k.tag.is_none() {
                             merge_into(entries, node);
                         } else {
-                            entries.push(Entry { key: k, value: node });
+                            entries.push(Entry {
+                                key: k,
+                                value: node,
+                            });
                         }
                     }
                 },
@@ -194,7 +269,10 @@ fn merge_into(entries: &mut Vec<Entry>, merged: Node) {
 }
 
 fn depth_error(pos: Pos, limits: Limits) -> ParseError {
-    ParseError { pos, message: format!("nesting deeper than {} levels", limits.max_depth) }
+    ParseError {
+        pos,
+        message: format!("nesting deeper than {} levels", limits.max_depth),
+    }
 }
 
 fn count_nodes(n: &Node) -> usize {
@@ -202,7 +280,10 @@ fn count_nodes(n: &Node) -> usize {
         NodeKind::Scalar { .. } => 1,
         NodeKind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
         NodeKind::Map(entries) => {
-            1 + entries.iter().map(|e| count_nodes(&e.key) + count_nodes(&e.value)).sum::<usize>()
+            1 + entries
+                .iter()
+                .map(|e| count_nodes(&e.key) + count_nodes(&e.value))
+                .sum::<usize>()
         }
     }
 }
@@ -251,14 +332,32 @@ mod tests {
         let src = "{\"kind\": \"Secret\", data: {k: v}}\n---\nstringData:\n  a: |\n    line1\n    line2\n  b: >\n    folded\n    text\n";
         let docs = parse_stream(src).unwrap();
         assert_eq!(Object::new(&docs[0].root).kind(), Some("Secret"));
-        assert_eq!(docs[0].root.get_path(&["data", "k"]).unwrap().as_str(), Some("v"));
-        assert_eq!(docs[1].root.get_path(&["stringData", "a"]).unwrap().as_str(), Some("line1\nline2\n"));
-        assert_eq!(docs[1].root.get_path(&["stringData", "b"]).unwrap().as_str(), Some("folded text\n"));
+        assert_eq!(
+            docs[0].root.get_path(&["data", "k"]).unwrap().as_str(),
+            Some("v")
+        );
+        assert_eq!(
+            docs[1]
+                .root
+                .get_path(&["stringData", "a"])
+                .unwrap()
+                .as_str(),
+            Some("line1\nline2\n")
+        );
+        assert_eq!(
+            docs[1]
+                .root
+                .get_path(&["stringData", "b"])
+                .unwrap()
+                .as_str(),
+            Some("folded text\n")
+        );
     }
 
     #[test]
     fn json_manifest() {
-        let src = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"dg=="}}"#;
+        let src =
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"dg=="}}"#;
         let docs = parse_stream(src).unwrap();
         let o = Object::new(&docs[0].root);
         assert!(o.is_secret());
@@ -269,15 +368,25 @@ mod tests {
     fn anchors_aliases_and_merge_keys() {
         let src = "base: &b {user: admin}\nuse: *b\nmerged:\n  <<: *b\n  extra: 1\n";
         let docs = parse_stream(src).unwrap();
-        assert_eq!(docs[0].root.get_path(&["use", "user"]).unwrap().as_str(), Some("admin"));
-        assert_eq!(docs[0].root.get_path(&["merged", "user"]).unwrap().as_str(), Some("admin"));
+        assert_eq!(
+            docs[0].root.get_path(&["use", "user"]).unwrap().as_str(),
+            Some("admin")
+        );
+        assert_eq!(
+            docs[0].root.get_path(&["merged", "user"]).unwrap().as_str(),
+            Some("admin")
+        );
     }
 
     #[test]
     fn billion_laughs_is_an_error_not_a_hang() {
         let mut src = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
-            let prev = if i == 1 { "a".to_string() } else { format!("a{}", i - 1) };
+            let prev = if i == 1 {
+                "a".to_string()
+            } else {
+                format!("a{}", i - 1)
+            };
             src.push_str(&format!("a{i}: &a{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         let err = parse_stream(&src).unwrap_err();

@@ -49,11 +49,20 @@ pub(crate) struct CharToByte<'a> {
 impl<'a> CharToByte<'a> {
     /// `base` is added to every offset (the length of a stripped BOM).
     pub(crate) fn new(src: &'a str, base: usize) -> Self {
-        CharToByte { src, last: (0, 0), ascii: src.is_ascii(), base }
+        CharToByte {
+            src,
+            last: (0, 0),
+            ascii: src.is_ascii(),
+            base,
+        }
     }
 
     pub(crate) fn pos(&mut self, m: saphyr_parser::Marker) -> Pos {
-        Pos { offset: self.byte(m.index()) + self.base, line: m.line(), column: m.col() + 1 }
+        Pos {
+            offset: self.byte(m.index()) + self.base,
+            line: m.line(),
+            column: m.col() + 1,
+        }
     }
 
     fn byte(&mut self, char_index: usize) -> usize {

@@ -66,7 +66,10 @@ pub fn load_stream(text: &str, name: &str) -> Result<Vec<Node>, InputError> {
 
 /// Documents from a folder, built with kustomize or helm when it is one of theirs.
 pub fn load_dir(dir: &Path) -> Result<Vec<Node>, InputError> {
-    if ["kustomization.yaml", "kustomization.yml", "Kustomization"].iter().any(|f| dir.join(f).is_file()) {
+    if ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+    {
         let out = kustomize(dir)?;
         return load_stream(&out, "<kustomize output>");
     }
@@ -79,8 +82,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Node>, InputError> {
     files.sort();
     let mut docs = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| InputError::Io { path: f.display().to_string(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(&f).map_err(|e| InputError::Io {
+            path: f.display().to_string(),
+            message: e.to_string(),
+        })?;
         let name = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
         for d in load_stream(&text, &name)? {
             if kustodian_sops::is_sops_document(&d) || Object::new(&d).kind().is_none() {
@@ -93,7 +98,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Node>, InputError> {
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| InputError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| InputError::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     for entry in rd.flatten() {
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {
@@ -106,7 +114,10 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
         };
         if ft.is_dir() {
             collect_files(&p, out)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(p);
         }
     }
@@ -163,12 +174,19 @@ fn helm(dir: &Path) -> Result<String, InputError> {
 }
 
 fn run(tool: &str, mut cmd: Command) -> Result<String, InputError> {
-    let out = cmd
-        .output()
-        .map_err(|e| InputError::Tool { tool: tool.to_string(), message: format!("could not start: {e}") })?;
+    let out = cmd.output().map_err(|e| InputError::Tool {
+        tool: tool.to_string(),
+        message: format!("could not start: {e}"),
+    })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(InputError::Tool { tool: tool.to_string(), message: format!("{}: {}", out.status, err.trim()) });
+        return Err(InputError::Tool {
+            tool: tool.to_string(),
+            message: format!("{}: {}", out.status, err.trim()),
+        });
     }
-    String::from_utf8(out.stdout).map_err(|_| InputError::Tool { tool: tool.to_string(), message: "output is not UTF-8".into() })
+    String::from_utf8(out.stdout).map_err(|_| InputError::Tool {
+        tool: tool.to_string(),
+        message: "output is not UTF-8".into(),
+    })
 }

@@ -39,7 +39,10 @@ pub(crate) fn select_pointer(doc: &Value, tokens: &[String]) -> Result<Value, Va
             _ => None,
         }
         .ok_or_else(|| {
-            let ptr: String = tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect();
+            let ptr: String = tokens
+                .iter()
+                .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+                .collect();
             ValueError::Missing(format!("nothing at #{ptr}"))
         })?;
     }
@@ -59,27 +62,40 @@ pub(crate) fn to_text(v: &Value) -> String {
 pub(crate) fn apply(mut v: Value, mods: &[Modifier]) -> Result<Value, ValueError> {
     for m in mods {
         v = match m {
-            Modifier::Base64Encode => Value::String(base64::engine::general_purpose::STANDARD.encode(to_text(&v))),
+            Modifier::Base64Encode => {
+                Value::String(base64::engine::general_purpose::STANDARD.encode(to_text(&v)))
+            }
             Modifier::Base64Decode => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(to_text(&v).trim())
-                    .map_err(|_| ValueError::Bad("base64decode: the value is not valid base64".into()))?;
-                Value::String(
-                    String::from_utf8(bytes)
-                        .map_err(|_| ValueError::Bad("base64decode: the decoded value is not UTF-8 text".into()))?,
-                )
+                    .map_err(|_| {
+                        ValueError::Bad("base64decode: the value is not valid base64".into())
+                    })?;
+                Value::String(String::from_utf8(bytes).map_err(|_| {
+                    ValueError::Bad("base64decode: the decoded value is not UTF-8 text".into())
+                })?)
             }
             Modifier::JsonParse => match &v {
-                Value::String(s) => serde_json::from_str(s)
-                    .map_err(|e| ValueError::Bad(format!("jsonParse: the value is not JSON (line {}, column {})", e.line(), e.column())))?,
+                Value::String(s) => serde_json::from_str(s).map_err(|e| {
+                    ValueError::Bad(format!(
+                        "jsonParse: the value is not JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ))
+                })?,
                 _ => v,
             },
             Modifier::YamlParse => match &v {
                 Value::String(s) => {
                     let docs = kustodian_manifest::parse_stream(s).map_err(|e| {
-                        ValueError::Bad(format!("yamlParse: the value is not YAML (line {}, column {})", e.pos.line, e.pos.column))
+                        ValueError::Bad(format!(
+                            "yamlParse: the value is not YAML (line {}, column {})",
+                            e.pos.line, e.pos.column
+                        ))
                     })?;
-                    docs.first().map(|d| d.root.to_json()).unwrap_or(Value::Null)
+                    docs.first()
+                        .map(|d| d.root.to_json())
+                        .unwrap_or(Value::Null)
                 }
                 _ => v,
             },
@@ -99,7 +115,9 @@ pub(crate) fn apply(mut v: Value, mods: &[Modifier]) -> Result<Value, ValueError
                 }
                 Value::String(out)
             }
-            Modifier::Sha256Sum => Value::String(hex::encode(sha2::Sha256::digest(to_text(&v).as_bytes()))),
+            Modifier::Sha256Sum => {
+                Value::String(hex::encode(sha2::Sha256::digest(to_text(&v).as_bytes())))
+            }
         };
     }
     Ok(v)
@@ -135,12 +153,22 @@ fn json_path(v: &Value, template: &str) -> Result<Value, ValueError> {
                 None if expr.starts_with('.') || expr.starts_with('[') => format!("${expr}"),
                 None => format!("$.{expr}"),
             };
-            let path = serde_json_path::JsonPath::parse(&query).map_err(|_| bad("not a JSONPath expression"))?;
+            let path = serde_json_path::JsonPath::parse(&query)
+                .map_err(|_| bad("not a JSONPath expression"))?;
             let found = path.query(&doc).all();
             match found.as_slice() {
-                [] => return Err(ValueError::Missing(format!("jsonPath {template}: nothing matched"))),
+                [] => {
+                    return Err(ValueError::Missing(format!(
+                        "jsonPath {template}: nothing matched"
+                    )))
+                }
                 [one] => parts.push((*one).clone()),
-                many => parts.push(Value::String(many.iter().map(|x| to_text(x)).collect::<Vec<_>>().join(" "))),
+                many => parts.push(Value::String(
+                    many.iter()
+                        .map(|x| to_text(x))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )),
             }
         } else {
             let mut chars = rest.chars();
@@ -170,18 +198,40 @@ mod tests {
         let d = json!({"a.b": 1, "a": {"b": 2, "c": [5]}});
         assert_eq!(select_key(&d, "a.b").unwrap(), json!(1));
         assert_eq!(select_key(&d, "a.c.0").unwrap(), json!(5));
-        assert!(matches!(select_key(&d, "nope"), Err(ValueError::Missing(_))));
+        assert!(matches!(
+            select_key(&d, "nope"),
+            Err(ValueError::Missing(_))
+        ));
     }
 
     #[test]
     fn modifier_chain() {
         let v = json!(r#"{"user":"u","pass":"p"}"#);
-        let out = apply(v.clone(), &[Modifier::JsonPath("{.user}{':'}{.pass}".into()), Modifier::Base64Encode]).unwrap();
+        let out = apply(
+            v.clone(),
+            &[
+                Modifier::JsonPath("{.user}{':'}{.pass}".into()),
+                Modifier::Base64Encode,
+            ],
+        )
+        .unwrap();
         assert_eq!(out, json!("dTpw"));
-        assert_eq!(apply(json!("dTpw"), &[Modifier::Base64Decode]).unwrap(), json!("u:p"));
-        assert_eq!(apply(v, &[Modifier::JsonParse]).unwrap(), json!({"user": "u", "pass": "p"}));
-        assert_eq!(apply(json!("a: 1"), &[Modifier::YamlParse]).unwrap(), json!({"a": 1}));
-        assert_eq!(apply(json!("x\ny\n"), &[Modifier::Indent(2)]).unwrap(), json!("x\n  y\n"));
+        assert_eq!(
+            apply(json!("dTpw"), &[Modifier::Base64Decode]).unwrap(),
+            json!("u:p")
+        );
+        assert_eq!(
+            apply(v, &[Modifier::JsonParse]).unwrap(),
+            json!({"user": "u", "pass": "p"})
+        );
+        assert_eq!(
+            apply(json!("a: 1"), &[Modifier::YamlParse]).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            apply(json!("x\ny\n"), &[Modifier::Indent(2)]).unwrap(),
+            json!("x\n  y\n")
+        );
         assert_eq!(
             apply(json!("abc"), &[Modifier::Sha256Sum]).unwrap(),
             json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

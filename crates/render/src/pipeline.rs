@@ -59,7 +59,10 @@ struct DocSettings {
 impl DocSettings {
     fn of(doc: &Node) -> Self {
         let o = Object::new(doc);
-        let ann = |k: &str| o.annotation(&format!("kustodian.io/{k}")).or_else(|| o.annotation(&format!("avp.kubernetes.io/{k}")));
+        let ann = |k: &str| {
+            o.annotation(&format!("kustodian.io/{k}"))
+                .or_else(|| o.annotation(&format!("avp.kubernetes.io/{k}")))
+        };
         let truthy = |v: Option<&str>| v.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let mut name = o.display_name();
         if let Some(ns) = o.namespace() {
@@ -68,7 +71,9 @@ impl DocSettings {
         DocSettings {
             name,
             ignore: truthy(ann("ignore")),
-            path: ann("path").map(|p| p.trim().to_string()).filter(|p| !p.is_empty()),
+            path: ann("path")
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
             kv_version: ann("kv-version").map(|p| p.trim().to_string()),
             secret_version: ann("secret-version").map(|p| p.trim().to_string()),
             remove_missing: truthy(ann("remove-missing")),
@@ -100,14 +105,25 @@ fn plan(r: &Reference, s: &DocSettings, stores: &Stores) -> Result<Plan, String>
     match &r.kind {
         RefKind::AvpPath { path, key, version } => Ok(Plan {
             store: stores.config().placeholder_store(),
-            req: Request { path: path.clone(), version: version.clone(), params },
+            req: Request {
+                path: path.clone(),
+                version: version.clone(),
+                params,
+            },
             pick: Pick::Key(key.clone()),
         }),
         RefKind::AvpGeneric { key } => {
-            let path = s.path.clone().ok_or("generic placeholder without an avp.kubernetes.io/path annotation")?;
+            let path = s
+                .path
+                .clone()
+                .ok_or("generic placeholder without an avp.kubernetes.io/path annotation")?;
             Ok(Plan {
                 store: stores.config().placeholder_store(),
-                req: Request { path, version: s.secret_version.clone(), params },
+                req: Request {
+                    path,
+                    version: s.secret_version.clone(),
+                    params,
+                },
                 pick: Pick::Key(key.clone()),
             })
         }
@@ -128,7 +144,11 @@ fn plan(r: &Reference, s: &DocSettings, stores: &Stores) -> Result<Plan, String>
             params.sort();
             Ok(Plan {
                 store,
-                req: Request { path: v.path.clone(), version, params },
+                req: Request {
+                    path: v.path.clone(),
+                    version,
+                    params,
+                },
                 pick: Pick::Pointer(v.fragment.clone()),
             })
         }
@@ -149,7 +169,11 @@ enum Site {
 }
 
 /// Resolves every reference in `docs`, or explains every one that failed.
-pub fn render(mut docs: Vec<Node>, stores: &Stores, opts: &Options) -> Result<Rendered, Vec<RenderError>> {
+pub fn render(
+    mut docs: Vec<Node>,
+    stores: &Stores,
+    opts: &Options,
+) -> Result<Rendered, Vec<RenderError>> {
     let mut errors = Vec::new();
     let mut wanted: BTreeMap<FetchKey, ()> = BTreeMap::new();
     let mut stats = Stats::default();
@@ -173,7 +197,11 @@ pub fn render(mut docs: Vec<Node>, stores: &Stores, opts: &Options) -> Result<Re
                         }
                     }
                 }
-                Err(e) => errors.push(RenderError { document: s.name.clone(), reference: None, reason: e.to_string() }),
+                Err(e) => errors.push(RenderError {
+                    document: s.name.clone(),
+                    reference: None,
+                    reason: e.to_string(),
+                }),
             }
             Visit::Keep
         });
@@ -219,7 +247,11 @@ pub fn render(mut docs: Vec<Node>, stores: &Stores, opts: &Options) -> Result<Re
 }
 
 fn err(s: &DocSettings, r: Option<&Reference>, reason: String) -> RenderError {
-    RenderError { document: s.name.clone(), reference: r.map(|r| r.to_string()), reason }
+    RenderError {
+        document: s.name.clone(),
+        reference: r.map(|r| r.to_string()),
+        reason,
+    }
 }
 
 fn parse(text: &str, s: &DocSettings) -> Result<Vec<Reference>, kustodian_refs::ParseError> {
@@ -239,8 +271,14 @@ fn fetch_all(keys: &[FetchKey], stores: &Stores, concurrency: usize) -> Fetched 
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(key) = keys.get(i) else { break };
-                let r = stores.get(&key.0).and_then(|st| st.fetch(&key.1)).map_err(|e| describe(&e));
-                results.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), r);
+                let r = stores
+                    .get(&key.0)
+                    .and_then(|st| st.fetch(&key.1))
+                    .map_err(|e| describe(&e));
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.clone(), r);
             });
         }
     });
@@ -275,7 +313,11 @@ fn resolve_string(
                     None => ValueError::Bad(e.clone()),
                 }))
             }
-            None => return Err(fail(ValueError::Bad("internal: reference was not fetched".into()))),
+            None => {
+                return Err(fail(ValueError::Bad(
+                    "internal: reference was not fetched".into(),
+                )))
+            }
         };
         let v = match &p.pick {
             Pick::Key(k) => modifiers::select_key(doc.expose(), k),
@@ -296,7 +338,8 @@ fn resolve_string(
             other => Node::from_json(&other),
         });
     }
-    let out = kustodian_refs::substitute(text, refs, |r| value_of(r).map(|v| modifiers::to_text(&v)))?;
+    let out =
+        kustodian_refs::substitute(text, refs, |r| value_of(r).map(|v| modifiers::to_text(&v)))?;
     Ok(Node::scalar(out, ScalarStyle::DoubleQuoted))
 }
 
@@ -316,15 +359,24 @@ fn visit(doc: &mut Node, s: &DocSettings, f: &mut dyn FnMut(&str, Site, bool) ->
     let mut i = 0;
     while i < entries.len() {
         let key = entries[i].key.as_scalar().unwrap_or("").to_string();
-        let data_map = (s.is_secret && (key == "data" || key == "stringData")) || (s.is_configmap && key == "data");
+        let data_map = (s.is_secret && (key == "data" || key == "stringData"))
+            || (s.is_configmap && key == "data");
         if data_map {
-            let site = if s.is_secret && key == "data" { Site::SecretData } else { Site::Text };
+            let site = if s.is_secret && key == "data" {
+                Site::SecretData
+            } else {
+                Site::Text
+            };
             if let NodeKind::Map(items) = &mut entries[i].value.kind {
                 let mut j = 0;
                 while j < items.len() {
                     let action = match &items[j].value.kind {
-                        NodeKind::Scalar { value, .. } if site == Site::SecretData => secret_data(value, f),
-                        NodeKind::Scalar { value, .. } if items[j].value.as_str().is_some() => f(value, site, true),
+                        NodeKind::Scalar { value, .. } if site == Site::SecretData => {
+                            secret_data(value, f)
+                        }
+                        NodeKind::Scalar { value, .. } if items[j].value.as_str().is_some() => {
+                            f(value, site, true)
+                        }
                         _ => {
                             walk(&mut items[j].value, f);
                             Visit::Keep
@@ -354,7 +406,10 @@ fn visit(doc: &mut Node, s: &DocSettings, f: &mut dyn FnMut(&str, Site, bool) ->
 fn secret_data(value: &str, f: &mut dyn FnMut(&str, Site, bool) -> Visit) -> Visit {
     let b64 = base64::engine::general_purpose::STANDARD;
     let encode = |v: Visit| match v {
-        Visit::Replace(n) => Visit::Replace(Node::scalar(b64.encode(n.as_scalar().unwrap_or("")), ScalarStyle::Plain)),
+        Visit::Replace(n) => Visit::Replace(Node::scalar(
+            b64.encode(n.as_scalar().unwrap_or("")),
+            ScalarStyle::Plain,
+        )),
         other => other,
     };
     if kustodian_refs::contains_reference_with_generic(value) {

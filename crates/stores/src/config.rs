@@ -28,8 +28,16 @@ impl Config {
     }
 
     /// A configuration from explicit variables (tests, plugin parameters).
-    pub fn from_vars(root: &Path, base: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        Config { root: root.to_path_buf(), base: base.to_path_buf(), vars: vars.into_iter().collect() }
+    pub fn from_vars(
+        root: &Path,
+        base: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        Config {
+            root: root.to_path_buf(),
+            base: base.to_path_buf(),
+            vars: vars.into_iter().collect(),
+        }
     }
 
     /// A variable, or its `ARGOCD_ENV_` twin. Empty values count as unset.
@@ -48,7 +56,10 @@ impl Config {
 
     /// The name of the store for `<path:...>` placeholders.
     pub fn placeholder_store(&self) -> String {
-        let t = self.var_any(&["KUSTODIAN_STORE", "AVP_TYPE"]).unwrap_or("sops").to_ascii_lowercase();
+        let t = self
+            .var_any(&["KUSTODIAN_STORE", "AVP_TYPE"])
+            .unwrap_or("sops")
+            .to_ascii_lowercase();
         match t.as_str() {
             "openbao" => "vault".to_string(),
             "awssecretsmanager" | "awssecrets" | "awssm" => "aws".to_string(),
@@ -71,7 +82,11 @@ pub struct Stores {
 impl Stores {
     /// The built-in stores for this configuration.
     pub fn new(config: Config) -> Self {
-        let mut s = Stores { config, factories: HashMap::new(), built: Default::default() };
+        let mut s = Stores {
+            config,
+            factories: HashMap::new(),
+            built: Default::default(),
+        };
         s.register("sops", |c| Ok(Arc::new(sops_files::SopsFiles::new(c))));
         s.register("echo", |_| Ok(Arc::new(echo::Echo)));
         s.register("env", |c| Ok(Arc::new(env::Env::new(c))));
@@ -108,7 +123,10 @@ impl Stores {
         let f = self.factories.get(name).ok_or_else(|| {
             let mut known: Vec<_> = self.factories.keys().cloned().collect();
             known.sort();
-            StoreError::Config(format!("no store named {name:?}; known stores: {}", known.join(", ")))
+            StoreError::Config(format!(
+                "no store named {name:?}; known stores: {}",
+                known.join(", ")
+            ))
         })?;
         let s = f(&self.config)?;
         built.insert(name.to_string(), s.clone());

@@ -11,6 +11,8 @@ impl Store for Echo {
     }
 
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {
-        Ok(SecretValue::new(serde_json::Value::String(req.path.clone())))
+        Ok(SecretValue::new(serde_json::Value::String(
+            req.path.clone(),
+        )))
     }
 }

@@ -14,7 +14,9 @@ pub struct Env {
 impl Env {
     /// An environment store over the configuration's variables.
     pub fn new(config: &Config) -> Self {
-        Env { config: config.clone() }
+        Env {
+            config: config.clone(),
+        }
     }
 }
 
@@ -24,11 +26,21 @@ impl Store for Env {
     }
 
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {
-        let name = req.path.trim_start_matches('$').trim_matches(|c| c == '{' || c == '}');
-        let prefixed = if name.starts_with("KUSTODIAN_SECRET_") { name.to_string() } else { format!("KUSTODIAN_SECRET_{name}") };
+        let name = req
+            .path
+            .trim_start_matches('$')
+            .trim_matches(|c| c == '{' || c == '}');
+        let prefixed = if name.starts_with("KUSTODIAN_SECRET_") {
+            name.to_string()
+        } else {
+            format!("KUSTODIAN_SECRET_{name}")
+        };
         match self.config.var(&prefixed) {
             Some(v) => Ok(SecretValue::new(serde_json::Value::String(v.to_string()))),
-            None => Err(StoreError::NotFound { store: "env".into(), path: prefixed }),
+            None => Err(StoreError::NotFound {
+                store: "env".into(),
+                path: prefixed,
+            }),
         }
     }
 }

@@ -41,12 +41,19 @@ pub struct Request {
 impl Request {
     /// A request for the latest version, without options.
     pub fn new(path: impl Into<String>) -> Self {
-        Request { path: path.into(), version: None, params: Vec::new() }
+        Request {
+            path: path.into(),
+            version: None,
+            params: Vec::new(),
+        }
     }
 
     /// The value of one option.
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

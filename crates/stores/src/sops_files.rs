@@ -31,21 +31,36 @@ impl SopsFiles {
 
 /// Resolves `rel` against `base` and checks that it stays inside `root`.
 pub fn confine(root: &Path, base: &Path, rel: &str) -> Result<PathBuf, StoreError> {
-    let invalid = |reason: &str| StoreError::Invalid { path: rel.to_string(), reason: reason.to_string() };
+    let invalid = |reason: &str| StoreError::Invalid {
+        path: rel.to_string(),
+        reason: reason.to_string(),
+    };
     let p = Path::new(rel);
-    if p.is_absolute() || p.components().any(|c| matches!(c, Component::Prefix(_) | Component::RootDir)) {
-        return Err(invalid("absolute paths are refused; write the path relative to the directory being rendered"));
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, Component::Prefix(_) | Component::RootDir))
+    {
+        return Err(invalid(
+            "absolute paths are refused; write the path relative to the directory being rendered",
+        ));
     }
     let joined = base.join(p);
-    let root = root.canonicalize().map_err(|e| invalid(&format!("cannot resolve the repository root: {e}")))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| invalid(&format!("cannot resolve the repository root: {e}")))?;
     let real = match joined.canonicalize() {
         Ok(r) => r,
         Err(_) => {
             // Still refuse an escaping path before saying it is missing.
             if escapes(&joined, &root) {
-                return Err(invalid("the path leaves the repository; keep SOPS files inside the repository"));
+                return Err(invalid(
+                    "the path leaves the repository; keep SOPS files inside the repository",
+                ));
             }
-            return Err(StoreError::NotFound { store: "sops".into(), path: rel.to_string() });
+            return Err(StoreError::NotFound {
+                store: "sops".into(),
+                path: rel.to_string(),
+            });
         }
     };
     if !real.starts_with(&root) {
@@ -85,12 +100,16 @@ impl Store for SopsFiles {
             path: req.path.clone(),
             reason: "not a text file; SOPS stores are YAML or JSON".into(),
         })?;
-        let ids = self.identities.get_or_init(|| kustodian_sops::Identities::load(&key_sources(&self.config)));
+        let ids = self
+            .identities
+            .get_or_init(|| kustodian_sops::Identities::load(&key_sources(&self.config)));
         let format = kustodian_sops::Format::from_path(&file);
-        let plain = kustodian_sops::decrypt(&text, format, ids, &req.path).map_err(|e| StoreError::Backend {
-            store: "sops".into(),
-            path: req.path.clone(),
-            reason: e.to_string(),
+        let plain = kustodian_sops::decrypt(&text, format, ids, &req.path).map_err(|e| {
+            StoreError::Backend {
+                store: "sops".into(),
+                path: req.path.clone(),
+                reason: e.to_string(),
+            }
         })?;
         Ok(SecretValue::new(plain.root().to_json()))
     }
@@ -120,14 +139,29 @@ mod tests {
         std::fs::write(root.join("../outside-kustodian-test.yaml"), "a: 1").ok();
         let base = root.join("app");
         assert!(confine(&root, &base, "s.yaml").is_ok());
-        assert!(matches!(confine(&root, &base, "/etc/passwd"), Err(StoreError::Invalid { .. })));
-        assert!(matches!(confine(&root, &base, "../../etc/passwd"), Err(StoreError::Invalid { .. })));
-        assert!(matches!(confine(&root, &base, "../../nope.yaml"), Err(StoreError::Invalid { .. })));
-        assert!(matches!(confine(&root, &base, "missing.yaml"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            confine(&root, &base, "/etc/passwd"),
+            Err(StoreError::Invalid { .. })
+        ));
+        assert!(matches!(
+            confine(&root, &base, "../../etc/passwd"),
+            Err(StoreError::Invalid { .. })
+        ));
+        assert!(matches!(
+            confine(&root, &base, "../../nope.yaml"),
+            Err(StoreError::Invalid { .. })
+        ));
+        assert!(matches!(
+            confine(&root, &base, "missing.yaml"),
+            Err(StoreError::NotFound { .. })
+        ));
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/hostname", base.join("link.yaml")).unwrap();
-            assert!(matches!(confine(&root, &base, "link.yaml"), Err(StoreError::Invalid { .. })));
+            assert!(matches!(
+                confine(&root, &base, "link.yaml"),
+                Err(StoreError::Invalid { .. })
+            ));
         }
     }
 

@@ -34,8 +34,9 @@ impl SopsFiles {
     }
 
     fn identities(&self) -> &Identities {
-        self.ids
-            .get_or_init(|| Identities::load(&kustodian_stores::sops_files::key_sources(&self.config)))
+        self.ids.get_or_init(|| {
+            Identities::load(&kustodian_stores::sops_files::key_sources(&self.config))
+        })
     }
 
     /// Decrypts the SOPS file at `rel` (relative to the run's folder, inside the repository).
