@@ -223,7 +223,7 @@ declare -A mean
 time_cmd() { # name cmd runs [warmup] -> mean seconds in ${mean[name]}
   local name=$1 cmd=$2 runs=$3 warmup=${4:-1}
   if [ -n "$HYPERFINE" ]; then
-    "$HYPERFINE" --style none --ignore-failure --warmup "$warmup" --runs "$runs" --export-json "$work/$name.json" "$cmd" >/dev/null 2>&1 \
+    "$HYPERFINE" -N --style none --ignore-failure --warmup "$warmup" --runs "$runs" --export-json "$work/$name.json" "$cmd" >/dev/null 2>&1 \
       || die "hyperfine failed on: $cmd"
     mean[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$work/$name.json")
   else
@@ -269,8 +269,10 @@ echo "staged: git repository of the whole tree, 10 new files staged..." >&2
   done
   git add apps/new
 )
-time_cmd staged "cd $tree && $KUSTODIAN scan --staged" 10
-kb=$(peak_kb "sh -c 'cd $tree && $KUSTODIAN scan --staged'")
+pushd "$tree" >/dev/null
+time_cmd staged "$KUSTODIAN scan --staged" 20
+kb=$(peak_kb "$KUSTODIAN scan --staged")
+popd >/dev/null
 python3 -c "import sys; print(f'kustodian scan --staged, 10-file commit in a {sys.argv[3]}-file repo: {float(sys.argv[1])*1000:.1f} ms, peak RSS {int(sys.argv[2])/1024:.1f} MiB')" "${mean[staged]}" "$kb" "$files"
 [ -n "${KEEP:-}" ] && echo "tree kept at $tree"
 exit 0

@@ -158,7 +158,7 @@ fn safe_values_let_flux_substitutions_through() {
 }
 
 #[test]
-fn custom_rule_sets_severity_and_message() {
+fn custom_rule_reports_its_id_severity_and_message() {
     let dir = with_policy(
         "version: 1\ncustom_rules:\n  - id: acme-internal\n    regex: '^acme-internal-'\n    severity: critical\n    message: internal ACME credential\n",
     );
@@ -171,13 +171,47 @@ fn custom_rule_sets_severity_and_message() {
         .find(|f| f["key"] == "tls.key")
         .unwrap()
         .clone();
-    assert_eq!(f["rule"], "custom-rule");
+    assert_eq!(f["rule"], "acme-internal");
     assert_eq!(f["severity"], "critical");
     let msg = f["message"].as_str().unwrap();
-    assert!(
-        msg.starts_with("acme-internal:") && msg.contains("internal ACME credential"),
-        "{msg}"
-    );
+    assert!(msg.contains("internal ACME credential"), "{msg}");
+
+    // SARIF: the result's ruleId has its own entry in tool.driver.rules.
+    let out = scan(dir.path(), &["--format", "sarif"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &v["runs"][0];
+    let result = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "acme-internal")
+        .expect("a result under the custom rule's id");
+    let index = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(run["tool"]["driver"]["rules"][index]["id"], "acme-internal");
+
+    // Annotations use it as the title.
+    let out = scan(dir.path(), &["--format", "github"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("title=acme-internal::"));
+}
+
+#[test]
+fn custom_rule_ids_are_unique_and_not_built_in_codes() {
+    for (policy, what) in [
+        (
+            "version: 1\ncustom_rules:\n  - {id: plaintext-secret-data, regex: x, severity: low, message: m}\n",
+            "built-in rule",
+        ),
+        (
+            "version: 1\ncustom_rules:\n  - {id: a, regex: x, severity: low, message: m}\n  - {id: a, regex: y, severity: low, message: m}\n",
+            "a second custom rule",
+        ),
+    ] {
+        let dir = with_policy(policy);
+        let out = scan(dir.path(), &[]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(what) && regex_like_line_col(&err), "{err}");
+    }
 }
 
 #[test]

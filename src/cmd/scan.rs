@@ -1,5 +1,6 @@
-//! `kustodian scan [PATH...]` and `kustodian scan --staged [PATH...]`: find plaintext Secret data
-//! before it reaches Git. Findings go to stdout in the chosen format, notes (skipped files) to
+//! `kustodian scan [PATH...]`, `kustodian scan --staged [PATH...]` and
+//! `kustodian scan --since REV | --range A..B [PATH...]`: find plaintext Secret data before it
+//! reaches Git, or in the commits that already did. Findings go to stdout in the chosen format, notes (skipped files) to
 //! stderr. Exit 0: nothing blocks; 1: findings block; 2: the scan could not run or is incomplete.
 
 use std::io::{IsTerminal, Write};
@@ -19,8 +20,17 @@ pub struct Args {
     /// Scan the staged blobs in the git index (what the commit will hold), not the working tree.
     /// With PATHs, the staged version of those paths; without, every file the commit adds or
     /// changes.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["since", "range"])]
     pub staged: bool,
+    /// Scan every blob added by the commits after REV up to HEAD (`REV..HEAD`), including values
+    /// a later commit deleted; each finding names the commit that added it. With PATHs, only
+    /// files at or under them.
+    #[arg(long, value_name = "REV", conflicts_with = "range")]
+    pub since: Option<String>,
+    /// Like --since, for a range as git spells it: `A..B`, `A...B`, or one revision for its
+    /// whole history.
+    #[arg(long, value_name = "RANGE")]
+    pub range: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -81,10 +91,17 @@ impl Format {
 pub fn run(args: Args) -> miette::Result<ExitCode> {
     let cwd = std::env::current_dir()
         .map_err(|e| miette::miette!("cannot read the current folder: {e}"))?;
-    let source = if args.staged {
-        Source::Staged(args.paths)
-    } else {
-        Source::Paths(args.paths)
+    let history = args
+        .range
+        .clone()
+        .or_else(|| args.since.as_ref().map(|rev| format!("{rev}..HEAD")));
+    let source = match (args.staged, history) {
+        (_, Some(range)) => Source::History {
+            range,
+            paths: args.paths,
+        },
+        (true, None) => Source::Staged(args.paths),
+        (false, None) => Source::Paths(args.paths),
     };
     let policy = match args.policy.clone().or_else(|| Policy::discover(&cwd)) {
         Some(file) => Policy::load(&file)?,

@@ -326,7 +326,9 @@ impl<'a> FileCx<'a> {
         if policy.safe_value(hit.hash_input) {
             return;
         }
+        let mut custom_rule = None;
         if let Some(c) = policy.custom_match(hit.hash_input) {
+            custom_rule = Some(c.id.clone());
             hit.rule = Rule::CustomRule;
             hit.severity = c.severity;
             hit.message = format!("{}: {}: {}", c.id, hit.owner.display(), c.message);
@@ -366,6 +368,8 @@ impl<'a> FileCx<'a> {
             message: hit.message,
             excerpt,
             related: hit.related,
+            custom_rule,
+            commit: None,
         });
     }
 

@@ -113,6 +113,30 @@ pub struct Finding {
     pub excerpt: Excerpt,
     /// A second place that belongs to the finding (the `secretGenerator` entry of a file).
     pub related: Option<Related>,
+    /// The custom policy rule that matched, for [`Rule::CustomRule`] findings.
+    pub custom_rule: Option<String>,
+    /// For a history scan (`--since`, `--range`): the commit that added the value.
+    pub commit: Option<Commit>,
+}
+
+/// A commit, as a history scan names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Commit {
+    /// The full object id, lower-case hex.
+    pub id: String,
+    /// The author's name.
+    pub author: String,
+    /// The author's e-mail address.
+    pub email: String,
+    /// The author date, RFC 3339 with the author's UTC offset.
+    pub date: String,
+}
+
+impl Commit {
+    /// The first 12 hex digits of the id.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
 }
 
 /// A redacted rendering of the finding's line: `text` holds no value text, `label` is the byte
@@ -137,15 +161,37 @@ pub struct Related {
 }
 
 impl Finding {
-    /// Sort key: path, line, column, then rule and key so output is deterministic.
-    pub fn sort_key(&self) -> (&str, usize, usize, Rule, &str) {
+    /// Sort key: path, line, column, then rule, key and commit so output is deterministic.
+    pub fn sort_key(&self) -> (&str, usize, usize, Rule, &str, Option<&str>) {
         (
             &self.location.path,
             self.location.line,
             self.location.column,
             self.rule,
             &self.key,
+            self.commit.as_ref().map(|c| c.id.as_str()),
         )
+    }
+
+    /// The message, followed for a history finding by the commit that added the value.
+    pub fn full_message(&self) -> String {
+        match &self.commit {
+            Some(c) => format!(
+                "{} (added in commit {} by {} <{}>, {})",
+                self.message,
+                c.short_id(),
+                c.author,
+                c.email,
+                c.date
+            ),
+            None => self.message.clone(),
+        }
+    }
+
+    /// The rule id as reports print it: the custom rule's id for a custom-rule finding, else
+    /// the built-in rule's code.
+    pub fn rule_id(&self) -> &str {
+        self.custom_rule.as_deref().unwrap_or(self.rule.code())
     }
 }
 

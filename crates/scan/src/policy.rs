@@ -53,8 +53,8 @@ pub struct Allow {
     pub reason: Option<String>,
 }
 
-/// A rule from the policy file; its findings have rule code `custom-rule` and a message starting
-/// with its id.
+/// A rule from the policy file; its findings are of [`crate::Rule::CustomRule`] and report its
+/// id as their rule id.
 #[derive(Clone, Debug)]
 pub struct CustomRule {
     /// The rule's id.
@@ -263,8 +263,14 @@ impl Policy {
                 }
                 "custom_rules" => {
                     for item in seq(v, "custom_rules").map_err(|m| err(Some(v), m))? {
-                        p.custom_rules
-                            .push(custom_rule(item).map_err(|(n, m)| err(Some(n), m))?);
+                        let rule = custom_rule(item).map_err(|(n, m)| err(Some(n), m))?;
+                        if p.custom_rules.iter().any(|c| c.id == rule.id) {
+                            return Err(err(
+                                Some(item),
+                                format!("a second custom rule with the id `{}`", rule.id),
+                            ));
+                        }
+                        p.custom_rules.push(rule);
                     }
                 }
                 other => {
@@ -373,7 +379,19 @@ fn custom_rule(n: &Node) -> Result<CustomRule, (&Node, String)> {
         let v = &e.value;
         let s = || scalar(v, k).map_err(|m| (v, m));
         match k {
-            "id" => id = Some(s()?.to_string()),
+            "id" => {
+                let v_id = s()?;
+                if v_id.is_empty() || crate::rules::RULES.iter().any(|r| r.code == v_id) {
+                    return Err((
+                        v,
+                        format!(
+                            "custom rule id `{v_id}` is empty or the code of a built-in rule; \
+                             give it a name of its own"
+                        ),
+                    ));
+                }
+                id = Some(v_id.to_string())
+            }
             "regex" => re = Some(regex(s()?).map_err(|m| (v, m))?),
             "severity" => sev = Some(s()?.parse::<Severity>().map_err(|m| (v, m))?),
             "message" => msg = Some(s()?.to_string()),

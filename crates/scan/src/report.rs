@@ -34,7 +34,8 @@ pub trait Report {
 }
 
 /// `{"findings": [{"path", "line", "column", "rule", "kind", "name", "namespace", "key",
-/// "severity", "fingerprint", "message"}...]}`, pretty-printed, one trailing newline.
+/// "severity", "fingerprint", "message"}...]}`, pretty-printed, one trailing newline; a history
+/// scan adds `"commit": {"id", "author", "email", "date"}` to each finding.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Json;
 
@@ -43,7 +44,7 @@ struct JsonFinding<'a> {
     path: &'a str,
     line: usize,
     column: usize,
-    rule: crate::rules::Rule,
+    rule: &'a str,
     kind: Option<&'a str>,
     name: Option<&'a str>,
     namespace: Option<&'a str>,
@@ -51,6 +52,16 @@ struct JsonFinding<'a> {
     severity: Severity,
     fingerprint: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<JsonCommit<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonCommit<'a> {
+    id: &'a str,
+    author: &'a str,
+    email: &'a str,
+    date: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -67,7 +78,7 @@ impl Report for Json {
                 path: &f.location.path,
                 line: f.location.line,
                 column: f.location.column,
-                rule: f.rule,
+                rule: f.rule_id(),
                 kind: f.kind.as_deref(),
                 name: f.name.as_deref(),
                 namespace: f.namespace.as_deref(),
@@ -75,6 +86,12 @@ impl Report for Json {
                 severity: f.severity,
                 fingerprint: &f.fingerprint,
                 message: &f.message,
+                commit: f.commit.as_ref().map(|c| JsonCommit {
+                    id: &c.id,
+                    author: &c.author,
+                    email: &c.email,
+                    date: &c.date,
+                }),
             })
             .collect();
         serde_json::to_writer_pretty(&mut *out, &JsonReport { findings })?;
@@ -134,10 +151,16 @@ impl Report for Human {
 
 /// The closing line of the human report.
 pub fn summary(result: &ScanResult, policy: &Policy) -> String {
-    let scanned = match result.files_scanned {
-        1 => "1 file scanned".to_string(),
-        n => format!("{n} files scanned"),
+    let mut scanned = match result.files_scanned {
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
     };
+    match result.commits_scanned {
+        0 => {}
+        1 => scanned.push_str(" in 1 commit"),
+        n => scanned.push_str(&format!(" in {n} commits")),
+    }
+    scanned.push_str(" scanned");
     let blocking: Vec<&Finding> = result
         .findings
         .iter()
@@ -181,7 +204,7 @@ pub fn summary(result: &ScanResult, policy: &Policy) -> String {
 #[derive(Debug)]
 pub struct FindingDiagnostic {
     message: String,
-    code: &'static str,
+    code: String,
     help: &'static str,
     blocking: bool,
     label: String,
@@ -201,8 +224,8 @@ impl FindingDiagnostic {
             })
             .collect();
         FindingDiagnostic {
-            message: f.message.clone(),
-            code: f.rule.code(),
+            message: f.full_message(),
+            code: f.rule_id().to_string(),
             help: f.rule.help(),
             blocking,
             label: format!("{} severity", f.severity),
@@ -222,7 +245,7 @@ impl std::error::Error for FindingDiagnostic {}
 
 impl Diagnostic for FindingDiagnostic {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        Some(Box::new(&self.code))
     }
 
     fn severity(&self) -> Option<miette::Severity> {

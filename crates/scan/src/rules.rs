@@ -117,8 +117,9 @@ pub const RULES: &[RuleInfo] = &[
         code: "custom-rule",
         summary: "A value matched a custom rule of the policy",
         description: "The policy's `custom_rules` match a regex against the decoded value of \
-                      every judged value; the message starts with the custom rule's id and \
-                      carries its message and severity.",
+                      every judged value; a match is reported under the custom rule's own id \
+                      (in JSON, SARIF and annotations) with its message and severity. \
+                      `custom-rule: off` under `rules` turns every custom rule off.",
         help: "follow the custom rule's message, or change the policy's `custom_rules`",
     },
 ];

@@ -39,8 +39,8 @@ impl Report for Github {
                 escape_property(&f.location.path),
                 f.location.line,
                 f.location.column,
-                escape_property(f.rule.code()),
-                escape_data(&format!("{} ({} severity)", f.message, f.severity)),
+                escape_property(f.rule_id()),
+                escape_data(&format!("{} ({} severity)", f.full_message(), f.severity)),
             )?;
         }
         Ok(())

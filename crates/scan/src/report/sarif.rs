@@ -42,33 +42,51 @@ fn uri(path: &str) -> String {
 impl Sarif {
     /// The SARIF log as a JSON value.
     pub fn log(&self, result: &ScanResult, policy: &Policy) -> Value {
-        let rules: Vec<Value> = RULES
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.code,
-                    "name": r.code,
-                    "shortDescription": { "text": r.summary },
-                    "fullDescription": { "text": r.description },
-                    "help": { "text": r.help },
-                    "defaultConfiguration": { "level": "error" },
-                    "properties": { "tags": ["security", "secrets", "kubernetes"] },
-                })
+        let rule = |id: &str, summary: &str, description: &str, help: &str| {
+            json!({
+                "id": id,
+                "name": id,
+                "shortDescription": { "text": summary },
+                "fullDescription": { "text": description },
+                "help": { "text": help },
+                "defaultConfiguration": { "level": "error" },
+                "properties": { "tags": ["security", "secrets", "kubernetes"] },
             })
+        };
+        // The built-in rules, then the policy's custom rules under their own ids.
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.code).collect();
+        let mut rules: Vec<Value> = RULES
+            .iter()
+            .map(|r| rule(r.code, r.summary, r.description, r.help))
             .collect();
+        for c in &policy.custom_rules {
+            ids.push(&c.id);
+            rules.push(rule(
+                &c.id,
+                &c.message,
+                &format!("Custom rule of the policy: {}", c.message),
+                "follow the rule's message, or change the policy's `custom_rules`",
+            ));
+        }
         let results: Vec<Value> = result
             .findings
             .iter()
             .map(|f| {
-                let index = RULES
+                let index = ids
                     .iter()
-                    .position(|r| r.rule == f.rule)
-                    .expect("every rule has a row in RULES");
+                    .position(|id| *id == f.rule_id())
+                    .expect("every rule id has a row in tool.driver.rules");
+                let mut properties = json!({ "severity": f.severity.as_str() });
+                if let Some(c) = &f.commit {
+                    properties["commit"] = json!({
+                        "id": c.id, "author": c.author, "email": c.email, "date": c.date,
+                    });
+                }
                 json!({
-                    "ruleId": f.rule.code(),
+                    "ruleId": f.rule_id(),
                     "ruleIndex": index,
                     "level": if is_error(f, policy) { "error" } else { "warning" },
-                    "message": { "text": f.message },
+                    "message": { "text": f.full_message() },
                     "locations": [{
                         "physicalLocation": {
                             "artifactLocation": {
@@ -82,7 +100,7 @@ impl Sarif {
                         },
                     }],
                     "partialFingerprints": { "primaryLocationLineHash": f.fingerprint },
-                    "properties": { "severity": f.severity.as_str() },
+                    "properties": properties,
                 })
             })
             .collect();

@@ -1,0 +1,237 @@
+//! What the staged and the history scans share: a snapshot of the repository's files (the index,
+//! or a commit's tree) and the scan of the files a change touches, judged with the files their
+//! kustomizations read from that same snapshot.
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::{normalize, rel_string, ScanResult, SourceError};
+use crate::engine::Scanner;
+
+const GITLINK: u32 = 0o160000;
+const SYMLINK: u32 = 0o120000;
+
+/// The names kustomize reads a kustomization from.
+const KUSTOMIZATION_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Whether a git file mode is a regular file (not a submodule, not a symbolic link).
+pub(super) fn is_regular(mode: u32) -> bool {
+    mode != GITLINK && mode != SYMLINK && mode & 0o170000 == 0o100000
+}
+
+/// One version of the repository's files.
+pub(super) trait Snapshot {
+    /// The blob of the regular file at `path` (repository-relative), if this version has one.
+    fn blob(&self, path: &str) -> Result<Option<git2::Oid>, SourceError>;
+}
+
+/// The git index, read on first use (a staged scan of YAML files alone never needs it).
+pub(super) struct IndexSnapshot<'r> {
+    repo: &'r git2::Repository,
+    index: OnceCell<git2::Index>,
+}
+
+impl<'r> IndexSnapshot<'r> {
+    pub(super) fn new(repo: &'r git2::Repository) -> Self {
+        IndexSnapshot {
+            repo,
+            index: OnceCell::new(),
+        }
+    }
+
+    /// The index, loaded.
+    pub(super) fn index(&self) -> Result<&git2::Index, SourceError> {
+        if let Some(i) = self.index.get() {
+            return Ok(i);
+        }
+        let i = self.repo.index()?;
+        Ok(self.index.get_or_init(|| i))
+    }
+}
+
+impl Snapshot for IndexSnapshot<'_> {
+    fn blob(&self, path: &str) -> Result<Option<git2::Oid>, SourceError> {
+        Ok(self
+            .index()?
+            .get_path(Path::new(path), 0)
+            .filter(|e| is_regular(e.mode))
+            .map(|e| e.id))
+    }
+}
+
+/// A commit's tree. `renamed` maps a path of the change being judged to the path the same file
+/// had in this tree (for the parent side of a rename).
+pub(super) struct TreeSnapshot<'r, 'm> {
+    pub tree: git2::Tree<'r>,
+    pub renamed: Option<&'m HashMap<String, String>>,
+}
+
+impl Snapshot for TreeSnapshot<'_, '_> {
+    fn blob(&self, path: &str) -> Result<Option<git2::Oid>, SourceError> {
+        let path = self
+            .renamed
+            .and_then(|m| m.get(path))
+            .map_or(path, String::as_str);
+        match self.tree.get_path(Path::new(path)) {
+            Ok(e) if is_regular(e.filemode() as u32) => Ok(Some(e.id())),
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Opens the repository around `cwd`. In a hook, git names the repository and the index (a
+/// temporary one for `git commit -a` or `git commit PATH`) through the environment.
+pub(super) fn open_repo(cwd: &Path) -> Result<git2::Repository, SourceError> {
+    let from_env = ["GIT_DIR", "GIT_INDEX_FILE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if from_env {
+        git2::Repository::open_from_env()
+    } else {
+        git2::Repository::discover(cwd)
+    }
+    .map_err(|_| SourceError::NotARepository(cwd.to_path_buf()))
+}
+
+/// The work tree of `repo`, canonical.
+pub(super) fn workdir(repo: &git2::Repository, what: &str) -> Result<PathBuf, SourceError> {
+    repo.workdir()
+        .ok_or_else(|| {
+            SourceError::Git(format!("the repository is bare; {what} needs a work tree"))
+        })?
+        .canonicalize()
+        .map_err(|e| SourceError::Git(e.to_string()))
+}
+
+/// The repository-relative forms of `paths` (relative to `cwd`); `""` is the whole repository.
+pub(super) fn repo_prefixes(
+    paths: &[PathBuf],
+    cwd: &Path,
+    workdir: &Path,
+) -> Result<Vec<String>, SourceError> {
+    paths
+        .iter()
+        .map(|p| {
+            let abs = normalize(&cwd.join(p));
+            let abs = abs.canonicalize().unwrap_or(abs);
+            abs.strip_prefix(workdir)
+                .map(rel_string)
+                .map_err(|_| SourceError::OutsideRepository(p.clone()))
+        })
+        .collect()
+}
+
+/// Whether `path` is at or under one of `prefixes` (no prefixes: everything is).
+pub(super) fn under(prefixes: &[String], path: &str) -> bool {
+    prefixes.is_empty()
+        || prefixes.iter().any(|pre| {
+            pre.is_empty()
+                || path == pre
+                || (path.starts_with(pre.as_str()) && path.as_bytes().get(pre.len()) == Some(&b'/'))
+        })
+}
+
+/// The kustomization files of `snap` in the folders at and above `path`'s: kustomize reads a
+/// generator's files from inside the kustomization's own folder.
+fn kustomizations_above(
+    snap: &dyn Snapshot,
+    path: &str,
+) -> Result<Vec<(String, git2::Oid)>, SourceError> {
+    let mut out = Vec::new();
+    let mut dir = path;
+    while let Some(i) = dir.rfind('/') {
+        dir = &dir[..i];
+        for name in KUSTOMIZATION_NAMES {
+            let p = format!("{dir}/{name}");
+            if let Some(id) = snap.blob(&p)? {
+                out.push((p, id));
+            }
+        }
+    }
+    for name in KUSTOMIZATION_NAMES {
+        if let Some(id) = snap.blob(name)? {
+            out.push((name.to_string(), id));
+        }
+    }
+    Ok(out)
+}
+
+/// Scans the files of a change as `snap` holds them. `changed` maps each changed path to its
+/// blob when the caller knows it (else `snap` is asked). Changed manifests are scanned; a changed
+/// file that is not a manifest (an env file, a key file) is judged through the kustomizations
+/// around it that read it, changed or not; files that changed kustomizations read come from
+/// `snap` too.
+pub(super) fn scan_changes(
+    scanner: &Scanner,
+    repo: &git2::Repository,
+    snap: &dyn Snapshot,
+    changed: &BTreeMap<String, Option<git2::Oid>>,
+) -> Result<ScanResult, SourceError> {
+    let mut result = ScanResult::default();
+    let mut follows = Vec::new();
+    let mut others = BTreeSet::new();
+    for (path, id) in changed {
+        if !Scanner::is_candidate_path(path) {
+            others.insert(path.as_str());
+            continue;
+        }
+        let Some(id) = id.map_or_else(|| snap.blob(path), |id| Ok(Some(id)))? else {
+            continue;
+        };
+        result.files_scanned += 1;
+        let mut r = scanner.scan_file(path, repo.find_blob(id)?.content());
+        follows.append(&mut r.follow);
+        result.add(r);
+    }
+    let mut readers = BTreeMap::new();
+    for path in &others {
+        for (k, id) in kustomizations_above(snap, path)? {
+            if !changed.contains_key(&k) {
+                readers.insert(k, id);
+            }
+        }
+    }
+    for (k, id) in readers {
+        let r = scanner.scan_file(&k, repo.find_blob(id)?.content());
+        follows.extend(
+            r.follow
+                .into_iter()
+                .filter(|f| others.contains(f.path.as_str())),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for req in follows {
+        if !seen.insert((req.path.clone(), req.entry.clone())) {
+            continue;
+        }
+        // Not in this version: not part of it.
+        if let Some(id) = snap.blob(&req.path)? {
+            result.add(scanner.scan_followed(&req, repo.find_blob(id)?.content()));
+        }
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_matches_whole_path_segments() {
+        let pre = vec!["apps/a".to_string()];
+        assert!(under(&pre, "apps/a"));
+        assert!(under(&pre, "apps/a/x.yaml"));
+        assert!(!under(&pre, "apps/ab/x.yaml"));
+        assert!(under(&[String::new()], "x.yaml"));
+        assert!(under(&[], "x.yaml"));
+    }
+
+    #[test]
+    fn regular_modes() {
+        assert!(is_regular(0o100644) && is_regular(0o100755));
+        assert!(!is_regular(GITLINK) && !is_regular(SYMLINK) && !is_regular(0o040000));
+    }
+}

@@ -1,0 +1,225 @@
+//! The history source (`--since REV`, `--range A..B`): every blob the commits of a range add,
+//! oldest commit first, each finding naming the commit that introduced its value.
+//!
+//! For each commit, the files it adds or changes against its first parent are scanned as that
+//! commit holds them (with the files their kustomizations read, from the same commit). A finding
+//! whose fingerprint the parent's version of the same file already had is not the commit's doing
+//! and is dropped, so a commit that edits another line of a file does not report the file's old
+//! values again; a merge reports only what none of its parents had. A value is reported once,
+//! at the first commit that added it, even when a later commit deletes it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::git::{self, TreeSnapshot};
+use super::{rel_string, ScanResult, SourceError};
+use crate::engine::Scanner;
+use crate::finding::Commit;
+
+/// Scans the commits of `range` (`A..B`, `A...B`, or one revision for its whole history),
+/// limited to `paths` when any are given.
+pub(super) fn history(
+    scanner: &Scanner,
+    range: &str,
+    paths: &[PathBuf],
+    cwd: &Path,
+) -> Result<ScanResult, SourceError> {
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let repo = git::open_repo(&cwd)?;
+    let prefixes = if paths.is_empty() {
+        Vec::new()
+    } else {
+        git::repo_prefixes(paths, &cwd, &git::workdir(&repo, "a path with --since")?)?
+    };
+    let mut walk = revwalk(&repo, range)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+
+    let mut result = ScanResult::default();
+    let mut reported = HashSet::new();
+    for oid in walk {
+        let commit = repo.find_commit(oid?)?;
+        result.commits_scanned += 1;
+        let (changed, renamed) = changes(&repo, &commit, &prefixes)?;
+        if changed.is_empty() {
+            continue;
+        }
+        let snap = TreeSnapshot {
+            tree: commit.tree()?,
+            renamed: None,
+        };
+        let mut found = git::scan_changes(scanner, &repo, &snap, &changed)?;
+        result.files_scanned += found.files_scanned;
+        let info = commit_info(&commit);
+        for mut n in found.notes.drain(..) {
+            n.message = format!("{} (commit {})", n.message, info.short_id());
+            result.notes.push(n);
+        }
+        if found.findings.is_empty() {
+            continue;
+        }
+        // What the parents already had, judged as if at this commit's paths.
+        let mut before = HashSet::new();
+        for parent in commit.parents() {
+            let snap = TreeSnapshot {
+                tree: parent.tree()?,
+                renamed: Some(&renamed),
+            };
+            let old_changed = changed.keys().map(|p| (p.clone(), None)).collect();
+            let old = git::scan_changes(scanner, &repo, &snap, &old_changed)?;
+            before.extend(old.findings.into_iter().map(|f| f.fingerprint));
+        }
+        for mut f in found.findings {
+            if !before.contains(&f.fingerprint) && reported.insert(f.fingerprint.clone()) {
+                f.commit = Some(info.clone());
+                result.findings.push(f);
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// A revision walk over `range`.
+fn revwalk<'r>(repo: &'r git2::Repository, range: &str) -> Result<git2::Revwalk<'r>, SourceError> {
+    let bad = |e: git2::Error| SourceError::Revision {
+        range: range.to_string(),
+        reason: e.message().to_string(),
+    };
+    let commit_of = |o: &git2::Object<'_>| o.peel_to_commit().map(|c| c.id()).map_err(bad);
+    let spec = repo.revparse(range).map_err(bad)?;
+    let mut walk = repo.revwalk()?;
+    let head = || -> Result<git2::Oid, SourceError> {
+        repo.head()
+            .and_then(|h| h.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(bad)
+    };
+    let to = match spec.to() {
+        Some(o) => commit_of(o)?,
+        None if spec.mode().contains(git2::RevparseMode::SINGLE) => {
+            let from = spec
+                .from()
+                .ok_or_else(|| bad(git2::Error::from_str("empty")))?;
+            walk.push(commit_of(from)?)?;
+            return Ok(walk);
+        }
+        None => head()?,
+    };
+    let from = match spec.from() {
+        Some(o) => commit_of(o)?,
+        None => head()?,
+    };
+    walk.push(to)?;
+    if spec.mode().contains(git2::RevparseMode::MERGE_BASE) {
+        walk.push(from)?;
+        walk.hide(repo.merge_base(from, to).map_err(bad)?)?;
+    } else {
+        walk.hide(from)?;
+    }
+    Ok(walk)
+}
+
+/// The regular files `commit` adds or changes against its first parent (the whole tree for a
+/// root commit), under `prefixes`, and for renamed or copied ones the path they came from.
+#[allow(clippy::type_complexity)]
+fn changes(
+    repo: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    prefixes: &[String],
+) -> Result<(BTreeMap<String, Option<git2::Oid>>, HashMap<String, String>), SourceError> {
+    let tree = commit.tree()?;
+    let parent_tree = match commit.parents().next() {
+        Some(p) => Some(p.tree()?),
+        None => None,
+    };
+    let mut opts = git2::DiffOptions::new();
+    opts.include_typechange(true).ignore_submodules(true);
+    for p in prefixes.iter().filter(|p| !p.is_empty()) {
+        opts.pathspec(p);
+    }
+    let mut diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut opts))?;
+    diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))?;
+    let mut changed = BTreeMap::new();
+    let mut renamed = HashMap::new();
+    for d in diff.deltas() {
+        use git2::Delta::*;
+        if !matches!(d.status(), Added | Modified | Renamed | Copied | Typechange) {
+            continue;
+        }
+        let f = d.new_file();
+        let (true, Some(path)) = (git::is_regular(u32::from(f.mode())), f.path()) else {
+            continue;
+        };
+        let path = rel_string(path);
+        if !git::under(prefixes, &path) {
+            continue;
+        }
+        if matches!(d.status(), Renamed | Copied) {
+            if let Some(old) = d.old_file().path() {
+                renamed.insert(path.clone(), rel_string(old));
+            }
+        }
+        changed.insert(path, Some(f.id()));
+    }
+    Ok((changed, renamed))
+}
+
+/// The commit as findings name it.
+fn commit_info(c: &git2::Commit<'_>) -> Commit {
+    let author = c.author();
+    Commit {
+        id: c.id().to_string(),
+        author: String::from_utf8_lossy(author.name_bytes()).into_owned(),
+        email: String::from_utf8_lossy(author.email_bytes()).into_owned(),
+        date: rfc3339(author.when()),
+    }
+}
+
+/// `2026-11-28T18:10:37+01:00` for a git time.
+fn rfc3339(t: git2::Time) -> String {
+    let offset = i64::from(t.offset_minutes());
+    let local = t.seconds() + offset * 60;
+    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let sign = if offset < 0 { '-' } else { '+' };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (proleptic Gregorian calendar; Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc3339_in_the_authors_offset() {
+        assert_eq!(rfc3339(git2::Time::new(0, 0)), "1970-01-01T00:00:00+00:00");
+        assert_eq!(
+            rfc3339(git2::Time::new(1_795_889_437, 60)),
+            "2026-11-28T19:10:37+01:00"
+        );
+        assert_eq!(
+            rfc3339(git2::Time::new(951_782_400, -330)),
+            "2000-02-28T18:30:00-05:30"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Where files come from: a walk of the working tree (parallel, honouring `.gitignore`), the
+//! git index (the staged blobs, what a commit will hold), or the commits of a history range.
+//! Each feeds [`Scanner`] and resolves the files that `secretGenerator`s read from the same
+//! place it reads manifests from.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::engine::{FileScan, Scanner};
+use crate::finding::{Finding, Note};
+
+mod git;
+mod history;
+mod staged;
+mod walk;
+
+/// What to scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// Files and folders of the working tree (a folder is walked, honouring `.gitignore`).
+    Paths(Vec<PathBuf>),
+    /// The git index of the repository around the working directory. With no paths: the entries
+    /// the next commit adds or changes. With paths: the staged version of the entries at or
+    /// under them.
+    Staged(Vec<PathBuf>),
+    /// The commits of a revision range of the repository around the working directory:
+    /// `A..B` (reachable from B, not from A), `A...B` (either side since their merge base) or
+    /// one revision (its whole history). Every blob the commits add is scanned; findings name
+    /// the commit that introduced them. With paths, only files at or under them.
+    History {
+        /// The range, as git spells it.
+        range: String,
+        /// Limits the scan to these paths.
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Everything a scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanResult {
+    /// Findings, ordered by path, line and column.
+    pub findings: Vec<Finding>,
+    /// Skipped files and other remarks, ordered.
+    pub notes: Vec<Note>,
+    /// How many candidate files were read (blobs, for a history scan).
+    pub files_scanned: usize,
+    /// How many commits a history scan walked.
+    pub commits_scanned: usize,
+}
+
+impl ScanResult {
+    fn add(&mut self, mut r: FileScan) {
+        self.findings.append(&mut r.findings);
+        self.notes.append(&mut r.notes);
+    }
+
+    /// Orders findings and notes deterministically and drops duplicates (a file seen both as a
+    /// manifest and as a generator's file).
+    pub fn finish(&mut self) {
+        self.findings
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.findings.dedup_by(|a, b| a.sort_key() == b.sort_key());
+        self.notes.sort();
+        self.notes.dedup();
+    }
+
+    /// Whether any note is an error (the scan is incomplete).
+    pub fn has_errors(&self) -> bool {
+        self.notes.iter().any(|n| n.is_error)
+    }
+}
+
+/// Why a scan could not run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A path given on the command line does not exist.
+    #[error("{0}: no such file or folder")]
+    #[diagnostic(
+        code(kustodian::scan::path),
+        help("check the path; `kustodian scan` with no path scans the current folder")
+    )]
+    NoSuchPath(PathBuf),
+    /// `--staged` outside a git repository.
+    #[error("not a git repository (or any parent up to the file system root): {0}")]
+    #[diagnostic(code(kustodian::scan::not_a_repository), help("run `kustodian scan --staged` inside a git work tree, or scan files with `kustodian scan PATH`"))]
+    NotARepository(PathBuf),
+    /// A path given with `--staged` is outside the repository.
+    #[error("{0} is outside the repository")]
+    #[diagnostic(
+        code(kustodian::scan::outside),
+        help("give paths inside the repository's work tree")
+    )]
+    OutsideRepository(PathBuf),
+    /// A history range does not name commits of the repository.
+    #[error("`{range}` is not a revision range of this repository: {reason}")]
+    #[diagnostic(
+        code(kustodian::scan::revision),
+        help("give a commit, branch or tag (`--since origin/main`) or a range (`--range v1.0..HEAD`); in a shallow CI clone, fetch the history first (actions/checkout `fetch-depth: 0`)")
+    )]
+    Revision {
+        /// The range given.
+        range: String,
+        /// What git said.
+        reason: String,
+    },
+    /// git could not read the repository.
+    #[error("could not read the git repository: {0}")]
+    #[diagnostic(code(kustodian::scan::git), help("check that `git status` works here"))]
+    Git(String),
+}
+
+impl From<git2::Error> for SourceError {
+    fn from(e: git2::Error) -> Self {
+        SourceError::Git(e.message().to_string())
+    }
+}
+
+/// Scans a source. `cwd` is the directory relative paths are taken from.
+pub fn scan(scanner: &Scanner, source: &Source, cwd: &Path) -> Result<ScanResult, SourceError> {
+    let mut result = match source {
+        Source::Paths(paths) => walk::walk(scanner, paths, cwd)?,
+        Source::Staged(paths) => staged::staged(scanner, paths, cwd)?,
+        Source::History { range, paths } => history::history(scanner, range, paths, cwd)?,
+    };
+    result.finish();
+    Ok(result)
+}
+
+/// `a/./b/../c` -> `a/c`, without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A repository-relative path with `/` separators.
+fn rel_string(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(rel_string(Path::new("a/b/c.yaml")), "a/b/c.yaml");
+    }
+}

@@ -1,0 +1,218 @@
+//! The working-tree source: a parallel walk (honouring `.gitignore`) of the paths given.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::{rel_string, ScanResult, SourceError};
+use crate::engine::{FileScan, FollowRequest, Scanner, MAX_FILE_SIZE};
+use crate::finding::Note;
+
+/// The folder paths are reported relative to for `abs`: the git work tree around it, else
+/// `cwd` when `abs` is inside it, else `abs` itself (or its folder).
+fn display_root(abs: &Path, cwd: &Path) -> (PathBuf, Option<git2::Repository>) {
+    let start = if abs.is_dir() {
+        abs
+    } else {
+        abs.parent().unwrap_or(abs)
+    };
+    if let Ok(repo) = git2::Repository::discover(start) {
+        if let Some(wd) = repo.workdir().and_then(|w| w.canonicalize().ok()) {
+            return (wd, Some(repo));
+        }
+    }
+    if abs.starts_with(cwd) {
+        (cwd.to_path_buf(), None)
+    } else {
+        (start.to_path_buf(), None)
+    }
+}
+
+struct Root {
+    dir: PathBuf,
+    repo: Option<Mutex<git2::Repository>>,
+}
+
+pub(super) fn walk(
+    scanner: &Scanner,
+    paths: &[PathBuf],
+    cwd: &Path,
+) -> Result<ScanResult, SourceError> {
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let defaults = [PathBuf::from(".")];
+    let paths = if paths.is_empty() {
+        &defaults[..]
+    } else {
+        paths
+    };
+    let mut abs_paths = Vec::new();
+    let mut roots: Vec<Root> = Vec::new();
+    for p in paths {
+        let abs = cwd
+            .join(p)
+            .canonicalize()
+            .map_err(|_| SourceError::NoSuchPath(p.clone()))?;
+        let (dir, repo) = display_root(&abs, &cwd);
+        if !roots.iter().any(|r| r.dir == dir) {
+            roots.push(Root {
+                dir,
+                repo: repo.map(Mutex::new),
+            });
+        }
+        abs_paths.push(abs);
+    }
+    // Longest root first, so a nested repository wins over the folder around it.
+    roots.sort_by_key(|r| std::cmp::Reverse(r.dir.as_os_str().len()));
+    let root_of = |p: &Path| roots.iter().position(|r| p.starts_with(&r.dir));
+
+    let mut builder = ignore::WalkBuilder::new(&abs_paths[0]);
+    for p in &abs_paths[1..] {
+        builder.add(p);
+    }
+    builder
+        .hidden(false)
+        .ignore(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .require_git(false)
+        .parents(true)
+        .follow_links(false)
+        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .filter_entry(|e| e.file_name() != ".git");
+
+    let shared: Mutex<(ScanResult, Vec<(usize, FollowRequest)>)> = Mutex::new(Default::default());
+    let scanned = AtomicUsize::new(0);
+    builder.build_parallel().run(|| {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let shared = &shared;
+        let scanned = &scanned;
+        let root_of = &root_of;
+        let roots = &roots;
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let msg = e.to_string();
+                    shared
+                        .lock()
+                        .expect("not poisoned")
+                        .0
+                        .notes
+                        .push(Note::error(None, format!("could not walk: {msg}")));
+                    return ignore::WalkState::Continue;
+                }
+            };
+            if !entry
+                .file_type()
+                .is_some_and(|t| t.is_file() || (entry.depth() == 0 && !t.is_dir()))
+            {
+                return ignore::WalkState::Continue;
+            }
+            let path = entry.path();
+            let Some(ri) = root_of(path) else {
+                return ignore::WalkState::Continue;
+            };
+            let rel = rel_string(path.strip_prefix(&roots[ri].dir).unwrap_or(path));
+            if !Scanner::is_candidate_path(&rel) {
+                return ignore::WalkState::Continue;
+            }
+            scanned.fetch_add(1, Ordering::Relaxed);
+            let r = match read_capped(path, &mut buf) {
+                Ok(true) => scanner.scan_file(&rel, &buf),
+                Ok(false) => FileScan::default().with_note(Note::info(
+                    &rel,
+                    format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
+                )),
+                Err(e) => FileScan::default().with_note(Note::error(
+                    Some(rel.clone()),
+                    format!("could not read: {e}"),
+                )),
+            };
+            if !(r.findings.is_empty() && r.notes.is_empty() && r.follow.is_empty()) {
+                let FileScan {
+                    findings,
+                    notes,
+                    follow,
+                } = r;
+                let mut g = shared.lock().expect("not poisoned");
+                g.0.findings.extend(findings);
+                g.0.notes.extend(notes);
+                g.1.extend(follow.into_iter().map(|f| (ri, f)));
+            }
+            if buf.capacity() > 1024 * 1024 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
+            ignore::WalkState::Continue
+        })
+    });
+    let (mut result, follows) = shared.into_inner().expect("not poisoned");
+    result.files_scanned = scanned.into_inner();
+
+    // Files read by secretGenerators, from the working tree.
+    let mut seen = BTreeSet::new();
+    for (ri, req) in follows {
+        if !seen.insert((ri, req.path.clone(), req.entry.clone())) {
+            continue;
+        }
+        let root = &roots[ri];
+        if let Some(repo) = &root.repo {
+            let repo = repo.lock().expect("not poisoned");
+            let tracked = repo
+                .index()
+                .ok()
+                .is_some_and(|i| i.get_path(Path::new(&req.path), 0).is_some());
+            if !tracked && repo.is_path_ignored(Path::new(&req.path)).unwrap_or(false) {
+                continue;
+            }
+        }
+        let path = root.dir.join(&req.path);
+        let mut buf = Vec::new();
+        match read_capped(&path, &mut buf) {
+            Ok(true) => result.add(scanner.scan_followed(&req, &buf)),
+            Ok(false) => result.notes.push(Note::info(
+                &req.path,
+                format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
+            )),
+            Err(_) => result.notes.push(Note::info(
+                &req.entry.path,
+                format!(
+                    "line {}: secretGenerator reads {}, which could not be read; not scanned",
+                    req.entry.line, req.path
+                ),
+            )),
+        }
+    }
+    Ok(result)
+}
+
+trait WithNote {
+    fn with_note(self, n: Note) -> Self;
+}
+
+impl WithNote for FileScan {
+    fn with_note(mut self, n: Note) -> Self {
+        self.notes.push(n);
+        self
+    }
+}
+
+/// Reads a file into `buf`; `Ok(false)` (and nothing read) when it is larger than
+/// [`MAX_FILE_SIZE`].
+fn read_capped(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len > MAX_FILE_SIZE as u64 {
+        return Ok(false);
+    }
+    buf.reserve(len as usize);
+    f.take(MAX_FILE_SIZE as u64 + 1).read_to_end(buf)?;
+    if buf.len() > MAX_FILE_SIZE {
+        buf.clear();
+        return Ok(false);
+    }
+    Ok(true)
+}

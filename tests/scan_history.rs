@@ -1,0 +1,341 @@
+//! End-to-end tests of `kustodian scan --since REV` and `--range A..B` in real git repositories:
+//! every blob the commits of a range add is scanned, a value is reported once, at the commit that
+//! added it (even when a later commit deletes it), and no output holds a value.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const SECRET: &str =
+    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: canary-history-one\n";
+const CLEAN: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  mode: fast\n";
+
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.write("app.yaml", CLEAN);
+        repo.commit("base");
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs git; returns its trimmed stdout.
+    fn git(&self, args: &[&str]) -> String {
+        let mut cmd = std::process::Command::new("git");
+        for v in ["GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE"] {
+            cmd.env_remove(v);
+        }
+        let out = cmd
+            .args([
+                "-c",
+                "user.name=Ann Author",
+                "-c",
+                "user.email=ann@example.com",
+            ])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    }
+
+    fn write(&self, path: &str, body: &str) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    /// Commits everything; returns the commit id.
+    fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "commit",
+            "-q",
+            "--no-verify",
+            "--allow-empty",
+            "-m",
+            message,
+        ]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Writes one file and commits everything; returns the commit id.
+    fn commit_with(&self, path: &str, body: &str, message: &str) -> String {
+        self.write(path, body);
+        self.commit(message)
+    }
+
+    /// `kustodian scan ARGS`, checked for canaries in every output format.
+    fn scan(&self, args: &[&str]) -> Output {
+        for format in ["human", "sarif", "github"] {
+            let out = self.run(args, format);
+            assert_no_canary(&out, format);
+        }
+        let out = self.run(args, "json");
+        assert_no_canary(&out, "json");
+        out
+    }
+
+    fn run(&self, args: &[&str], format: &str) -> Output {
+        Command::cargo_bin("kustodian")
+            .unwrap()
+            .current_dir(self.path())
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_INDEX_FILE")
+            .env("NO_COLOR", "1")
+            .arg("scan")
+            .args(args)
+            .args(["--format", format])
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn assert_no_canary(out: &Output, what: &str) {
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let s = text(bytes);
+        assert!(
+            !s.contains("canary") && !s.contains("Y2FuYXJ5"),
+            "{what}: {stream} holds a value:\n{s}"
+        );
+    }
+}
+
+/// `(path, key, commit id)` of each finding of a JSON report.
+fn found(out: &Output) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["key"].as_str().unwrap().to_string(),
+                f["commit"]["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(path: &str, key: &str, commit: &str) -> (String, String, String) {
+    (path.to_string(), key.to_string(), commit.to_string())
+}
+
+#[test]
+fn a_secret_added_then_deleted_is_found_at_the_commit_that_added_it() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let added = repo.commit_with("db.yaml", SECRET, "add db");
+    repo.git(&["rm", "-q", "db.yaml"]);
+    repo.commit("oops, remove it");
+
+    // The working tree is clean now ...
+    assert_eq!(repo.run(&[], "json").status.code(), Some(0));
+    // ... but the history is not.
+    let out = repo.scan(&["--since", &base]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(found(&out), vec![row("db.yaml", "password", &added)]);
+
+    let human = repo.run(&["--since", &base], "human");
+    let shown = text(&human.stdout);
+    assert!(
+        shown.contains(&format!(
+            "added in commit {} by Ann Author <ann@example.com>",
+            &added[..12]
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("in 2 commits scanned"), "{shown}");
+
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&repo.run(&["--since", &base], "sarif").stdout).unwrap();
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["properties"]["commit"]["id"], added.as_str());
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "db.yaml"
+    );
+
+    let github = text(&repo.run(&["--since", &base], "github").stdout);
+    assert!(
+        github.starts_with("::error file=db.yaml,line=6,"),
+        "{github}"
+    );
+    assert!(github.contains(&added[..12]), "{github}");
+}
+
+#[test]
+fn a_range_holds_only_its_own_commits() {
+    let repo = Repo::new();
+    let before = repo.commit_with("old.yaml", SECRET, "an old leak");
+    let a = repo.commit_with("app.yaml", &CLEAN.replace("fast", "slow"), "clean change");
+    let new = repo.commit_with(
+        "new.yaml",
+        &SECRET.replace("history-one", "history-two"),
+        "a new leak",
+    );
+    let b = repo.commit_with("app.yaml", CLEAN, "another clean change");
+
+    let out = repo.scan(&["--range", &format!("{a}..{b}")]);
+    assert_eq!(found(&out), vec![row("new.yaml", "password", &new)]);
+    // One revision: its whole history.
+    let out = repo.scan(&["--range", &b]);
+    assert_eq!(
+        found(&out),
+        vec![
+            row("new.yaml", "password", &new),
+            row("old.yaml", "password", &before)
+        ]
+    );
+    // Nothing in range: clean.
+    let out = repo.scan(&["--range", &format!("{new}..{b}")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(found(&out).is_empty());
+}
+
+#[test]
+fn later_edits_do_not_report_old_values_again_but_new_values_are_reported() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let added = repo.commit_with("db.yaml", SECRET, "leak");
+    // Another line changes, the value moves down a line: not this commit's doing.
+    repo.commit_with(
+        "db.yaml",
+        &SECRET.replace("  name: db\n", "  name: db\n  labels: {team: a}\n"),
+        "label",
+    );
+    // A rename carries the value along: still not new.
+    repo.git(&["mv", "db.yaml", "database.yaml"]);
+    repo.commit("rename");
+    // A new value on the same key is new.
+    let rotated = repo.commit_with(
+        "database.yaml",
+        &SECRET
+            .replace("  name: db\n", "  name: db\n  labels: {team: a}\n")
+            .replace("history-one", "history-rotated"),
+        "rotate",
+    );
+    let out = repo.scan(&["--since", &base]);
+    assert_eq!(
+        found(&out),
+        vec![
+            row("database.yaml", "password", &rotated),
+            row("db.yaml", "password", &added)
+        ]
+    );
+}
+
+#[test]
+fn merges_report_only_what_no_parent_had() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    let on_branch = repo.commit_with("feature.yaml", SECRET, "feature leak");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.commit_with("main.yaml", CLEAN, "main work");
+    // A merge that also adds a value of its own (an "evil merge").
+    repo.git(&["merge", "-q", "--no-ff", "--no-commit", "feature"]);
+    repo.write(
+        "merge.yaml",
+        &SECRET.replace("history-one", "history-merge"),
+    );
+    let merge = repo.commit("merge feature");
+
+    let out = repo.scan(&["--since", &base]);
+    assert_eq!(
+        found(&out),
+        vec![
+            row("feature.yaml", "password", &on_branch),
+            row("merge.yaml", "password", &merge)
+        ]
+    );
+    // A...B: both sides since the merge base (here, feature's tip: main's own commits).
+    let out = repo.scan(&["--range", "main...feature"]);
+    assert_eq!(found(&out), vec![row("merge.yaml", "password", &merge)]);
+    let out = repo.scan(&["--range", &format!("{base}...feature")]);
+    assert_eq!(
+        found(&out),
+        vec![row("feature.yaml", "password", &on_branch)]
+    );
+}
+
+#[test]
+fn env_files_are_judged_through_the_kustomization_of_their_commit() {
+    let repo = Repo::new();
+    repo.write(
+        "apps/web/kustomization.yaml",
+        "secretGenerator:\n- name: web\n  envs:\n  - web.env\n",
+    );
+    repo.write("apps/web/web.env", "PASSWORD=<path:kv/data/web#password>\n");
+    let base = repo.commit("references only");
+    let leak = repo.commit_with("apps/web/web.env", "PASSWORD=canary-env-value\n", "leak");
+    repo.commit_with(
+        "apps/web/web.env",
+        "PASSWORD=<path:kv/data/web#password>\n",
+        "fix",
+    );
+    let out = repo.scan(&["--since", &base]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        found(&out),
+        vec![row("apps/web/web.env", "PASSWORD", &leak)]
+    );
+}
+
+#[test]
+fn paths_limit_a_history_scan() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let a = repo.commit_with("apps/a/db.yaml", SECRET, "a");
+    repo.commit_with(
+        "apps/b/db.yaml",
+        &SECRET.replace("history-one", "history-b"),
+        "b",
+    );
+    let out = repo.scan(&["--since", &base, "apps/a"]);
+    assert_eq!(found(&out), vec![row("apps/a/db.yaml", "password", &a)]);
+}
+
+#[test]
+fn an_unknown_revision_is_an_error_with_help() {
+    let repo = Repo::new();
+    let out = repo.run(&["--since", "no-such-branch"], "human");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("no-such-branch..HEAD"), "{err}");
+    assert!(err.contains("fetch-depth: 0"), "{err}");
+    let out = repo.run(&["--staged", "--since", "HEAD"], "human");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_baseline_from_the_working_tree_silences_the_same_values_in_history() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.commit_with("db.yaml", SECRET, "known leak");
+    let baseline = repo.path().join("baseline.json");
+    let out = repo.run(&["--write-baseline", baseline.to_str().unwrap()], "json");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = repo.scan(&["--since", &base, "--baseline", baseline.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
