@@ -385,16 +385,34 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
         "pre-commit should report the hook passed:\n{out}"
     );
 
-    // A commit touching only non-YAML files skips the hook (the files filter).
+    // A commit touching only files no kustomization reads passes.
     write(repo, "README.md", "still not yaml\n");
     git(repo, &["add", "-A"]);
-    let skipped = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "docs"]))
+    let docs = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "docs"]))
         .output()
         .unwrap();
-    let out = text(&skipped);
-    assert!(skipped.status.success(), "{out}");
-    assert!(
-        out.contains("no files to check") || out.contains("Skipped"),
-        "the hook should be skipped:\n{out}"
+    let out = text(&docs);
+    assert!(docs.status.success(), "{out}");
+
+    // An env file that a secretGenerator reads is passed too, and judged through it.
+    write(
+        repo,
+        "apps/web/kustomization.yaml",
+        "resources: [secret.yaml]\nsecretGenerator:\n- name: web-env\n  envs: [web.env]\n",
     );
+    write(repo, "apps/web/web.env", "MODE=<path:kv/data/web#mode>\n");
+    git(repo, &["add", "-A"]);
+    let ok = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "env refs"]))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", text(&ok));
+    write(repo, "apps/web/web.env", "MODE=canary-env-plaintext\n");
+    git(repo, &["add", "-A"]);
+    let refused = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "env leak"]))
+        .output()
+        .unwrap();
+    let out = text(&refused);
+    assert!(!refused.status.success(), "an env file leak must be refused:\n{out}");
+    assert!(out.contains("apps/web/web.env") && out.contains("generator-file"), "{out}");
+    assert!(!out.contains("canary-env-plaintext"), "{out}");
 }

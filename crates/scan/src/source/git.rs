@@ -6,14 +6,11 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{normalize, rel_string, ScanResult, SourceError};
+use super::{kustomizations_above, normalize, rel_string, ScanResult, SourceError};
 use crate::engine::Scanner;
 
 const GITLINK: u32 = 0o160000;
 const SYMLINK: u32 = 0o120000;
-
-/// The names kustomize reads a kustomization from.
-const KUSTOMIZATION_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Whether a git file mode is a regular file (not a submodule, not a symbolic link).
 pub(super) fn is_regular(mode: u32) -> bool {
@@ -134,31 +131,6 @@ pub(super) fn under(prefixes: &[String], path: &str) -> bool {
         })
 }
 
-/// The kustomization files of `snap` in the folders at and above `path`'s: kustomize reads a
-/// generator's files from inside the kustomization's own folder.
-fn kustomizations_above(
-    snap: &dyn Snapshot,
-    path: &str,
-) -> Result<Vec<(String, git2::Oid)>, SourceError> {
-    let mut out = Vec::new();
-    let mut dir = path;
-    while let Some(i) = dir.rfind('/') {
-        dir = &dir[..i];
-        for name in KUSTOMIZATION_NAMES {
-            let p = format!("{dir}/{name}");
-            if let Some(id) = snap.blob(&p)? {
-                out.push((p, id));
-            }
-        }
-    }
-    for name in KUSTOMIZATION_NAMES {
-        if let Some(id) = snap.blob(name)? {
-            out.push((name.to_string(), id));
-        }
-    }
-    Ok(out)
-}
-
 /// Scans the files of a change as `snap` holds them. `changed` maps each changed path to its
 /// blob when the caller knows it (else `snap` is asked). Changed manifests are scanned; a changed
 /// file that is not a manifest (an env file, a key file) is judged through the kustomizations
@@ -188,9 +160,11 @@ pub(super) fn scan_changes(
     }
     let mut readers = BTreeMap::new();
     for path in &others {
-        for (k, id) in kustomizations_above(snap, path)? {
+        for k in kustomizations_above(path) {
             if !changed.contains_key(&k) {
-                readers.insert(k, id);
+                if let Some(id) = snap.blob(&k)? {
+                    readers.insert(k, id);
+                }
             }
         }
     }

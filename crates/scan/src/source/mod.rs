@@ -142,6 +142,18 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// Where the kustomizations that may read `path` (repository-relative) would be: each name
+/// kustomize reads, in the folders at and above `path`'s, nearest first. kustomize reads a
+/// generator's files from inside the kustomization's own folder.
+fn kustomizations_above(path: &str) -> impl Iterator<Item = String> + '_ {
+    const NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+    let dirs = std::iter::successors(Some(path), |d| d.rfind('/').map(|i| &d[..i]))
+        .skip(1)
+        .map(|d| format!("{d}/"))
+        .chain([String::new()]);
+    dirs.flat_map(|d| NAMES.iter().map(move |n| format!("{d}{n}")))
+}
+
 /// A repository-relative path with `/` separators.
 fn rel_string(p: &Path) -> String {
     p.components()
@@ -153,6 +165,16 @@ fn rel_string(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kustomizations_are_looked_for_upwards() {
+        let found: Vec<String> = kustomizations_above("apps/web/web.env").collect();
+        assert_eq!(found[0], "apps/web/kustomization.yaml");
+        assert_eq!(found[3], "apps/kustomization.yaml");
+        assert_eq!(found[8], "Kustomization");
+        assert_eq!(found.len(), 9);
+        assert_eq!(kustomizations_above("a.env").count(), 3);
+    }
 
     #[test]
     fn normalize_is_lexical() {

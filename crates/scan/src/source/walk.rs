@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{rel_string, ScanResult, SourceError};
+use super::{kustomizations_above, rel_string, ScanResult, SourceError};
 use crate::engine::{FileScan, FollowRequest, Scanner, MAX_FILE_SIZE};
 use crate::finding::Note;
 
@@ -84,10 +84,13 @@ pub(super) fn walk(
         .filter_entry(|e| e.file_name() != ".git");
 
     let shared: Mutex<(ScanResult, Vec<(usize, FollowRequest)>)> = Mutex::new(Default::default());
+    // Files named on the command line that are not manifests (an env file pre-commit passes).
+    let named_others: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     let scanned = AtomicUsize::new(0);
     builder.build_parallel().run(|| {
         let mut buf = Vec::with_capacity(64 * 1024);
         let shared = &shared;
+        let named_others = &named_others;
         let scanned = &scanned;
         let root_of = &root_of;
         let roots = &roots;
@@ -117,6 +120,9 @@ pub(super) fn walk(
             };
             let rel = rel_string(path.strip_prefix(&roots[ri].dir).unwrap_or(path));
             if !Scanner::is_candidate_path(&rel) {
+                if entry.depth() == 0 {
+                    named_others.lock().expect("not poisoned").push((ri, rel));
+                }
                 return ignore::WalkState::Continue;
             }
             scanned.fetch_add(1, Ordering::Relaxed);
@@ -148,7 +154,23 @@ pub(super) fn walk(
             ignore::WalkState::Continue
         })
     });
-    let (mut result, follows) = shared.into_inner().expect("not poisoned");
+    let (mut result, mut follows) = shared.into_inner().expect("not poisoned");
+    // A named file that only a secretGenerator reads: judge it through the kustomizations
+    // around it that read it.
+    for (ri, rel) in named_others.into_inner().expect("not poisoned") {
+        for k in kustomizations_above(&rel) {
+            let mut buf = Vec::new();
+            if let Ok(true) = read_capped(&roots[ri].dir.join(&k), &mut buf) {
+                let r = scanner.scan_file(&k, &buf);
+                follows.extend(
+                    r.follow
+                        .into_iter()
+                        .filter(|f| f.path == rel)
+                        .map(|f| (ri, f)),
+                );
+            }
+        }
+    }
     result.files_scanned = scanned.into_inner();
 
     // Files read by secretGenerators, from the working tree.
