@@ -412,7 +412,13 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
         .output()
         .unwrap();
     let out = text(&refused);
-    assert!(!refused.status.success(), "an env file leak must be refused:\n{out}");
-    assert!(out.contains("apps/web/web.env") && out.contains("generator-file"), "{out}");
+    assert!(
+        !refused.status.success(),
+        "an env file leak must be refused:\n{out}"
+    );
+    assert!(
+        out.contains("apps/web/web.env") && out.contains("generator-file"),
+        "{out}"
+    );
     assert!(!out.contains("canary-env-plaintext"), "{out}");
 }
