@@ -131,7 +131,7 @@ fn found(out: &Output) -> Vec<(String, String, String)> {
             (
                 f["path"].as_str().unwrap().to_string(),
                 f["key"].as_str().unwrap().to_string(),
-                f["commit"]["id"].as_str().unwrap_or("").to_string(),
+                f["commit"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect()
@@ -160,8 +160,7 @@ fn a_secret_added_then_deleted_is_found_at_the_commit_that_added_it() {
     let shown = text(&human.stdout);
     assert!(
         shown.contains(&format!(
-            "added in commit {} by Ann Author <ann@example.com>",
-            &added[..12]
+            "added in commit {added} by Ann Author <ann@example.com>"
         )),
         "{shown}"
     );
@@ -170,7 +169,7 @@ fn a_secret_added_then_deleted_is_found_at_the_commit_that_added_it() {
     let sarif: serde_json::Value =
         serde_json::from_slice(&repo.run(&["--since", &base], "sarif").stdout).unwrap();
     let result = &sarif["runs"][0]["results"][0];
-    assert_eq!(result["properties"]["commit"]["id"], added.as_str());
+    assert_eq!(result["properties"]["commit"], added.as_str());
     assert_eq!(
         result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
         "db.yaml"
@@ -181,7 +180,7 @@ fn a_secret_added_then_deleted_is_found_at_the_commit_that_added_it() {
         github.starts_with("::error file=db.yaml,line=6,"),
         "{github}"
     );
-    assert!(github.contains(&added[..12]), "{github}");
+    assert!(github.contains(&added), "{github}");
 }
 
 #[test]

@@ -179,7 +179,7 @@ impl Finding {
             Some(c) => format!(
                 "{} (added in commit {} by {} <{}>, {})",
                 self.message,
-                c.short_id(),
+                c.id,
                 c.author,
                 c.email,
                 c.date

@@ -35,7 +35,7 @@ pub trait Report {
 
 /// `{"findings": [{"path", "line", "column", "rule", "kind", "name", "namespace", "key",
 /// "severity", "fingerprint", "message"}...]}`, pretty-printed, one trailing newline; a history
-/// scan adds `"commit": {"id", "author", "email", "date"}` to each finding.
+/// scan adds `"commit"` (the full id), `"author"`, `"email"` and `"date"` to each finding.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Json;
 
@@ -52,13 +52,14 @@ struct JsonFinding<'a> {
     severity: Severity,
     fingerprint: &'a str,
     message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     commit: Option<JsonCommit<'a>>,
 }
 
+/// The commit fields of a history finding.
 #[derive(serde::Serialize)]
 struct JsonCommit<'a> {
-    id: &'a str,
+    commit: &'a str,
     author: &'a str,
     email: &'a str,
     date: &'a str,
@@ -87,7 +88,7 @@ impl Report for Json {
                 fingerprint: &f.fingerprint,
                 message: &f.message,
                 commit: f.commit.as_ref().map(|c| JsonCommit {
-                    id: &c.id,
+                    commit: &c.id,
                     author: &c.author,
                     email: &c.email,
                     date: &c.date,

@@ -78,9 +78,10 @@ impl Sarif {
                     .expect("every rule id has a row in tool.driver.rules");
                 let mut properties = json!({ "severity": f.severity.as_str() });
                 if let Some(c) = &f.commit {
-                    properties["commit"] = json!({
-                        "id": c.id, "author": c.author, "email": c.email, "date": c.date,
-                    });
+                    properties["commit"] = json!(c.id);
+                    properties["author"] = json!(c.author);
+                    properties["email"] = json!(c.email);
+                    properties["date"] = json!(c.date);
                 }
                 json!({
                     "ruleId": f.rule_id(),
