@@ -178,11 +178,7 @@ impl Finding {
         match &self.commit {
             Some(c) => format!(
                 "{} (added in commit {} by {} <{}>, {})",
-                self.message,
-                c.id,
-                c.author,
-                c.email,
-                c.date
+                self.message, c.id, c.author, c.email, c.date
             ),
             None => self.message.clone(),
         }
