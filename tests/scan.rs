@@ -247,6 +247,7 @@ cases!(
     sealed_and_external_secrets,
     empty_data,
     service_account_token,
+    public_certificates,
     workload_secret_references,
     mentions_of_secrets,
     gitignored_files,

@@ -34,6 +34,8 @@ pub enum Safe {
     Encrypted,
     /// A template expression (`{{ ... }}`), possibly among text that holds no recognisable secret.
     Template,
+    /// Nothing but PEM certificates or public keys (`ca.crt`, `tls.crt`): public by design.
+    Public,
 }
 
 /// The judgement on one value.
@@ -68,6 +70,9 @@ pub fn judge_text(value: &str, cx: Context<'_>) -> Verdict {
     if let Some(v) = judge_shape(value, cx) {
         return v;
     }
+    if is_public_pem(value.as_bytes()) {
+        return Verdict::Safe(Safe::Public);
+    }
     let class = classify(value.as_bytes(), cx.key);
     Verdict::Plaintext {
         class,
@@ -86,6 +91,9 @@ pub fn judge_base64(value: &str, cx: Context<'_>) -> Verdict {
         Some(bytes) => {
             if bytes.is_empty() {
                 return Verdict::Safe(Safe::Empty);
+            }
+            if is_public_pem(&bytes) {
+                return Verdict::Safe(Safe::Public);
             }
             if let Ok(text) = std::str::from_utf8(&bytes) {
                 if let Some(Safe::Reference) = references_only(text, cx) {
@@ -184,6 +192,43 @@ fn references_only(text: &str, cx: Context<'_>) -> Option<Safe> {
     match strong_class(rest.as_bytes(), cx.key) {
         None => Some(Safe::Reference),
         Some(_) => None,
+    }
+}
+
+/// Whether `b` is one or more PEM blocks of public material (certificates, public keys) and
+/// nothing else but white space: a CA bundle or a `tls.crt` is meant to be shared.
+fn is_public_pem(b: &[u8]) -> bool {
+    const PUBLIC: [&str; 3] = ["CERTIFICATE", "PUBLIC KEY", "X509 CRL"];
+    let Ok(mut s) = std::str::from_utf8(b) else {
+        return false;
+    };
+    let mut blocks = 0;
+    loop {
+        s = s.trim_start();
+        if s.is_empty() {
+            return blocks > 0;
+        }
+        let Some(rest) = s.strip_prefix("-----BEGIN ") else {
+            return false;
+        };
+        let Some((label, rest)) = rest.split_once("-----") else {
+            return false;
+        };
+        if !PUBLIC.contains(&label) {
+            return false;
+        }
+        let end = format!("-----END {label}-----");
+        let Some((body, rest)) = rest.split_once(end.as_str()) else {
+            return false;
+        };
+        if !body
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+/=\r\n\t ".contains(&c))
+        {
+            return false;
+        }
+        blocks += 1;
+        s = rest;
     }
 }
 
@@ -430,6 +475,33 @@ pub fn classify(bytes: &[u8], key: &str) -> Class {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_pem_is_safe_private_is_not() {
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2Fub3QgYmUgYSBzZWNyZXQ=\n-----END CERTIFICATE-----\n";
+        let bundle = format!("{cert}\n{cert}-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n");
+        let key =
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBVaxT2wq\n-----END EC PRIVATE KEY-----\n";
+        let cx = Context {
+            key: "ca.crt",
+            ..Default::default()
+        };
+        assert_eq!(judge_text(cert, cx), Verdict::Safe(Safe::Public));
+        assert_eq!(judge_text(&bundle, cx), Verdict::Safe(Safe::Public));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bundle);
+        assert_eq!(judge_base64(&b64, cx), Verdict::Safe(Safe::Public));
+        // A private key, or a certificate with a key or other text beside it, is not public.
+        for v in [
+            key.to_string(),
+            format!("{cert}{key}"),
+            format!("{cert}password=x\n"),
+        ] {
+            assert!(
+                matches!(judge_text(&v, cx), Verdict::Plaintext { .. }),
+                "{v}"
+            );
+        }
+    }
     use base64::engine::general_purpose::STANDARD;
 
     fn cx() -> Context<'static> {
