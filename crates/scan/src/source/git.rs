@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{kustomizations_above, normalize, rel_string, ScanResult, SourceError};
-use crate::engine::Scanner;
+use crate::engine::{Scanner, MAX_FILE_SIZE};
+use crate::finding::Note;
 
 const GITLINK: u32 = 0o160000;
 const SYMLINK: u32 = 0o120000;
@@ -154,7 +155,10 @@ pub(super) fn scan_changes(
             continue;
         };
         result.files_scanned += 1;
-        let mut r = scanner.scan_file(path, repo.find_blob(id)?.content());
+        let Some(blob) = read_blob(repo, id, path, &mut result)? else {
+            continue;
+        };
+        let mut r = scanner.scan_file(path, blob.content());
         follows.append(&mut r.follow);
         result.add(r);
     }
@@ -183,10 +187,31 @@ pub(super) fn scan_changes(
         }
         // Not in this version: not part of it.
         if let Some(id) = snap.blob(&req.path)? {
-            result.add(scanner.scan_followed(&req, repo.find_blob(id)?.content()));
+            if let Some(blob) = read_blob(repo, id, &req.path, &mut result)? {
+                result.add(scanner.scan_followed(&req, blob.content()));
+            }
         }
     }
     Ok(result)
+}
+
+/// Reads a blob, unless it is larger than [`MAX_FILE_SIZE`] (then a note says it was skipped,
+/// and it is never loaded).
+fn read_blob<'r>(
+    repo: &'r git2::Repository,
+    id: git2::Oid,
+    path: &str,
+    result: &mut ScanResult,
+) -> Result<Option<git2::Blob<'r>>, SourceError> {
+    let (size, _) = repo.odb()?.read_header(id)?;
+    if size > MAX_FILE_SIZE {
+        result.notes.push(Note::info(
+            path,
+            format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
+        ));
+        return Ok(None);
+    }
+    Ok(Some(repo.find_blob(id)?))
 }
 
 #[cfg(test)]
