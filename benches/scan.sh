@@ -15,7 +15,8 @@
 # Prints wall time (hyperfine when present, else a `date +%s%N` loop), the ratio to rg, and peak
 # memory (GNU time's "Maximum resident set size"); checks that kustodian's JSON findings name
 # exactly the planted plaintext files; then times `kustodian scan --staged` on a 10-file commit in
-# a git repository holding the whole tree.
+# a git repository holding the whole tree, and `kustodian scan --range HEAD` over that history
+# (beside `gitleaks git` when gitleaks is on PATH).
 #
 # Needs: bash, python3, git, rg (apt-get install ripgrep), GNU time at /usr/bin/time (apt-get install
 # time), cargo (a release build is made here; KUSTODIAN=path overrides it). Optional: hyperfine,
@@ -274,5 +275,16 @@ time_cmd staged "$KUSTODIAN scan --staged" 20
 kb=$(peak_kb "$KUSTODIAN scan --staged")
 popd >/dev/null
 python3 -c "import sys; print(f'kustodian scan --staged, 10-file commit in a {sys.argv[3]}-file repo: {float(sys.argv[1])*1000:.1f} ms, peak RSS {int(sys.argv[2])/1024:.1f} MiB')" "${mean[staged]}" "$kb" "$files"
+# --- history: every blob of every commit ------------------------------------------------------------
+pushd "$tree" >/dev/null
+git -c user.name=b -c user.email=b@b commit -q -m new --no-verify
+time_cmd history "$KUSTODIAN scan --range HEAD --format json" 5
+hist_gl=""
+if [ -n "$GITLEAKS" ]; then
+  time_cmd gitleaks_git "$GITLEAKS git --no-banner --exit-code 0 --report-path $work/gitleaks-git.json ." 3
+  hist_gl=$(python3 -c "import sys; print(f', gitleaks git: {float(sys.argv[1])*1000:.0f} ms')" "${mean[gitleaks_git]}")
+fi
+popd >/dev/null
+python3 -c "import sys; print(f'kustodian scan --range HEAD, whole history ({sys.argv[2]} files in 2 commits): {float(sys.argv[1])*1000:.0f} ms{sys.argv[3]}')" "${mean[history]}" "$files" "$hist_gl"
 [ -n "${KEEP:-}" ] && echo "tree kept at $tree"
 exit 0
