@@ -15,7 +15,9 @@ use kustodian_scan::{Policy, Scanner, Source};
 #[derive(clap::Args)]
 pub struct Args {
     /// Files and folders to scan (default: the current folder). Folders are walked, honouring
-    /// .gitignore; only .yaml, .yml, .json and kustomization files are read.
+    /// .gitignore; .yaml, .yml, .json and kustomization files are read as manifests. Another file
+    /// named here (an .env file) is judged through the kustomizations whose secretGenerator
+    /// reads it.
     pub paths: Vec<PathBuf>,
     /// Scan the staged blobs in the git index (what the commit will hold), not the working tree.
     /// With PATHs, the staged version of those paths; without, every file the commit adds or
