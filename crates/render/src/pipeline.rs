@@ -226,12 +226,9 @@ pub fn render(
                 Ok(r) if !r.is_empty() => r,
                 _ => return Visit::Keep,
             };
-            match resolve_string(text, &refs, site, &s, stores, &fetched) {
+            match resolve_string(text, &refs, site, &s, stores, &fetched).map_err(|e| *e) {
                 Ok(node) => Visit::Replace(node),
-                Err((r, ValueError::Missing(_))) if removable && s.remove_missing => {
-                    let _ = r;
-                    Visit::Remove
-                }
+                Err((_, ValueError::Missing(_))) if removable && s.remove_missing => Visit::Remove,
                 Err((r, ValueError::Missing(why) | ValueError::Bad(why))) => {
                     errors.push(err(&s, Some(&r), why));
                     Visit::Keep
@@ -293,6 +290,9 @@ fn describe(e: &StoreError) -> String {
     }
 }
 
+/// A reference that could not be resolved, and why (boxed: it is large and rare).
+type Failed = Box<(Reference, ValueError)>;
+
 /// Resolves one string: the node to put in its place, or the first failing reference.
 fn resolve_string(
     text: &str,
@@ -301,9 +301,9 @@ fn resolve_string(
     s: &DocSettings,
     stores: &Stores,
     fetched: &Fetched,
-) -> Result<Node, (Reference, ValueError)> {
-    let value_of = |r: &Reference| -> Result<Value, (Reference, ValueError)> {
-        let fail = |e: ValueError| (r.clone(), e);
+) -> Result<Node, Failed> {
+    let value_of = |r: &Reference| -> Result<Value, Failed> {
+        let fail = |e: ValueError| Box::new((r.clone(), e));
         let p = plan(r, s, stores).map_err(|e| fail(ValueError::Bad(e)))?;
         let doc = match fetched.get(&(p.store, p.req)) {
             Some(Ok(doc)) => doc,
