@@ -290,7 +290,7 @@ fn scan_sops_leaves(
     secrets: &[(Vec<&str>, &Node)],
     root_allowed: bool,
 ) {
-    if matches!(sel, Selection::Unknown) {
+    if sel.is_unknown() {
         return;
     }
     let owner = owner_of(root, root_allowed);

@@ -66,11 +66,12 @@ fn split(s: &str) -> Option<(&str, &str, &str, &str)> {
     let (iv, rest) = rest.split_once(",tag:")?;
     let (tag, ty) = rest.split_once(",type:")?;
     let b64 = |f: &str| {
-        !f.is_empty()
-            && f.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        f.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
     };
-    (b64(data) && b64(iv) && b64(tag) && TYPES.contains(&ty)).then_some((data, iv, tag, ty))
+    // sops encrypts an empty string to an empty `data:` field.
+    (b64(data) && !iv.is_empty() && b64(iv) && !tag.is_empty() && b64(tag) && TYPES.contains(&ty))
+        .then_some((data, iv, tag, ty))
 }
 
 /// A parsed value, before decryption.
@@ -170,9 +171,14 @@ mod tests {
     fn well_formed_values() {
         let ok = "ENC[AES256_GCM,data:tQ1l,iv:o9MiMveNYO7T82yDab+4pAt17DO6B4wl8yGy3oFbDb8=,tag:0RjvUUtSQwaUc9SF3RSTZQ==,type:str]";
         assert!(is_encrypted_value(ok));
+        // An empty string's ciphertext is empty.
+        assert!(is_encrypted_value(
+            "ENC[AES256_GCM,data:,iv:o9Mi,tag:0Rjv,type:str]"
+        ));
         for bad in [
             "ENC[AES256_GCM,data:tQ1l,iv:o9Mi,tag:0Rjv,type:nope]",
-            "ENC[AES256_GCM,data:,iv:o9Mi,tag:0Rjv,type:str]",
+            "ENC[AES256_GCM,data:tQ1l,iv:,tag:0Rjv,type:str]",
+            "ENC[AES256_GCM,data:tQ1l,iv:o9Mi,tag:,type:str]",
             "ENC[AES256_GCM,data:t Q,iv:o9Mi,tag:0Rjv,type:str]",
             "ENC[AES256_GCM,data:tQ1l,iv:o9Mi,tag:0Rjv,type:str",
             "ENC[AES128,data:tQ1l,iv:o9Mi,tag:0Rjv,type:str]",

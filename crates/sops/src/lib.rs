@@ -53,13 +53,13 @@ pub use agekey::parse_recipient;
 pub use cipher::{is_encrypted_value, DataKey};
 pub use error::{Error, Result};
 pub use keys::{generate_identity_file, Identities, KeySources};
-pub use metadata::{now_rfc3339, rfc3339_utc, AgeStanza, Metadata, SOPS_VERSION};
-pub use tree::Selection;
+pub use metadata::{now_rfc3339, rfc3339, rfc3339_utc, AgeStanza, Metadata, SOPS_VERSION};
+pub use tree::{Rules, Selection};
 pub use value::{MapItem, SeqItem, Text, Value};
 /// Re-exported so callers can hold plaintext the same way.
 pub use zeroize::Zeroizing;
 
-use tree::{IvStash, Rules};
+use tree::IvStash;
 
 /// A file format sops can store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,9 +99,24 @@ impl Format {
     }
 }
 
+/// The selection rules a parsed document's `sops` metadata names (sops's default,
+/// `unencrypted_suffix: _unencrypted`, when it names none); `None` when its regex does not
+/// compile.
+pub fn document_rules(root: &Node) -> Option<Rules> {
+    let sops = root.get("sops")?;
+    let sel = Selection::KEYS
+        .iter()
+        .find_map(|k| {
+            let v = sops.get(k)?.as_scalar().filter(|v| !v.is_empty())?;
+            Selection::from_key(k, v.to_string())
+        })
+        .unwrap_or_default();
+    Rules::new(sel, false).ok()
+}
+
 /// Whether a parsed manifest document is a SOPS file: a top-level `sops` mapping with `mac`
-/// or `version`, and at least one of `age`, `pgp`, `kms`, `gcp_kms`, `azure_kv`, `hc_vault`
-/// or `lastmodified`.
+/// or `version`, and at least one of `age`, `pgp`, `kms`, `gcp_kms`, `azure_kv`, `hc_vault`,
+/// `key_groups` or `lastmodified`.
 pub fn is_sops_document(root: &Node) -> bool {
     let Some(sops) = root.get("sops").filter(|s| s.as_map().is_some()) else {
         return false;
@@ -115,6 +130,7 @@ pub fn is_sops_document(root: &Node) -> bool {
             "gcp_kms",
             "azure_kv",
             "hc_vault",
+            "key_groups",
             "lastmodified",
         ]
         .iter()

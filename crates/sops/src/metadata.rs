@@ -175,8 +175,15 @@ pub fn now_rfc3339() -> String {
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+    rfc3339(secs as i64, 0)
+}
+
+/// Formats a time (seconds since the Unix epoch, at a UTC offset in minutes) as RFC 3339:
+/// `2026-11-28T19:10:37+01:00`, or with `Z` for UTC.
+pub fn rfc3339(secs: i64, offset_minutes: i32) -> String {
+    let offset = i64::from(offset_minutes);
+    let local = secs + offset * 60;
+    let (days, rem) = (local.div_euclid(86_400), local.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -187,8 +194,14 @@ pub fn rfc3339_utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    let zone = if offset == 0 {
+        "Z".to_string()
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        format!("{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60)
+    };
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{zone}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60

@@ -89,15 +89,18 @@ impl Selection {
     ];
 }
 
-/// A [`Selection`] ready to apply.
-pub(crate) struct Rules {
+/// A [`Selection`] ready to apply (its regex compiled).
+#[derive(Debug)]
+pub struct Rules {
     sel: Selection,
     re: Option<Regex>,
     mac_only_encrypted: bool,
 }
 
 impl Rules {
-    pub(crate) fn new(sel: Selection, mac_only_encrypted: bool) -> Result<Rules> {
+    /// Compiles `sel`; an error when its regex does not compile. `mac_only_encrypted` is the
+    /// metadata option of that name (it only matters for the MAC).
+    pub fn new(sel: Selection, mac_only_encrypted: bool) -> Result<Rules> {
         let re = match &sel {
             Selection::UnencryptedRegex(r)
             | Selection::EncryptedRegex(r)
@@ -125,17 +128,38 @@ impl Rules {
         )
     }
 
+    /// The selection these rules apply.
+    pub fn selection(&self) -> &Selection {
+        &self.sel
+    }
+
+    /// Whether sops encrypts the value at `path` (the mapping keys from the root; a rule that
+    /// matches any key on the path applies to everything below it). `None` for the comment
+    /// selections, which depend on the comments above a value, not on its keys.
+    pub fn encrypts_key_path<K: AsRef<str>>(&self, path: &[K]) -> Option<bool> {
+        let re = || self.re.as_ref().expect("regex selections are compiled");
+        let any = |f: &dyn Fn(&str) -> bool| path.iter().any(|k| f(k.as_ref()));
+        Some(match &self.sel {
+            Selection::UnencryptedSuffix(s) => s.is_empty() || !any(&|k| k.ends_with(s.as_str())),
+            Selection::EncryptedSuffix(s) => s.is_empty() || any(&|k| k.ends_with(s.as_str())),
+            Selection::UnencryptedRegex(_) => !any(&|k| re().is_match(k)),
+            Selection::EncryptedRegex(_) => any(&|k| re().is_match(k)),
+            Selection::UnencryptedCommentRegex(_) | Selection::EncryptedCommentRegex(_) => {
+                return None
+            }
+        })
+    }
+
     fn should_encrypt(&self, path: &[String], stack: &[Vec<Text>], is_comment: bool) -> bool {
+        if let Some(by_key) = self.encrypts_key_path(path) {
+            return by_key;
+        }
         let re = || self.re.as_ref().expect("regex selections are compiled");
         match &self.sel {
-            Selection::UnencryptedSuffix(s) => {
-                s.is_empty() || !path.iter().any(|k| k.ends_with(s.as_str()))
-            }
-            Selection::EncryptedSuffix(s) => {
-                s.is_empty() || path.iter().any(|k| k.ends_with(s.as_str()))
-            }
-            Selection::UnencryptedRegex(_) => !path.iter().any(|k| re().is_match(k)),
-            Selection::EncryptedRegex(_) => path.iter().any(|k| re().is_match(k)),
+            Selection::UnencryptedSuffix(_)
+            | Selection::EncryptedSuffix(_)
+            | Selection::UnencryptedRegex(_)
+            | Selection::EncryptedRegex(_) => unreachable!("answered by encrypts_key_path"),
             Selection::UnencryptedCommentRegex(_) => {
                 !stack.iter().flatten().any(|c| re().is_match(c.as_str()))
             }
