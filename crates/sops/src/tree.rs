@@ -193,48 +193,68 @@ fn walk(
 ) -> Result<()> {
     match v {
         Value::Null => Ok(()),
-        Value::Map(items) => {
-            stack.push(Vec::new());
-            for item in items.iter_mut() {
-                match item {
-                    MapItem::Comment(t) => {
-                        if track {
-                            stack.last_mut().expect("pushed").push(t.clone());
-                        }
-                        f(Leaf::Comment(t), path, stack)?;
-                    }
-                    MapItem::Entry(k, v) => {
-                        path.push(k.clone());
-                        walk(v, path, stack, track, f)?;
-                        path.pop();
-                        stack.last_mut().expect("pushed").clear();
-                    }
-                }
-            }
-            stack.pop();
-            Ok(())
-        }
-        Value::Seq(items) => {
-            stack.push(Vec::new());
-            for item in items.iter_mut() {
-                match item {
-                    SeqItem::Comment(t) => {
-                        if track {
-                            stack.last_mut().expect("pushed").push(t.clone());
-                        }
-                        f(Leaf::Comment(t), path, stack)?;
-                    }
-                    SeqItem::Value(v) => {
-                        walk(v, path, stack, track, f)?;
-                        stack.last_mut().expect("pushed").clear();
-                    }
-                }
-            }
-            stack.pop();
-            Ok(())
-        }
+        Value::Map(items) => walk_items(
+            items.iter_mut().map(|i| match i {
+                MapItem::Comment(t) => Item::Comment(t),
+                MapItem::Entry(k, v) => Item::Value(Some(k), v),
+            }),
+            path,
+            stack,
+            track,
+            f,
+        ),
+        Value::Seq(items) => walk_items(
+            items.iter_mut().map(|i| match i {
+                SeqItem::Comment(t) => Item::Comment(t),
+                SeqItem::Value(v) => Item::Value(None, v),
+            }),
+            path,
+            stack,
+            track,
+            f,
+        ),
         scalar => f(Leaf::Scalar(scalar), path, stack),
     }
+}
+
+/// An item of a mapping (with its key) or of a sequence.
+enum Item<'a> {
+    Comment(&'a mut Text),
+    Value(Option<&'a String>, &'a mut Value),
+}
+
+/// Walks the items of one mapping or sequence: comments are remembered (for comment-based
+/// selection) until the next value, whose key extends the path.
+fn walk_items<'a>(
+    items: impl Iterator<Item = Item<'a>>,
+    path: &mut Vec<String>,
+    stack: &mut Vec<Vec<Text>>,
+    track: bool,
+    f: &mut Visit<'_>,
+) -> Result<()> {
+    stack.push(Vec::new());
+    for item in items {
+        match item {
+            Item::Comment(t) => {
+                if track {
+                    stack.last_mut().expect("pushed").push(t.clone());
+                }
+                f(Leaf::Comment(t), path, stack)?;
+            }
+            Item::Value(key, v) => {
+                if let Some(k) = key {
+                    path.push(k.clone());
+                }
+                walk(v, path, stack, track, f)?;
+                if key.is_some() {
+                    path.pop();
+                }
+                stack.last_mut().expect("pushed").clear();
+            }
+        }
+    }
+    stack.pop();
+    Ok(())
 }
 
 /// The additional data for a value at `path`.
