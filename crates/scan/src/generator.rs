@@ -78,6 +78,34 @@ fn unquote(v: &str) -> &str {
     v
 }
 
+/// Judges the value of a `KEY=VALUE` assignment (a literal, an env file line): `None` when it
+/// is safe, else the rule (`plaintext` for a plaintext value), severity, what it looks like and
+/// what its fingerprint hashes.
+fn judge_assignment(
+    key: &str,
+    raw: &str,
+    is_sops: bool,
+    plaintext: Rule,
+) -> Option<(Rule, Severity, &'static str, zeroize::Zeroizing<Vec<u8>>)> {
+    let vcx = value::Context {
+        sops_document: is_sops,
+        generic_placeholders: false,
+        key,
+    };
+    Some(match value::judge_text(unquote(raw), vcx) {
+        Verdict::Safe(_) => return None,
+        Verdict::EncryptedWithoutMetadata => (
+            Rule::SopsValueWithoutMetadata,
+            Severity::Low,
+            "a SOPS value that nothing can decrypt",
+            zeroize::Zeroizing::new(raw.as_bytes().to_vec()),
+        ),
+        Verdict::Plaintext {
+            class, hash_input, ..
+        } => (plaintext, class.severity, class.what, hash_input),
+    })
+}
+
 fn literal(cx: &mut FileCx<'_>, owner: &Owner<'_>, item: &Node) {
     let Some(text) = item.as_scalar() else { return };
     // `KEY=VALUE`; anything else is judged whole and shown as `?`.
@@ -85,29 +113,11 @@ fn literal(cx: &mut FileCx<'_>, owner: &Owner<'_>, item: &Node) {
         Some((k, v)) if is_valid_key(k.trim()) => (k.trim(), v),
         _ => ("?", text),
     };
-    let vcx = value::Context {
-        sops_document: false,
-        generic_placeholders: false,
-        key,
+    let Some((rule, class_sev, what, hash)) =
+        judge_assignment(key, raw, false, Rule::GeneratorLiteral)
+    else {
+        return;
     };
-    let (rule, class_sev, what, hash) = match value::judge_text(unquote(raw), vcx) {
-        Verdict::Safe(_) => return,
-        Verdict::EncryptedWithoutMetadata => (
-            Rule::SopsValueWithoutMetadata,
-            Severity::Low,
-            "a SOPS value that nothing can decrypt",
-            raw.as_bytes().to_vec(),
-        ),
-        Verdict::Plaintext {
-            class, hash_input, ..
-        } => (
-            Rule::GeneratorLiteral,
-            class.severity,
-            class.what,
-            hash_input.to_vec(),
-        ),
-    };
-    let hash = zeroize::Zeroizing::new(hash);
     let at = KeyAt {
         line: item.span.start.line,
         column: item.span.start.column,
@@ -270,31 +280,15 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
             continue;
         }
         let indent = line.len() - body.len();
-        let vcx = value::Context {
-            sops_document: is_sops,
-            generic_placeholders: false,
-            key,
+        let plaintext = if is_sops {
+            Rule::SopsPlaintextValue
+        } else {
+            Rule::GeneratorFile
         };
-        let (rule, severity, what, hash) = match value::judge_text(unquote(raw), vcx) {
-            Verdict::Safe(_) => continue,
-            Verdict::EncryptedWithoutMetadata => (
-                Rule::SopsValueWithoutMetadata,
-                Severity::Low,
-                "a SOPS value that nothing can decrypt",
-                raw.as_bytes().to_vec(),
-            ),
-            Verdict::Plaintext {
-                class, hash_input, ..
-            } => {
-                let rule = if is_sops {
-                    Rule::SopsPlaintextValue
-                } else {
-                    Rule::GeneratorFile
-                };
-                (rule, class.severity, class.what, hash_input.to_vec())
-            }
+        let Some((rule, severity, what, hash)) = judge_assignment(key, raw, is_sops, plaintext)
+        else {
+            continue;
         };
-        let hash = zeroize::Zeroizing::new(hash);
         let message = if is_sops {
             format!(
                 "{}: {key} holds {what} left plaintext in this SOPS-encrypted env file",

@@ -94,6 +94,46 @@ fn scan_everywhere<'a>(
     }
 }
 
+/// A value's key path as findings show it: `spec.source.helm.values`.
+fn dotted(path: &[&str]) -> String {
+    path.iter()
+        .map(|k| crate::engine::shown_key(k))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Where a leaf's finding points: its key (shown as `shown_key`, the dotted path, when the key
+/// cannot be shown as written), or the value itself for a sequence item.
+fn leaf_at<'t>(
+    cx: &FileCx<'t>,
+    key_node: Option<&Node>,
+    node: &Node,
+    path: &[&str],
+    shown_key: &'t str,
+) -> KeyAt<'t> {
+    match key_node {
+        Some(k) => {
+            let at = key_at(cx, k, ": ");
+            if at.shown.is_empty() || !path.last().is_some_and(|k| crate::engine::is_valid_key(k)) {
+                KeyAt {
+                    shown: shown_key,
+                    sep: " ",
+                    ..at
+                }
+            } else {
+                at
+            }
+        }
+        None => KeyAt {
+            line: node.span.start.line,
+            column: node.span.start.column,
+            offset: node.span.start.offset,
+            shown: "",
+            sep: "",
+        },
+    }
+}
+
 fn everywhere_leaf(
     cx: &mut FileCx<'_>,
     key_node: Option<&Node>,
@@ -116,33 +156,9 @@ fn everywhere_leaf(
     if cx.findings.iter().any(|f| f.location.line == line) {
         return;
     }
-    let key = path
-        .iter()
-        .map(|k| crate::engine::shown_key(k))
-        .collect::<Vec<_>>()
-        .join(".");
+    let key = dotted(path);
     let shown_key = format!("{key}:");
-    let at = match key_node {
-        Some(k) => {
-            let at = key_at(cx, k, ": ");
-            if at.shown.is_empty() || !crate::engine::is_valid_key(last) {
-                KeyAt {
-                    shown: &shown_key,
-                    sep: " ",
-                    ..at
-                }
-            } else {
-                at
-            }
-        }
-        None => KeyAt {
-            line,
-            column: node.span.start.column,
-            offset: node.span.start.offset,
-            shown: "",
-            sep: "",
-        },
-    };
+    let at = leaf_at(cx, key_node, node, path, &shown_key);
     let message = format!(
         "{}: {key} holds {} outside a Secret",
         owner.display(),
@@ -354,11 +370,7 @@ fn judge_leaf(
     if node.is_null() || sel.encrypts(path) != Some(true) {
         return;
     }
-    let key = path
-        .iter()
-        .map(|k| crate::engine::shown_key(k))
-        .collect::<Vec<_>>()
-        .join(".");
+    let key = dotted(path);
     let vcx = value::Context {
         sops_document: true,
         generic_placeholders: owner.generic,
@@ -371,27 +383,7 @@ fn judge_leaf(
         return;
     };
     let shown_key = format!("{key}:");
-    let at = match key_node {
-        Some(k) => {
-            let at = key_at(cx, k, ": ");
-            if at.shown.is_empty() || !path.last().is_some_and(|k| crate::engine::is_valid_key(k)) {
-                KeyAt {
-                    shown: &shown_key,
-                    sep: " ",
-                    ..at
-                }
-            } else {
-                at
-            }
-        }
-        None => KeyAt {
-            line: node.span.start.line,
-            column: node.span.start.column,
-            offset: node.span.start.offset,
-            shown: "",
-            sep: "",
-        },
-    };
+    let at = leaf_at(cx, key_node, node, path, &shown_key);
     let message = format!(
         "{}: {key} holds {} left plaintext in a SOPS-encrypted document whose rules encrypt it; it was probably added after the file was encrypted",
         owner.display(),
