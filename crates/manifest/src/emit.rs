@@ -137,9 +137,12 @@ fn block_seq(out: &mut String, n: &Node, ind: usize) {
 /// A scalar or empty collection after `key: ` or `- `, then the newline.
 fn scalar_or_empty(out: &mut String, n: &Node, ind: usize) {
     if let NodeKind::Scalar { value, .. } = &n.kind {
-        if value.contains('\n') && n.scalar_type() == Some(ScalarType::Str) && literal_ok(value) {
+        if value.contains('\n')
+            && n.scalar_type() == Some(ScalarType::Str)
+            && literal_block_ok(value)
+        {
             out.push_str(&tag_prefix(n));
-            literal(out, value, ind);
+            write_literal_block(out, value, ind);
             return;
         }
     }
@@ -147,15 +150,21 @@ fn scalar_or_empty(out: &mut String, n: &Node, ind: usize) {
     out.push('\n');
 }
 
-fn literal_ok(v: &str) -> bool {
+/// Whether `v` can be written as a YAML literal block scalar (`|`) and read back unchanged: no
+/// leading white space or blank first line, no trailing white space on a line, and no control
+/// characters, byte-order marks or Unicode line separators.
+pub fn literal_block_ok(v: &str) -> bool {
     !v.starts_with([' ', '\t', '\n'])
-        && v.lines().all(|l| !l.ends_with([' ', '\t']))
-        && v.chars()
-            .all(|c| c == '\n' || (!c.is_control() && c != '\u{feff}'))
-        && !v.contains("\r")
+        && v.split('\n').all(|l| !l.ends_with([' ', '\t']))
+        && v.chars().all(|c| {
+            c == '\n' || !(c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}'))
+        })
 }
 
-fn literal(out: &mut String, v: &str, ind: usize) {
+/// Appends `v` as a literal block scalar whose lines are indented by `ind` spaces: the `|`
+/// header (with `-` or `+` for the trailing newlines), a newline, then the lines. The caller
+/// checks [`literal_block_ok`] first.
+pub fn write_literal_block(out: &mut String, v: &str, ind: usize) {
     let trailing = v.len() - v.trim_end_matches('\n').len();
     out.push_str(match trailing {
         0 => "|-",
@@ -163,8 +172,7 @@ fn literal(out: &mut String, v: &str, ind: usize) {
         _ => "|+",
     });
     out.push('\n');
-    let body = v.trim_end_matches('\n');
-    for line in body.split('\n') {
+    for line in v.trim_end_matches('\n').split('\n') {
         if !line.is_empty() {
             indent(out, ind);
             out.push_str(line);

@@ -20,7 +20,9 @@ mod node;
 mod parse;
 mod span;
 
-pub use emit::{emit_document, emit_stream, quote_if_needed};
+pub use emit::{
+    emit_document, emit_stream, literal_block_ok, quote_if_needed, write_literal_block,
+};
 pub use k8s::{objects, Object};
 pub use node::{Entry, Node, NodeKind, PathItem, ScalarStyle, ScalarType};
 pub use parse::{parse_stream, parse_stream_with, Document, Limits, ParseError};

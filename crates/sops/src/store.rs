@@ -12,7 +12,10 @@
 
 use std::collections::VecDeque;
 
-use kustodian_manifest::{parse_stream, quote_if_needed, Node, NodeKind, ScalarType};
+use kustodian_manifest::{
+    literal_block_ok, parse_stream, quote_if_needed, write_literal_block, Node, NodeKind,
+    ScalarType,
+};
 
 use crate::error::{Error, Result};
 use crate::format::{float_yaml, parse_yaml_float, parse_yaml_int};
@@ -398,8 +401,8 @@ fn scalar_out(out: &mut String, v: &Value, ind: usize) {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::Float(f) => out.push_str(&float_yaml(*f)),
-        Value::Str(s) if s.as_str().contains('\n') && literal_ok(s.as_str()) => {
-            return literal(out, s.as_str(), ind)
+        Value::Str(s) if s.as_str().contains('\n') && literal_block_ok(s.as_str()) => {
+            return write_literal_block(out, s.as_str(), ind)
         }
         Value::Str(s) => out.push_str(&quote(s.as_str())),
         Value::Map(_) => out.push_str("{}"),
@@ -417,39 +420,6 @@ fn quote(s: &str) -> String {
         return serde_json::to_string(s).unwrap_or_default();
     }
     quote_if_needed(s)
-}
-
-fn literal_ok(v: &str) -> bool {
-    !v.starts_with([' ', '\t', '\n'])
-        && v.split('\n').all(|l| !l.ends_with([' ', '\t']))
-        && v.chars().all(|c| {
-            c == '\n'
-                || (!c.is_control()
-                    && c != '\u{feff}'
-                    && c != '\u{85}'
-                    && c != '\u{2028}'
-                    && c != '\u{2029}')
-        })
-}
-
-fn literal(out: &mut String, v: &str, ind: usize) {
-    let trailing = v.len() - v.trim_end_matches('\n').len();
-    out.push_str(match trailing {
-        0 => "|-",
-        1 => "|",
-        _ => "|+",
-    });
-    out.push('\n');
-    for line in v.trim_end_matches('\n').split('\n') {
-        if !line.is_empty() {
-            pad(out, ind);
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    for _ in 1..trailing {
-        out.push('\n');
-    }
 }
 
 /// Writes a document as tab-indented JSON (comments dropped), ending in a newline.
