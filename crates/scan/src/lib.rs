@@ -16,8 +16,8 @@
 //! like ([`Severity`]); every rule is in one table ([`RULES`]).
 //!
 //! Layout: [`Scanner`] is the pure core (bytes and a path in, findings out, no I/O); [`source`]
-//! reads the working tree, the git index or the commits of a range; [`report`] prints. [`Finding`]s never hold value
-//! text, and nothing this crate prints does either.
+//! reads the working tree, the git index or the commits of a range; [`report`] prints.
+//! [`Finding`]s never hold value text, and nothing this crate prints does either.
 //!
 //! It does not decrypt SOPS files or resolve references. A [`Policy`] (`.kustodian.yaml`, see
 //! `docs/policy.md`) turns rules off, allowlists findings, adds safe values and custom rules,
