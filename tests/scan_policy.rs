@@ -2,10 +2,12 @@
 //! `policies/default.yaml` and `policies/strict.yaml`, and every knob of the schema. Values in
 //! the manifests contain `canary`, which no output may hold.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
+use common::{repo_root, tree};
 
 const SECRETS: &str = "\
 apiVersion: v1
@@ -41,36 +43,13 @@ data:
     -----END OPENSSH PRIVATE KEY-----
 ";
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
-
 fn scan(dir: &Path, extra: &[&str]) -> Output {
-    let out = Command::cargo_bin("kustodian")
-        .unwrap()
-        .current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .env("NO_COLOR", "1")
+    let out = common::kustodian(dir)
         .arg("scan")
         .args(extra)
         .output()
         .unwrap();
-    for stream in [&out.stdout, &out.stderr] {
-        let s = String::from_utf8_lossy(stream).to_lowercase();
-        assert!(!s.contains("canary"), "a canary was printed:\n{s}");
-    }
+    common::assert_no_canary("scan", &out, &["canary"]);
     out
 }
 
