@@ -8,8 +8,12 @@
 //! The first pre-commit run builds kustodian (minutes); later runs reuse target/pre-commit-home and
 //! target/pre-commit, so they only rebuild when the sources change.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{bin, git, git_cmd, init_repo, output_text as text, write};
 
 /// A value that must never appear in any hook output: base64 of `canary-Zq81xK-hunter2`.
 const CANARY_B64: &str = "Y2FuYXJ5LVpxODF4Sy1odW50ZXIy";
@@ -36,10 +40,6 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kustodian"))
-}
-
 /// PATH with the built kustodian's folder first.
 fn path_with_kustodian() -> std::ffi::OsString {
     let dir = bin().parent().unwrap().to_path_buf();
@@ -47,54 +47,26 @@ fn path_with_kustodian() -> std::ffi::OsString {
     std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&rest))).unwrap()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Stages everything and runs `git commit -m MESSAGE` through `c` (a [`git_cmd`] with the hook's
+/// environment): whether it went through, and all that git and the hooks printed, which must
+/// not hold the secret value.
+fn commit(c: &mut Command, message: &str) -> (bool, String) {
+    let out = c.args(["commit", "-m", message]).output().unwrap();
+    let all = text(&out);
+    common::assert_no_canary_in("hook output", &all, &[CANARY_B64, CANARY_PLAIN, "canary"]);
+    (out.status.success(), all)
 }
 
-/// A git command isolated from the user's and system's configuration.
-fn git_cmd(dir: &Path) -> Command {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE");
-    c
-}
-
-fn git(dir: &Path, args: &[&str]) -> Output {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(out.status.success(), "git {args:?} failed:\n{}", text(&out));
-    out
-}
-
-fn init_repo(dir: &Path) {
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["config", "user.name", "Kustodian Test"]);
-    git(dir, &["config", "user.email", "test@kustodian.invalid"]);
-    git(dir, &["config", "commit.gpgsign", "false"]);
-}
-
-fn write(dir: &Path, rel: &str, body: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-fn assert_no_canary(out: &str) {
-    assert!(
-        !out.contains(CANARY_B64),
-        "hook output leaked the secret value:\n{out}"
-    );
-    assert!(
-        !out.contains(CANARY_PLAIN),
-        "hook output leaked the decoded secret value:\n{out}"
-    );
+/// `kustodian install-hook ARGS` in `repo`.
+fn install_hook(repo: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin())
+        .arg("install-hook")
+        .args(args)
+        .current_dir(repo)
+        .env("PATH", path_with_kustodian())
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out))
 }
 
 #[test]
@@ -103,42 +75,29 @@ fn git_hook_refuses_plaintext_secret_passes_clean_commit_and_keeps_foreign_hooks
     let repo = tmp.path();
     init_repo(repo);
 
-    let install = Command::new(bin())
-        .arg("install-hook")
-        .current_dir(repo)
-        .env("PATH", path_with_kustodian())
-        .output()
-        .unwrap();
+    let (ok, out) = install_hook(repo, &[]);
+    assert!(ok, "install-hook failed:\n{out}");
     assert!(
-        install.status.success(),
-        "install-hook failed:\n{}",
-        text(&install)
-    );
-    assert!(
-        text(&install).contains("installed"),
-        "install-hook should say what it did:\n{}",
-        text(&install)
+        out.contains("installed"),
+        "install-hook should say what it did:\n{out}"
     );
     let hook = repo.join(".git/hooks/pre-commit");
     assert_eq!(
         std::fs::read_to_string(&hook).unwrap(),
         include_str!("../hooks/pre-commit")
     );
+    let with_path = || {
+        let mut c = git_cmd(repo);
+        c.env("PATH", path_with_kustodian());
+        c
+    };
 
     // A plaintext Secret is refused, the finding is shown, the value is not.
     write(repo, "apps/web/secret.yaml", &plaintext_secret("web-db"));
     write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
     git(repo, &["add", "-A"]);
-    let refused = git_cmd(repo)
-        .args(["commit", "-q", "-m", "add web"])
-        .env("PATH", path_with_kustodian())
-        .output()
-        .unwrap();
-    let out = text(&refused);
-    assert!(
-        !refused.status.success(),
-        "commit of a plaintext Secret must be refused:\n{out}"
-    );
+    let (ok, out) = commit(&mut with_path(), "add web");
+    assert!(!ok, "commit of a plaintext Secret must be refused:\n{out}");
     assert!(
         out.contains("apps/web/secret.yaml"),
         "the finding must name the file:\n{out}"
@@ -151,7 +110,6 @@ fn git_hook_refuses_plaintext_secret_passes_clean_commit_and_keeps_foreign_hooks
         !out.contains("deployment.yaml"),
         "clean files are not findings:\n{out}"
     );
-    assert_no_canary(&out);
     assert!(
         git_cmd(repo)
             .args(["rev-parse", "--verify", "-q", "HEAD"])
@@ -165,55 +123,28 @@ fn git_hook_refuses_plaintext_secret_passes_clean_commit_and_keeps_foreign_hooks
     // The same Secret as a reference passes.
     write(repo, "apps/web/secret.yaml", &reference_secret("web-db"));
     git(repo, &["add", "-A"]);
-    let ok = git_cmd(repo)
-        .args(["commit", "-q", "-m", "add web"])
-        .env("PATH", path_with_kustodian())
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "a clean commit must pass:\n{}",
-        text(&ok)
-    );
+    let (ok, out) = commit(&mut with_path(), "add web");
+    assert!(ok, "a clean commit must pass:\n{out}");
 
     // KUSTODIAN=/path works without kustodian on PATH.
     write(repo, "apps/api/secret.yaml", &plaintext_secret("api-db"));
     git(repo, &["add", "-A"]);
-    let refused = git_cmd(repo)
-        .args(["commit", "-q", "-m", "add api"])
-        .env("KUSTODIAN", bin())
-        .output()
-        .unwrap();
-    assert!(
-        !refused.status.success(),
-        "KUSTODIAN=... hook must refuse too:\n{}",
-        text(&refused)
-    );
-    assert!(
-        text(&refused).contains("apps/api/secret.yaml"),
-        "{}",
-        text(&refused)
-    );
-    assert_no_canary(&text(&refused));
+    let (ok, out) = commit(git_cmd(repo).env("KUSTODIAN", bin()), "add api");
+    assert!(!ok, "KUSTODIAN=... hook must refuse too:\n{out}");
+    assert!(out.contains("apps/api/secret.yaml"), "{out}");
 
     // A different existing hook is left alone without --force, and install-hook says so.
     let foreign = "#!/bin/sh\necho my own hook\n";
     std::fs::write(&hook, foreign).unwrap();
-    let again = Command::new(bin())
-        .arg("install-hook")
-        .current_dir(repo)
-        .output()
-        .unwrap();
+    let (ok, out) = install_hook(repo, &[]);
     assert!(
-        !again.status.success(),
-        "install-hook must refuse to overwrite a foreign hook:\n{}",
-        text(&again)
+        !ok,
+        "install-hook must refuse to overwrite a foreign hook:\n{out}"
     );
-    assert!(text(&again).contains("already exists"), "{}", text(&again));
+    assert!(out.contains("already exists"), "{out}");
     assert!(
-        text(&again).contains("--force"),
-        "it should tell how to override:\n{}",
-        text(&again)
+        out.contains("--force"),
+        "it should tell how to override:\n{out}"
     );
     assert_eq!(
         std::fs::read_to_string(&hook).unwrap(),
@@ -221,16 +152,8 @@ fn git_hook_refuses_plaintext_secret_passes_clean_commit_and_keeps_foreign_hooks
         "the foreign hook must be untouched"
     );
 
-    let forced = Command::new(bin())
-        .args(["install-hook", "--force"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    assert!(
-        forced.status.success(),
-        "install-hook --force failed:\n{}",
-        text(&forced)
-    );
+    let (ok, out) = install_hook(repo, &["--force"]);
+    assert!(ok, "install-hook --force failed:\n{out}");
     assert_eq!(
         std::fs::read_to_string(&hook).unwrap(),
         include_str!("../hooks/pre-commit")
@@ -260,8 +183,7 @@ fn hook_repo_snapshot() -> (PathBuf, String) {
             "--exclude-standard",
         ],
     );
-    for rel in files.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
-        let rel = std::str::from_utf8(rel).unwrap();
+    for rel in files.split('\0').filter(|s| !s.is_empty()) {
         let src = root.join(rel);
         if !src.is_file() {
             continue; // deleted in the working tree
@@ -284,10 +206,7 @@ fn hook_repo_snapshot() -> (PathBuf, String) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let rev = String::from_utf8(git(&snap, &["rev-parse", "HEAD"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let rev = git(&snap, &["rev-parse", "HEAD"]);
     (snap, rev)
 }
 
@@ -341,19 +260,19 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
         text(&install)
     );
 
+    let pre_commit = || {
+        let mut c = git_cmd(repo);
+        with_pre_commit_env(&mut c);
+        c
+    };
+
     // A plaintext Secret is refused with the finding shown.
     write(repo, "apps/web/secret.yaml", &plaintext_secret("web-db"));
     write(repo, "apps/web/deployment.yaml", DEPLOYMENT);
     write(repo, "README.md", "not yaml\n");
     git(repo, &["add", "-A"]);
-    let refused = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "add web"]))
-        .output()
-        .unwrap();
-    let out = text(&refused);
-    assert!(
-        !refused.status.success(),
-        "commit of a plaintext Secret must be refused:\n{out}"
-    );
+    let (ok, out) = commit(&mut pre_commit(), "add web");
+    assert!(!ok, "commit of a plaintext Secret must be refused:\n{out}");
     assert!(
         out.contains("kustodian"),
         "pre-commit should name the hook:\n{out}"
@@ -370,16 +289,12 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
         !out.contains("old-secret.yaml"),
         "unchanged files must not be scanned:\n{out}"
     );
-    assert_no_canary(&out);
 
     // The same Secret as a reference passes, although legacy/old-secret.yaml is still in the tree.
     write(repo, "apps/web/secret.yaml", &reference_secret("web-db"));
     git(repo, &["add", "-A"]);
-    let ok = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "add web"]))
-        .output()
-        .unwrap();
-    let out = text(&ok);
-    assert!(ok.status.success(), "a clean commit must pass:\n{out}");
+    let (ok, out) = commit(&mut pre_commit(), "add web");
+    assert!(ok, "a clean commit must pass:\n{out}");
     assert!(
         out.contains("Passed"),
         "pre-commit should report the hook passed:\n{out}"
@@ -388,11 +303,8 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
     // A commit touching only files no kustomization reads passes.
     write(repo, "README.md", "still not yaml\n");
     git(repo, &["add", "-A"]);
-    let docs = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "docs"]))
-        .output()
-        .unwrap();
-    let out = text(&docs);
-    assert!(docs.status.success(), "{out}");
+    let (ok, out) = commit(&mut pre_commit(), "docs");
+    assert!(ok, "{out}");
 
     // An env file that a secretGenerator reads is passed too, and judged through it.
     write(
@@ -402,23 +314,14 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
     );
     write(repo, "apps/web/web.env", "MODE=<path:kv/data/web#mode>\n");
     git(repo, &["add", "-A"]);
-    let ok = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "env refs"]))
-        .output()
-        .unwrap();
-    assert!(ok.status.success(), "{}", text(&ok));
+    let (ok, out) = commit(&mut pre_commit(), "env refs");
+    assert!(ok, "{out}");
     write(repo, "apps/web/web.env", "MODE=canary-env-plaintext\n");
     git(repo, &["add", "-A"]);
-    let refused = with_pre_commit_env(git_cmd(repo).args(["commit", "-m", "env leak"]))
-        .output()
-        .unwrap();
-    let out = text(&refused);
-    assert!(
-        !refused.status.success(),
-        "an env file leak must be refused:\n{out}"
-    );
+    let (ok, out) = commit(&mut pre_commit(), "env leak");
+    assert!(!ok, "an env file leak must be refused:\n{out}");
     assert!(
         out.contains("apps/web/web.env") && out.contains("generator-file"),
         "{out}"
     );
-    assert!(!out.contains("canary-env-plaintext"), "{out}");
 }
