@@ -90,6 +90,12 @@ impl Client {
         self.home.path()
     }
 
+    /// The value of one of its variables.
+    fn var(&self, name: &str) -> &str {
+        let (_, v) = self.vars.iter().find(|(k, _)| k == name).expect("set");
+        v
+    }
+
     /// Writes a file under HOME and returns its path.
     fn file(&self, name: &str, text: &str) -> PathBuf {
         let p = self.home().join(name);
@@ -239,6 +245,20 @@ fn setup_kubernetes(
 
 const READ_APP: &str = r#"path "secret/data/app" { capabilities = ["read"] }"#;
 
+/// A client that logs in with AppRole (role `ci`, policy [`READ_APP`]), and `password` stored
+/// at `secret/app`.
+fn approle_client(bao: &Bao, password: &str) -> Client {
+    bao.enable_auth("approle", "approle");
+    bao.policy("app", READ_APP);
+    let (role_id, secret_id) = bao.approle("ci", &["app"], "1h");
+    bao.put_kv2("secret", "app", json!({ "password": password }));
+    Client::new(&[
+        ("AVP_AUTH_TYPE", "approle"),
+        ("AVP_ROLE_ID", &role_id),
+        ("AVP_SECRET_ID", &secret_id),
+    ])
+}
+
 #[test]
 fn kv2_latest_and_old_versions_nested_keys_and_vals_uris() {
     let bao = Bao::start();
@@ -350,15 +370,7 @@ fn kv_version_from_settings_or_annotation_skips_the_mount_lookup() {
 #[test]
 fn approle_login_with_avp_variables() {
     let bao = Bao::start();
-    bao.enable_auth("approle", "approle");
-    bao.policy("app", READ_APP);
-    let (role_id, secret_id) = bao.approle("ci", &["app"], "1h");
-    bao.put_kv2("secret", "app", json!({"password": "canary-approle-pass"}));
-    let client = Client::new(&[
-        ("AVP_AUTH_TYPE", "approle"),
-        ("AVP_ROLE_ID", &role_id),
-        ("AVP_SECRET_ID", &secret_id),
-    ]);
+    let client = approle_client(&bao, "canary-approle-pass");
     let mark = bao.mark();
     client
         .render(
@@ -371,9 +383,10 @@ fn approle_login_with_avp_variables() {
     assert_eq!(count(&audit, "auth/approle/login"), 1, "{audit:?}");
     assert_eq!(client.cache_files().len(), 1);
     // A wrong secret_id is refused, and says which login failed.
+    let role_id = client.var("AVP_ROLE_ID");
     let wrong = Client::new(&[
         ("AVP_AUTH_TYPE", "approle"),
-        ("AVP_ROLE_ID", &role_id),
+        ("AVP_ROLE_ID", role_id),
         ("AVP_SECRET_ID", "canary-wrong-secret-id"),
     ]);
     wrong
@@ -687,15 +700,7 @@ fn audit_log_shows_one_login_and_one_read_per_distinct_path_and_the_token_is_reu
 #[test]
 fn a_revoked_cached_token_is_replaced_by_one_new_login() {
     let bao = Bao::start();
-    bao.enable_auth("approle", "approle");
-    bao.policy("app", READ_APP);
-    let (role_id, secret_id) = bao.approle("ci", &["app"], "1h");
-    bao.put_kv2("secret", "app", json!({"password": "canary-revoked"}));
-    let client = Client::new(&[
-        ("AVP_AUTH_TYPE", "approle"),
-        ("AVP_ROLE_ID", &role_id),
-        ("AVP_SECRET_ID", &secret_id),
-    ]);
+    let client = approle_client(&bao, "canary-revoked");
     let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
     client.render(&bao, &input).expect_ok();
     let cached = client.cached_tokens();
@@ -759,15 +764,7 @@ fn tokens_are_renewed_past_half_their_lease_and_replaced_once_expired() {
 #[test]
 fn parallel_renders_share_one_login() {
     let bao = Bao::start();
-    bao.enable_auth("approle", "approle");
-    bao.policy("app", READ_APP);
-    let (role_id, secret_id) = bao.approle("ci", &["app"], "1h");
-    bao.put_kv2("secret", "app", json!({"password": "canary-parallel"}));
-    let client = Client::new(&[
-        ("AVP_AUTH_TYPE", "approle"),
-        ("AVP_ROLE_ID", &role_id),
-        ("AVP_SECRET_ID", &secret_id),
-    ]);
+    let client = approle_client(&bao, "canary-parallel");
     let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
     let mark = bao.mark();
     let children: Vec<_> = (0..4)
