@@ -214,15 +214,28 @@ fn kubernetes_ca() -> String {
     .unwrap()
 }
 
-/// Kubernetes auth at `auth/<mount>` checking JWTs with the TokenReview stand-in, and a role
-/// bound to `sa`.
+/// The Argo CD repo server's service account (`n` makes its uid).
+fn repo_server(n: u64) -> ServiceAccount {
+    ServiceAccount::new(
+        "argocd",
+        "argocd-repo-server",
+        &format!("9a1c1f7e-0000-4000-8000-{n:012x}"),
+    )
+}
+
+/// Kubernetes auth at `auth/<mount>` checking JWTs with the TokenReview stand-in, the
+/// `policies` (name, HCL), and a role bound to `sa` with those policies.
 fn setup_kubernetes(
     bao: &Bao,
     mount: &str,
     role: &str,
     sa: &ServiceAccount,
-    policies: &[&str],
+    policies: &[(&str, &str)],
 ) -> k8s::TokenReviewer {
+    for (name, hcl) in policies {
+        bao.policy(name, hcl);
+    }
+    let policies: Vec<&str> = policies.iter().map(|(name, _)| *name).collect();
     let reviewer = k8s::serve(vec![sa.clone()]);
     bao.enable_auth(mount, "kubernetes");
     bao.api(
@@ -448,13 +461,8 @@ fn userpass_login_with_avp_variables() {
 #[test]
 fn kubernetes_login_through_tokenreview_renders_a_folder() {
     let bao = Bao::start();
-    let sa = ServiceAccount::new(
-        "argocd",
-        "argocd-repo-server",
-        "9a1c1f7e-0000-4000-8000-000000000001",
-    );
-    bao.policy("app", READ_APP);
-    let reviewer = setup_kubernetes(&bao, "k8s-prod", "argocd", &sa, &["app"]);
+    let sa = repo_server(0x1);
+    let reviewer = setup_kubernetes(&bao, "k8s-prod", "argocd", &sa, &[("app", READ_APP)]);
     bao.put_kv2(
         "secret",
         "app",
@@ -496,13 +504,8 @@ fn kubernetes_login_through_tokenreview_renders_a_folder() {
 #[test]
 fn kubernetes_login_refuses_another_service_account() {
     let bao = Bao::start();
-    let sa = ServiceAccount::new(
-        "argocd",
-        "argocd-repo-server",
-        "9a1c1f7e-0000-4000-8000-000000000002",
-    );
-    bao.policy("app", READ_APP);
-    setup_kubernetes(&bao, "kubernetes", "argocd", &sa, &["app"]);
+    let sa = repo_server(0x2);
+    setup_kubernetes(&bao, "kubernetes", "argocd", &sa, &[("app", READ_APP)]);
     bao.put_kv2("secret", "app", json!({"password": "canary-k8s-refused"}));
     let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
     let vars = |jwt: &Path| {
@@ -532,11 +535,7 @@ fn kubernetes_login_refuses_another_service_account() {
     assert!(client.cache_files().is_empty());
 
     // The right names, but a token the cluster does not know (TokenReview says no).
-    let forged = ServiceAccount::new(
-        "argocd",
-        "argocd-repo-server",
-        "9a1c1f7e-0000-4000-8000-0000000000ff",
-    );
+    let forged = repo_server(0xff);
     bao.canary(forged.jwt());
     let jwt = client.file("forged", &forged.jwt());
     let v = vars(&jwt);
@@ -596,16 +595,9 @@ fn denied_and_missing_paths_say_so() {
 #[test]
 fn audit_log_shows_one_login_and_one_read_per_distinct_path_and_the_token_is_reused() {
     let bao = Bao::start();
-    let sa = ServiceAccount::new(
-        "argocd",
-        "argocd-repo-server",
-        "9a1c1f7e-0000-4000-8000-000000000003",
-    );
-    bao.policy(
-        "apps",
-        r#"path "secret/data/apps/*" { capabilities = ["read"] }"#,
-    );
-    setup_kubernetes(&bao, "kubernetes", "argocd", &sa, &["apps"]);
+    let sa = repo_server(0x3);
+    let apps = r#"path "secret/data/apps/*" { capabilities = ["read"] }"#;
+    setup_kubernetes(&bao, "kubernetes", "argocd", &sa, &[("apps", apps)]);
     let paths = 12;
     for i in 0..paths {
         bao.put_kv2(
