@@ -258,6 +258,11 @@ fn setup_kubernetes(
 
 const READ_APP: &str = r#"path "secret/data/app" { capabilities = ["read"] }"#;
 
+/// A Secret `s` whose key `p` references `secret/app`'s `password`.
+fn app_secret() -> String {
+    secret("s", &[("p", "<path:secret/data/app#password>")])
+}
+
 /// A client that logs in with AppRole (role `ci`, policy [`READ_APP`]), and `password` stored
 /// at `secret/app`.
 fn approle_client(bao: &Bao, password: &str) -> Client {
@@ -386,10 +391,7 @@ fn approle_login_with_avp_variables() {
     let client = approle_client(&bao, "canary-approle-pass");
     let mark = bao.mark();
     client
-        .render(
-            &bao,
-            &secret("s", &[("p", "<path:secret/data/app#password>")]),
-        )
+        .render(&bao, &app_secret())
         .expect_ok()
         .has("p", "canary-approle-pass");
     let audit = bao.audit_since(mark);
@@ -402,15 +404,10 @@ fn approle_login_with_avp_variables() {
         ("AVP_ROLE_ID", role_id),
         ("AVP_SECRET_ID", "canary-wrong-secret-id"),
     ]);
-    wrong
-        .render(
-            &bao,
-            &secret("s", &[("p", "<path:secret/data/app#password>")]),
-        )
-        .expect_failure(&[
-            "login to the vault store failed: approle login at auth/approle was refused",
-            "AVP_SECRET_ID",
-        ]);
+    wrong.render(&bao, &app_secret()).expect_failure(&[
+        "login to the vault store failed: approle login at auth/approle was refused",
+        "AVP_SECRET_ID",
+    ]);
 }
 
 #[test]
@@ -435,10 +432,7 @@ fn userpass_login_with_avp_variables() {
     ]);
     let mark = bao.mark();
     client
-        .render(
-            &bao,
-            &secret("s", &[("p", "<path:secret/data/app#password>")]),
-        )
+        .render(&bao, &app_secret())
         .expect_ok()
         .has("p", "canary-userpass-secret");
     assert_eq!(
@@ -451,10 +445,7 @@ fn userpass_login_with_avp_variables() {
         ("AVP_PASSWORD", "canary-bad-pw"),
     ]);
     wrong
-        .render(
-            &bao,
-            &secret("s", &[("p", "<path:secret/data/app#password>")]),
-        )
+        .render(&bao, &app_secret())
         .expect_failure(&["userpass login as \"deployer\"", "refused"]);
 }
 
@@ -507,7 +498,7 @@ fn kubernetes_login_refuses_another_service_account() {
     let sa = repo_server(0x2);
     setup_kubernetes(&bao, "kubernetes", "argocd", &sa, &[("app", READ_APP)]);
     bao.put_kv2("secret", "app", json!({"password": "canary-k8s-refused"}));
-    let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
+    let input = app_secret();
     let vars = |jwt: &Path| {
         vec![
             ("AVP_AUTH_TYPE", "k8s".to_string()),
@@ -693,7 +684,7 @@ fn audit_log_shows_one_login_and_one_read_per_distinct_path_and_the_token_is_reu
 fn a_revoked_cached_token_is_replaced_by_one_new_login() {
     let bao = Bao::start();
     let client = approle_client(&bao, "canary-revoked");
-    let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
+    let input = app_secret();
     client.render(&bao, &input).expect_ok();
     let cached = client.cached_tokens();
     assert_eq!(cached.len(), 1);
@@ -726,7 +717,7 @@ fn tokens_are_renewed_past_half_their_lease_and_replaced_once_expired() {
         json!({"password": "canary-pw-short", "token_policies": ["app"], "token_ttl": "2s", "token_max_ttl": "2s"}),
     );
     bao.put_kv2("secret", "app", json!({"password": "canary-renew"}));
-    let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
+    let input = app_secret();
     let renewable = Client::new(&[
         ("AVP_AUTH_TYPE", "userpass"),
         ("AVP_USERNAME", "renewable"),
@@ -757,7 +748,7 @@ fn tokens_are_renewed_past_half_their_lease_and_replaced_once_expired() {
 fn parallel_renders_share_one_login() {
     let bao = Bao::start();
     let client = approle_client(&bao, "canary-parallel");
-    let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
+    let input = app_secret();
     let mark = bao.mark();
     let children: Vec<_> = (0..4)
         .map(|_| {
@@ -876,7 +867,7 @@ fn tls_needs_the_ca_or_skip_verify_with_a_warning() {
         ("VAULT_TOKEN", bao::ROOT_TOKEN),
         ("SSL_CERT_FILE", "/nonexistent"),
     ]);
-    let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
+    let input = app_secret();
     client
         .render_with(&bao, &[("VAULT_CACERT", ca.to_str().unwrap())], &input)
         .expect_ok()
@@ -899,7 +890,7 @@ fn token_files_are_read_and_never_cached() {
     bao.put_kv2("secret", "app", json!({"password": "canary-token-file"}));
     bao.policy("app", READ_APP);
     let token = bao.token(&["app"], "1h");
-    let input = secret("s", &[("p", "<path:secret/data/app#password>")]);
+    let input = app_secret();
     let client = Client::new(&[]);
     let file = client.file("vault/token", &format!("{token}\n"));
     client
@@ -940,7 +931,7 @@ fn an_unreachable_server_is_named_and_retried_a_bounded_number_of_times() {
         .render_with(
             &bao,
             &[("VAULT_ADDR", &addr), ("VAULT_MAX_RETRIES", "2")],
-            &secret("s", &[("p", "<path:secret/data/app#password>")]),
+            &app_secret(),
         )
         .expect_failure(&[&format!(
             "cannot reach {addr}: connection refused (after 3 attempts)"
