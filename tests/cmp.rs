@@ -32,6 +32,19 @@ fn test_key() -> PathBuf {
 }
 
 /// A repository copy holding one fixture app at `apps/<name>`, and the app's input.
+/// Runs `plugin` for `app` with `key` as the age key (`ARGOCD_ENV_SOPS_AGE_KEY_FILE`, as an
+/// Application's plugin env sets it).
+fn run_with_key(plugin: &Plugin, repo: &Path, app: &AppInput, bins: &Path, key: &Path) -> CmpRun {
+    let key = key.display().to_string();
+    run_cmp(
+        plugin,
+        repo,
+        app,
+        bins,
+        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+    )
+}
+
 fn fixture_repo(name: &str) -> (tempfile::TempDir, AppInput) {
     let repo = tempfile::tempdir().unwrap();
     copy_dir(
@@ -94,13 +107,12 @@ fn example_application_renders_the_golden_output() {
         vec![plugin_name.clone()],
         "discovery must pick exactly the plugin the Application names"
     );
-    let key = demo_key().display().to_string();
-    let r = run_cmp(
+    let r = run_with_key(
         &plugin(&plugin_name),
         repo.path(),
         &app,
         bins.path(),
-        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+        &demo_key(),
     );
     assert!(r.output.status.success(), "{}", r.stderr());
     let stdout = r.stdout();
@@ -117,13 +129,12 @@ fn plain_directory_app_renders() {
         discovered(repo.path(), &app, bins.path()),
         vec!["kustodian".to_string()]
     );
-    let key = test_key().display().to_string();
-    let r = run_cmp(
+    let r = run_with_key(
         &plugin("kustodian"),
         repo.path(),
         &app,
         bins.path(),
-        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+        &test_key(),
     );
     assert!(r.output.status.success(), "{}", r.stderr());
     let stdout = r.stdout();
@@ -140,13 +151,12 @@ fn plain_directory_app_renders() {
 fn failure_is_short_nonzero_and_leaks_nothing() {
     let (repo, app) = fixture_repo("failing-app");
     let bins = bin_dir();
-    let key = test_key().display().to_string();
-    let r = run_cmp(
+    let r = run_with_key(
         &plugin("kustodian"),
         repo.path(),
         &app,
         bins.path(),
-        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+        &test_key(),
     );
     let (stdout, stderr) = (r.stdout(), r.stderr());
     assert!(!r.output.status.success(), "expected a failure:\n{stdout}");
@@ -170,13 +180,12 @@ fn failure_is_short_nonzero_and_leaks_nothing() {
 fn wrong_key_fails_without_leaking() {
     let (repo, app) = fixture_repo("plain-app");
     let bins = bin_dir();
-    let key = demo_key().display().to_string();
-    let r = run_cmp(
+    let r = run_with_key(
         &plugin("kustodian"),
         repo.path(),
         &app,
         bins.path(),
-        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+        &demo_key(),
     );
     assert!(!r.output.status.success());
     assert!(r.stdout().is_empty());
@@ -332,13 +341,12 @@ fn helm_chart_renders_when_helm_is_installed() {
     )
     .unwrap();
     let bins = bin_dir();
-    let key = test_key().display().to_string();
-    let r = run_cmp(
+    let r = run_with_key(
         &plugin("kustodian-helm"),
         repo.path(),
         &app,
         bins.path(),
-        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+        &test_key(),
     );
     if !on_path("helm") {
         assert!(!r.output.status.success(), "rendered a chart without helm");
