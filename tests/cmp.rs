@@ -264,49 +264,44 @@ fn application_cannot_enable_kustomize_plugins() {
         "ARGOCD_ENV_KUSTODIAN_KUSTOMIZE_ARGS must not enable kustomize plugins"
     );
 
+    // Through the plugin, neither the Application's env nor its parameters may enable them.
+    let refused = |app: &AppInput, how: &str, says: &str| {
+        let r = run_cmp(
+            &p,
+            repo.path(),
+            app,
+            bins.path(),
+            &[("XDG_CONFIG_HOME", xdg_s.as_str())],
+        );
+        assert!(
+            !r.output.status.success(),
+            "{how} enabled plugins:\n{}",
+            r.stdout()
+        );
+        assert!(r.stderr().contains(says), "{how}: {}", r.stderr());
+        assert!(r.stdout().is_empty(), "{how}");
+    };
     let mut via_env = app.clone();
     via_env.env.push((
         "KUSTODIAN_KUSTOMIZE_ARGS".into(),
         "--enable-alpha-plugins".into(),
     ));
-    let r = run_cmp(
-        &p,
-        repo.path(),
+    refused(
         &via_env,
-        bins.path(),
-        &[("XDG_CONFIG_HOME", xdg_s.as_str())],
+        "ARGOCD_ENV_KUSTODIAN_KUSTOMIZE_ARGS",
+        "plugins disabled",
     );
-    assert!(
-        !r.output.status.success(),
-        "ARGOCD_ENV_KUSTODIAN_KUSTOMIZE_ARGS enabled plugins:\n{}",
-        r.stdout()
-    );
-    assert!(r.stderr().contains("plugins disabled"), "{}", r.stderr());
-
     let mut via_param = app.clone();
     via_param.parameters.push((
         "kustomize-build-options".into(),
         vec!["--enable-alpha-plugins".into()],
         false,
     ));
-    let r = run_cmp(
-        &p,
-        repo.path(),
+    refused(
         &via_param,
-        bins.path(),
-        &[("XDG_CONFIG_HOME", xdg_s.as_str())],
+        "the kustomize-build-options parameter",
+        "may not enable plugins",
     );
-    assert!(
-        !r.output.status.success(),
-        "the kustomize-build-options parameter enabled plugins:\n{}",
-        r.stdout()
-    );
-    assert!(
-        r.stderr().contains("may not enable plugins"),
-        "{}",
-        r.stderr()
-    );
-    assert!(r.stdout().is_empty());
 }
 
 #[test]
