@@ -45,6 +45,13 @@ fn run_with_key(plugin: &Plugin, repo: &Path, app: &AppInput, bins: &Path, key: 
     )
 }
 
+/// Runs the `kustodian` plugin on the fixture app `name` with `key` as the age key.
+fn run_fixture(name: &str, key: &Path) -> CmpRun {
+    let (repo, app) = fixture_repo(name);
+    let bins = bin_dir();
+    run_with_key(&plugin("kustodian"), repo.path(), &app, bins.path(), key)
+}
+
 fn fixture_repo(name: &str) -> (tempfile::TempDir, AppInput) {
     let repo = tempfile::tempdir().unwrap();
     copy_dir(
@@ -149,15 +156,7 @@ fn plain_directory_app_renders() {
 
 #[test]
 fn failure_is_short_nonzero_and_leaks_nothing() {
-    let (repo, app) = fixture_repo("failing-app");
-    let bins = bin_dir();
-    let r = run_with_key(
-        &plugin("kustodian"),
-        repo.path(),
-        &app,
-        bins.path(),
-        &test_key(),
-    );
+    let r = run_fixture("failing-app", &test_key());
     let (stdout, stderr) = (r.stdout(), r.stderr());
     assert!(!r.output.status.success(), "expected a failure:\n{stdout}");
     assert!(
@@ -178,15 +177,7 @@ fn failure_is_short_nonzero_and_leaks_nothing() {
 
 #[test]
 fn wrong_key_fails_without_leaking() {
-    let (repo, app) = fixture_repo("plain-app");
-    let bins = bin_dir();
-    let r = run_with_key(
-        &plugin("kustodian"),
-        repo.path(),
-        &app,
-        bins.path(),
-        &demo_key(),
-    );
+    let r = run_fixture("plain-app", &demo_key());
     assert!(!r.output.status.success());
     assert!(r.stdout().is_empty());
     assert_no_secret("stderr", &r.stderr(), SECRETS);
