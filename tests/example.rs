@@ -47,13 +47,8 @@ fn readme_first_command_renders_the_golden_output() {
         .current_dir(root())
         .env("SOPS_AGE_KEY_FILE", "examples/demo-age-key.txt")
         .args(["render", OVERLAY]);
-    let out = run_with_deadline(&mut cmd, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_golden(&golden_path(), &String::from_utf8(out.stdout).unwrap());
+    let out = run_ok(&mut cmd, DEADLINE);
+    check_golden(&golden_path(), &out);
 }
 
 #[test]
@@ -88,12 +83,7 @@ fn legacy_exec_plugin_renders_the_golden_output() {
     clean_env(&mut install)
         .env("XDG_CONFIG_HOME", xdg.path())
         .arg("install-kustomize-plugin");
-    let out = run_with_deadline(&mut install, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut install, DEADLINE);
 
     let mut build = Command::new("kubectl");
     clean_env(&mut build)
@@ -101,17 +91,8 @@ fn legacy_exec_plugin_renders_the_golden_output() {
         .env("SOPS_AGE_KEY_FILE", demo_key())
         .args(["kustomize", "--enable-alpha-plugins"])
         .arg(&overlay);
-    let out = run_with_deadline(&mut build, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_same_manifests(
-        "legacy exec plugin",
-        &String::from_utf8(out.stdout).unwrap(),
-        &golden(),
-    );
+    let out = run_ok(&mut build, DEADLINE);
+    assert_same_manifests("legacy exec plugin", &out, &golden());
 }
 
 /// Builds the overlay with kustomize into `<repo>/hydrated/prod/all.yaml` (references still in).
@@ -120,15 +101,10 @@ fn hydrate(repo: &Path) -> std::path::PathBuf {
     clean_env(&mut build)
         .args(["kustomize"])
         .arg(repo.join(OVERLAY));
-    let out = run_with_deadline(&mut build, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&mut build, DEADLINE);
     let pkg = repo.join("hydrated/prod");
     std::fs::create_dir_all(&pkg).unwrap();
-    std::fs::write(pkg.join("all.yaml"), out.stdout).unwrap();
+    std::fs::write(pkg.join("all.yaml"), out).unwrap();
     pkg
 }
 
@@ -152,17 +128,8 @@ fn krm_function_via_kpt_fn_eval_renders_the_golden_output() {
             "--",
             &format!("dir={OVERLAY}"),
         ]);
-    let out = run_with_deadline(&mut kpt, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_same_manifests(
-        "kpt fn eval",
-        &String::from_utf8(out.stdout).unwrap(),
-        &golden(),
-    );
+    let out = run_ok(&mut kpt, DEADLINE);
+    assert_same_manifests("kpt fn eval", &out, &golden());
 }
 
 #[test]
@@ -201,17 +168,8 @@ fn krm_function_via_kpt_fn_render_renders_the_golden_output() {
             "-o",
             "stdout",
         ]);
-    let out = run_with_deadline(&mut kpt, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_same_manifests(
-        "kpt fn render",
-        &String::from_utf8(out.stdout).unwrap(),
-        &golden(),
-    );
+    let out = run_ok(&mut kpt, DEADLINE);
+    assert_same_manifests("kpt fn render", &out, &golden());
     assert_eq!(
         std::fs::read_to_string(pkg.join("all.yaml")).unwrap(),
         before,

@@ -45,12 +45,7 @@ fn installed() -> tempfile::TempDir {
     clean_env(&mut c)
         .env("XDG_CONFIG_HOME", xdg.path())
         .arg("install-kustomize-plugin");
-    let out = run_with_deadline(&mut c, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut c, DEADLINE);
     xdg
 }
 
@@ -186,17 +181,8 @@ fn legacy_plugin_reads_kustomize_plugin_config_string() {
         .current_dir(fixtures())
         .env("KUSTOMIZE_PLUGIN_CONFIG_STRING", "apiVersion: kustodian.io/v1\nkind: SecretGenerator\nmetadata: {name: s}\nstringData: {A: ref+echo://a}\n")
         .arg("/nonexistent/kust-plugin-config");
-    let out = run_with_deadline(&mut c, None, DEADLINE);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("A: a"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = run_ok(&mut c, DEADLINE);
+    assert!(out.contains("A: a"), "{out}");
 }
 
 #[test]
