@@ -9,6 +9,7 @@
 //! - KRM function: `kpt fn eval --exec` and `kpt fn render --allow-exec` with the wrapper
 //!   `kustodian-krm` (`exec kustodian krm "$@"`), and the ResourceList shapes kustomize sends.
 
+mod common;
 #[path = "fixtures/example/support.rs"]
 mod support;
 
@@ -68,26 +69,7 @@ fn legacy_case(name: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_no_secret("stderr", &stderr, SECRETS);
-    let expected_err = case.join("expected-error.txt");
-    if expected_err.exists() {
-        assert!(
-            !out.status.success(),
-            "{name}: expected a failure, got:\n{stdout}"
-        );
-        assert!(
-            stdout.is_empty(),
-            "{name}: a failed build printed:\n{stdout}"
-        );
-        for line in std::fs::read_to_string(expected_err)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            assert!(
-                stderr.contains(line),
-                "{name}: stderr lacks {line:?}:\n{stderr}"
-            );
-        }
+    if common::expected_failure(&case, &out) {
         let ours = stderr.lines().filter(|l| l.contains("kustodian")).count();
         assert!(
             ours <= 24,

@@ -7,6 +7,9 @@
 //! with `KUSTODIAN_BLESS=1`) or `expected-error.txt` (lines that must all appear on stderr,
 //! with nothing on stdout and a non-zero exit).
 
+#[macro_use]
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -37,12 +40,7 @@ fn kustodian(case: &Path) -> Command {
 }
 
 fn assert_no_canary(what: &str, text: &str) {
-    for c in CANARIES {
-        assert!(
-            !text.contains(c),
-            "{what} leaks the secret value {c:?}:\n{text}"
-        );
-    }
+    common::assert_no_canary_in(what, text, CANARIES);
 }
 
 fn run_case(name: &str) {
@@ -59,26 +57,7 @@ fn run_case(name: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_no_canary("stderr", &stderr);
 
-    let expected_err = case.join("expected-error.txt");
-    if expected_err.exists() {
-        assert!(
-            !out.status.success(),
-            "{name}: expected a failure, got success:\n{stdout}"
-        );
-        assert!(
-            stdout.is_empty(),
-            "{name}: a failed render printed to stdout:\n{stdout}"
-        );
-        for line in std::fs::read_to_string(expected_err)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            assert!(
-                stderr.contains(line),
-                "{name}: stderr lacks {line:?}:\n{stderr}"
-            );
-        }
+    if common::expected_failure(&case, &out) {
         return;
     }
     assert!(out.status.success(), "{name}: render failed:\n{stderr}");
@@ -89,15 +68,6 @@ fn run_case(name: &str) {
     let want = std::fs::read_to_string(&golden)
         .unwrap_or_else(|_| panic!("{name}: no expected.yaml; run with KUSTODIAN_BLESS=1"));
     assert_eq!(stdout, want, "{name}: output differs from expected.yaml");
-}
-
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            run_case(&stringify!($name).replace('_', "-"));
-        }
-    )*};
 }
 
 cases!(

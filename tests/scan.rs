@@ -9,6 +9,7 @@
 //! holds lines that must appear on stderr. No output of any mode may hold a canary: fixture
 //! secrets all contain `canary` (base64: `Y2FuYXJ5`), and `canaries.txt` lists other forms.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -130,15 +131,6 @@ fn run_case(name: &str) {
             }
         }
     }
-}
-
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            run_case(&stringify!($name).replace('_', "-"));
-        }
-    )*};
 }
 
 cases!(

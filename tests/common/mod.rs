@@ -146,3 +146,40 @@ pub fn findings(out: &Output) -> Vec<serde_json::Value> {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", output_text(out)));
     v["findings"].as_array().expect("a findings array").clone()
 }
+
+/// For a golden-file case that expects a failure (it has `expected-error.txt`): checks that it
+/// failed, printed nothing on stdout and said every line of that file on stderr, and returns
+/// true. Returns false for a case that expects success.
+pub fn expected_failure(case: &Path, out: &Output) -> bool {
+    let Ok(expected) = std::fs::read_to_string(case.join("expected-error.txt")) else {
+        return false;
+    };
+    let name = case.file_name().unwrap().to_string_lossy();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "{name}: expected a failure, got success:\n{stdout}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "{name}: a failure printed to stdout:\n{stdout}"
+    );
+    for line in expected.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            stderr.contains(line),
+            "{name}: stderr lacks {line:?}:\n{stderr}"
+        );
+    }
+    true
+}
+
+/// One `#[test]` per golden-file case: `cases!(a_case, ...)` calls `run_case("a-case")`.
+#[macro_export]
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            run_case(&stringify!($name).replace('_', "-"));
+        }
+    )*};
+}
