@@ -73,7 +73,7 @@ fn scan_everywhere<'a>(
                 }
                 path.push(k);
                 if let NodeKind::Scalar { value, .. } = &e.value.kind {
-                    everywhere_leaf(cx, Some(&e.key), &e.value, value, owner, path);
+                    everywhere_leaf(cx, &Leaf::new(Some(&e.key), &e.value, path), value, owner);
                 } else {
                     scan_everywhere(cx, &e.value, secrets, owner, path, depth + 1);
                 }
@@ -84,7 +84,7 @@ fn scan_everywhere<'a>(
             for it in items {
                 match &it.kind {
                     NodeKind::Scalar { value, .. } => {
-                        everywhere_leaf(cx, None, it, value, owner, path)
+                        everywhere_leaf(cx, &Leaf::new(None, it, path), value, owner)
                     }
                     _ => scan_everywhere(cx, it, secrets, owner, path, depth + 1),
                 }
@@ -134,14 +134,62 @@ fn leaf_at<'t>(
     }
 }
 
-fn everywhere_leaf(
-    cx: &mut FileCx<'_>,
-    key_node: Option<&Node>,
-    node: &Node,
-    value: &str,
-    owner: &Owner<'_>,
-    path: &[&str],
-) {
+/// A scalar value found by walking a document: its key (none for a sequence item), its node
+/// and its key path.
+struct Leaf<'n, 'p> {
+    key_node: Option<&'n Node>,
+    node: &'n Node,
+    path: &'p [&'p str],
+}
+
+/// The rule and message tail of a token found outside a Secret (`scan_everywhere`).
+const OUTSIDE_SECRET: (Rule, &str) = (Rule::TokenOutsideSecret, "outside a Secret");
+
+/// The rule and message tail of a plaintext value in a SOPS document.
+const LEFT_PLAINTEXT: (Rule, &str) = (
+    Rule::SopsPlaintextValue,
+    "left plaintext in a SOPS-encrypted document whose rules encrypt it; it was probably added \
+     after the file was encrypted",
+);
+
+impl<'n, 'p> Leaf<'n, 'p> {
+    fn new(key_node: Option<&'n Node>, node: &'n Node, path: &'p [&'p str]) -> Self {
+        Leaf {
+            key_node,
+            node,
+            path,
+        }
+    }
+
+    /// Records a finding on this leaf: "OWNER: a.b.c holds WHAT DETAIL".
+    fn push(
+        &self,
+        cx: &mut FileCx<'_>,
+        owner: &Owner<'_>,
+        (rule, detail): (Rule, &str),
+        class: value::Class,
+        hash_input: &[u8],
+    ) {
+        let key = dotted(self.path);
+        let shown_key = format!("{key}:");
+        let at = leaf_at(cx, self.key_node, self.node, self.path, &shown_key);
+        let message = format!("{}: {key} holds {} {detail}", owner.display(), class.what);
+        cx.push(Hit {
+            rule,
+            owner,
+            fp_key: key.clone(),
+            key,
+            at,
+            severity: class.severity,
+            message,
+            hash_input,
+            related: None,
+        });
+    }
+}
+
+fn everywhere_leaf(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, value: &str, owner: &Owner<'_>) {
+    let path = leaf.path;
     if value.len() < 16 || sops::is_encrypted_value(value) {
         return;
     }
@@ -152,29 +200,11 @@ fn everywhere_leaf(
     {
         return;
     }
-    let line = node.span.start.line;
+    let line = leaf.node.span.start.line;
     if cx.findings.iter().any(|f| f.location.line == line) {
         return;
     }
-    let key = dotted(path);
-    let shown_key = format!("{key}:");
-    let at = leaf_at(cx, key_node, node, path, &shown_key);
-    let message = format!(
-        "{}: {key} holds {} outside a Secret",
-        owner.display(),
-        class.what
-    );
-    cx.push(Hit {
-        rule: Rule::TokenOutsideSecret,
-        owner,
-        fp_key: key.clone(),
-        key,
-        at,
-        severity: class.severity,
-        message,
-        hash_input: value.as_bytes(),
-        related: None,
-    });
+    leaf.push(cx, owner, OUTSIDE_SECRET, class, value.as_bytes());
 }
 
 /// Every Secret in the document with the mapping keys leading to it (what sops's rules see).
@@ -337,7 +367,13 @@ fn walk_leaves<'a>(
                 }
                 path.push(k);
                 if let NodeKind::Scalar { value, .. } = &e.value.kind {
-                    judge_leaf(cx, Some(&e.key), &e.value, value, sel, owner, path);
+                    judge_leaf(
+                        cx,
+                        &Leaf::new(Some(&e.key), &e.value, path),
+                        value,
+                        sel,
+                        owner,
+                    );
                 } else {
                     walk_leaves(cx, &e.value, sel, secrets, owner, path, depth + 1);
                 }
@@ -348,7 +384,7 @@ fn walk_leaves<'a>(
             for it in items {
                 match &it.kind {
                     NodeKind::Scalar { value, .. } => {
-                        judge_leaf(cx, None, it, value, sel, owner, path)
+                        judge_leaf(cx, &Leaf::new(None, it, path), value, sel, owner)
                     }
                     _ => walk_leaves(cx, it, sel, secrets, owner, path, depth + 1),
                 }
@@ -360,17 +396,15 @@ fn walk_leaves<'a>(
 
 fn judge_leaf(
     cx: &mut FileCx<'_>,
-    key_node: Option<&Node>,
-    node: &Node,
+    leaf: &Leaf<'_, '_>,
     value: &str,
     sel: &Selection,
     owner: &Owner<'_>,
-    path: &[&str],
 ) {
+    let (node, path) = (leaf.node, leaf.path);
     if node.is_null() || sel.encrypts(path) != Some(true) {
         return;
     }
-    let key = dotted(path);
     let vcx = value::Context {
         sops_document: true,
         generic_placeholders: owner.generic,
@@ -382,24 +416,7 @@ fn judge_leaf(
     else {
         return;
     };
-    let shown_key = format!("{key}:");
-    let at = leaf_at(cx, key_node, node, path, &shown_key);
-    let message = format!(
-        "{}: {key} holds {} left plaintext in a SOPS-encrypted document whose rules encrypt it; it was probably added after the file was encrypted",
-        owner.display(),
-        class.what
-    );
-    cx.push(Hit {
-        rule: Rule::SopsPlaintextValue,
-        owner,
-        fp_key: key.clone(),
-        key,
-        at,
-        severity: class.severity,
-        message,
-        hash_input: &hash_input,
-        related: None,
-    });
+    leaf.push(cx, owner, LEFT_PLAINTEXT, class, &hash_input);
 }
 
 #[cfg(test)]
