@@ -80,9 +80,20 @@ impl Default for Policy {
     }
 }
 
+impl PolicyError {
+    /// `FILE:LINE:COLUMN`, or `FILE` when the file could not be read.
+    fn place(&self) -> String {
+        if self.line == 0 {
+            self.file.clone()
+        } else {
+            format!("{}:{}:{}", self.file, self.line, self.column)
+        }
+    }
+}
+
 /// A policy file that cannot be used.
 #[derive(Clone, Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{file}:{line}:{column}: invalid policy: {message}")]
+#[error("{}: invalid policy: {message}", self.place())]
 #[diagnostic(code(kustodian::policy))]
 pub struct PolicyError {
     /// The policy file.
