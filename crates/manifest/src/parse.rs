@@ -65,6 +65,29 @@ enum Frame {
     },
 }
 
+impl Frame {
+    /// The finished collection ending at `end`, and its anchor id (0 for none).
+    fn close(self, end: Pos) -> (Node, usize) {
+        let (kind, start, tag, anchor) = match self {
+            Frame::Seq {
+                items,
+                start,
+                tag,
+                anchor,
+            } => (NodeKind::Seq(items), start, tag, anchor),
+            Frame::Map {
+                entries,
+                start,
+                tag,
+                anchor,
+                ..
+            } => (NodeKind::Map(entries), start, tag, anchor),
+        };
+        let span = Span { start, end };
+        (Node { kind, span, tag }, anchor)
+    }
+}
+
 /// Parses a YAML (or JSON) stream.
 ///
 /// Empty documents (a lone `---`, comments only) are skipped; the `index` of each returned
@@ -180,49 +203,23 @@ pub fn parse_stream_with(src: &str, limits: Limits) -> Result<Vec<Document>, Par
                 });
                 None
             }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq {
-                    items,
-                    start: s,
-                    tag,
-                    anchor,
-                }) => Some((
-                    Node {
-                        kind: NodeKind::Seq(items),
-                        span: Span { start: s, end },
-                        tag,
-                    },
-                    anchor,
-                )),
-                _ => {
-                    return Err(ParseError {
-                        pos: start,
-                        message: "unbalanced sequence end".into(),
-                    })
-                }
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map {
-                    entries,
-                    start: s,
-                    tag,
-                    anchor,
-                    ..
-                }) => Some((
-                    Node {
-                        kind: NodeKind::Map(entries),
-                        span: Span { start: s, end },
-                        tag,
-                    },
-                    anchor,
-                )),
-                _ => {
-                    return Err(ParseError {
-                        pos: start,
-                        message: "unbalanced mapping end".into(),
-                    })
-                }
-            },
+            Event::SequenceEnd | Event::MappingEnd => {
+                let closed = match (ev, stack.pop()) {
+                    (Event::SequenceEnd, Some(f @ Frame::Seq { .. }))
+                    | (Event::MappingEnd, Some(f @ Frame::Map { .. })) => f,
+                    (ev, _) => {
+                        let what = match ev {
+                            Event::SequenceEnd => "sequence",
+                            _ => "mapping",
+                        };
+                        return Err(ParseError {
+                            pos: start,
+                            message: format!("unbalanced {what} end"),
+                        });
+                    }
+                };
+                Some(closed.close(end))
+            }
         };
         if let Some((node, anchor)) = done {
             if anchor != 0 {

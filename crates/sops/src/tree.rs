@@ -184,6 +184,11 @@ enum Leaf<'a> {
 
 type Visit<'f> = dyn FnMut(Leaf<'_>, &[String], &[Vec<Text>]) -> Result<()> + 'f;
 
+/// Walks one document from its root (see [`walk`]).
+fn walk_doc(doc: &mut Value, track: bool, f: &mut Visit<'_>) -> Result<()> {
+    walk(doc, &mut Vec::new(), &mut Vec::new(), track, f)
+}
+
 fn walk(
     v: &mut Value,
     path: &mut Vec<String>,
@@ -335,53 +340,47 @@ pub(crate) fn decrypt_docs(
         comment_items_to_comments(doc);
     }
     for doc in docs.iter_mut() {
-        walk(
-            doc,
-            &mut Vec::new(),
-            &mut Vec::new(),
-            track,
-            &mut |leaf, path, stack| {
-                let Leaf::Scalar(v) = leaf else { return Ok(()) };
-                let encrypted = rules.should_encrypt(path, stack, false);
-                if encrypted {
-                    match v {
-                        Value::Str(s) if s.as_str().is_empty() => {}
-                        Value::Str(s) => {
-                            let malformed = || Error::MalformedValue {
-                                file: file.into(),
-                                path: ad(path),
-                            };
-                            let sealed = cipher::parse(s.as_str()).ok_or_else(malformed)?;
-                            let ad = ad(path);
-                            let plain = sealed.open(key, &ad).map_err(|_| Error::Tampered {
-                                file: file.into(),
-                                path: ad.clone(),
-                            })?;
-                            let value = typed(&sealed.ty, &plain).ok_or_else(malformed)?;
-                            if let Some(stash) = stash.as_deref_mut() {
-                                if let Ok(iv) = <[u8; 32]>::try_from(&sealed.iv[..]) {
-                                    stash.0.insert(
-                                        IvStash::id(&ad, type_name(&value), &to_bytes(&value)),
-                                        iv,
-                                    );
-                                }
+        walk_doc(doc, track, &mut |leaf, path, stack| {
+            let Leaf::Scalar(v) = leaf else { return Ok(()) };
+            let encrypted = rules.should_encrypt(path, stack, false);
+            if encrypted {
+                match v {
+                    Value::Str(s) if s.as_str().is_empty() => {}
+                    Value::Str(s) => {
+                        let malformed = || Error::MalformedValue {
+                            file: file.into(),
+                            path: ad(path),
+                        };
+                        let sealed = cipher::parse(s.as_str()).ok_or_else(malformed)?;
+                        let ad = ad(path);
+                        let plain = sealed.open(key, &ad).map_err(|_| Error::Tampered {
+                            file: file.into(),
+                            path: ad.clone(),
+                        })?;
+                        let value = typed(&sealed.ty, &plain).ok_or_else(malformed)?;
+                        if let Some(stash) = stash.as_deref_mut() {
+                            if let Ok(iv) = <[u8; 32]>::try_from(&sealed.iv[..]) {
+                                stash.0.insert(
+                                    IvStash::id(&ad, type_name(&value), &to_bytes(&value)),
+                                    iv,
+                                );
                             }
-                            *v = value;
                         }
-                        _ => {
-                            return Err(Error::MalformedValue {
-                                file: file.into(),
-                                path: ad(path),
-                            })
-                        }
+                        *v = value;
+                    }
+                    _ => {
+                        return Err(Error::MalformedValue {
+                            file: file.into(),
+                            path: ad(path),
+                        })
                     }
                 }
-                if !rules.mac_only_encrypted || encrypted {
-                    mac.update(&to_bytes(v)[..]);
-                }
-                Ok(())
-            },
-        )?;
+            }
+            if !rules.mac_only_encrypted || encrypted {
+                mac.update(&to_bytes(v)[..]);
+            }
+            Ok(())
+        })?;
     }
     for doc in docs.iter_mut() {
         decrypt_comments(doc, &mut Vec::new(), key, &mut stash);
@@ -425,44 +424,37 @@ pub(crate) fn encrypt_docs(
     let mut mac = mac_hasher(rules);
     let track = rules.tracks_comments();
     for doc in docs.iter_mut() {
-        walk(
-            doc,
-            &mut Vec::new(),
-            &mut Vec::new(),
-            track,
-            &mut |leaf, path, stack| {
-                match leaf {
-                    Leaf::Comment(t) => {
-                        if rules.should_encrypt(path, stack, true)
-                            && !t.as_str().is_empty()
-                            && !is_encrypted_value(t.as_str())
-                        {
-                            let ad = ad(path);
-                            let iv =
-                                stash
-                                    .0
-                                    .get(&IvStash::id(&ad, "comment", t.as_str().as_bytes()));
-                            *t = Text::new(seal(key, t.as_str().as_bytes(), "comment", &ad, iv));
-                        }
-                    }
-                    Leaf::Scalar(v) => {
-                        let encrypted = rules.should_encrypt(path, stack, false);
-                        let bytes = to_bytes(v);
-                        if !rules.mac_only_encrypted || encrypted {
-                            mac.update(&bytes[..]);
-                        }
-                        let empty = matches!(v, Value::Str(s) if s.as_str().is_empty());
-                        if encrypted && !empty {
-                            let ty = type_name(v);
-                            let ad = ad(path);
-                            let iv = stash.0.get(&IvStash::id(&ad, ty, &bytes));
-                            *v = Value::str(seal(key, &bytes, ty, &ad, iv));
-                        }
+        walk_doc(doc, track, &mut |leaf, path, stack| {
+            match leaf {
+                Leaf::Comment(t) => {
+                    if rules.should_encrypt(path, stack, true)
+                        && !t.as_str().is_empty()
+                        && !is_encrypted_value(t.as_str())
+                    {
+                        let ad = ad(path);
+                        let iv = stash
+                            .0
+                            .get(&IvStash::id(&ad, "comment", t.as_str().as_bytes()));
+                        *t = Text::new(seal(key, t.as_str().as_bytes(), "comment", &ad, iv));
                     }
                 }
-                Ok(())
-            },
-        )?;
+                Leaf::Scalar(v) => {
+                    let encrypted = rules.should_encrypt(path, stack, false);
+                    let bytes = to_bytes(v);
+                    if !rules.mac_only_encrypted || encrypted {
+                        mac.update(&bytes[..]);
+                    }
+                    let empty = matches!(v, Value::Str(s) if s.as_str().is_empty());
+                    if encrypted && !empty {
+                        let ty = type_name(v);
+                        let ad = ad(path);
+                        let iv = stash.0.get(&IvStash::id(&ad, ty, &bytes));
+                        *v = Value::str(seal(key, &bytes, ty, &ad, iv));
+                    }
+                }
+            }
+            Ok(())
+        })?;
     }
     Ok(hex::encode_upper(mac.finalize()))
 }
