@@ -231,6 +231,19 @@ fn scan_doc(cx: &mut FileCx<'_>, lines: &[Line<'_>]) {
     }
 }
 
+/// The direct children of a top-level key, from the lines after it: up to the next top-level
+/// line, those at the indentation of the first, each with its index in `lines`.
+fn children<'l, 'a>(lines: &'l [Line<'a>]) -> impl Iterator<Item = (usize, Line<'a>)> + 'l {
+    let mut child = None;
+    lines
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, l)| !l.is_filler())
+        .take_while(|(_, l)| l.indent() != 0)
+        .filter(move |(_, l)| *child.get_or_insert(l.indent()) == l.indent())
+}
+
 /// `name` and `namespace` under a top-level `metadata:`.
 fn metadata(lines: &[Line<'_>]) -> (Option<String>, Option<String>) {
     let (mut name, mut ns) = (None, None);
@@ -240,18 +253,7 @@ fn metadata(lines: &[Line<'_>]) -> (Option<String>, Option<String>) {
     else {
         return (None, None);
     };
-    let mut child = None;
-    for l in &lines[start + 1..] {
-        if l.is_filler() {
-            continue;
-        }
-        if l.indent() == 0 {
-            break;
-        }
-        let indent = *child.get_or_insert(l.indent());
-        if l.indent() != indent {
-            continue;
-        }
+    for (_, l) in children(&lines[start + 1..]) {
         if let Some((k, v)) = entry(l.text) {
             match key_text(k).as_str() {
                 "name" => name = Some(scalar(v)),
@@ -265,32 +267,19 @@ fn metadata(lines: &[Line<'_>]) -> (Option<String>, Option<String>) {
 
 /// The entries of a block mapping under `data:`/`stringData:`.
 fn block(cx: &mut FileCx<'_>, owner: &Owner<'_>, section: &str, lines: &[Line<'_>]) {
-    let mut child = None;
-    let mut i = 0;
-    while i < lines.len() {
-        let l = lines[i];
-        i += 1;
-        if l.is_filler() {
-            continue;
-        }
-        if l.indent() == 0 {
-            break;
-        }
-        let indent = *child.get_or_insert(l.indent());
-        if l.indent() != indent {
-            continue;
-        }
+    for (at_line, l) in children(lines) {
+        let indent = l.indent();
         let Some((k, rest)) = entry(l.text) else {
             continue;
         };
         let key = key_text(k);
         let rest_t = rest.trim();
         let value = if is_block_indicator(rest_t) {
-            let mut body = Vec::new();
-            while i < lines.len() && (lines[i].body().is_empty() || lines[i].indent() > indent) {
-                body.push(lines[i].text);
-                i += 1;
-            }
+            let mut body: Vec<&str> = lines[at_line + 1..]
+                .iter()
+                .take_while(|b| b.body().is_empty() || b.indent() > indent)
+                .map(|b| b.text)
+                .collect();
             while body.last().is_some_and(|b| b.trim().is_empty()) {
                 body.pop();
             }
