@@ -83,6 +83,9 @@ impl Snapshot for TreeSnapshot<'_, '_> {
 /// Opens the repository around `cwd`. In a hook, git names the repository and the index (a
 /// temporary one for `git commit -a` or `git commit PATH`) through the environment.
 pub(super) fn open_repo(cwd: &Path) -> Result<git2::Repository, SourceError> {
+    // libgit2 re-hashes every object it reads (SHA-1 with collision detection, a fifth of a
+    // history scan); git itself trusts its object store on reads, and so does the scanner.
+    git2::opts::strict_hash_verification(false);
     let from_env = ["GIT_DIR", "GIT_INDEX_FILE"]
         .iter()
         .any(|v| std::env::var_os(v).is_some());
@@ -195,23 +198,23 @@ pub(super) fn scan_changes(
     Ok(result)
 }
 
-/// Reads a blob, unless it is larger than [`MAX_FILE_SIZE`] (then a note says it was skipped,
-/// and it is never loaded).
+/// Reads a blob; one larger than [`MAX_FILE_SIZE`] is dropped with a note. (Asking the object
+/// store for the size first would resolve every delta twice: a fifth of a history scan.)
 fn read_blob<'r>(
     repo: &'r git2::Repository,
     id: git2::Oid,
     path: &str,
     result: &mut ScanResult,
 ) -> Result<Option<git2::Blob<'r>>, SourceError> {
-    let (size, _) = repo.odb()?.read_header(id)?;
-    if size > MAX_FILE_SIZE {
+    let blob = repo.find_blob(id)?;
+    if blob.size() > MAX_FILE_SIZE {
         result.notes.push(Note::info(
             path,
             format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
         ));
         return Ok(None);
     }
-    Ok(Some(repo.find_blob(id)?))
+    Ok(Some(blob))
 }
 
 #[cfg(test)]
