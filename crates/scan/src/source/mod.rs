@@ -96,7 +96,7 @@ pub enum SourceError {
     #[error("`{range}` is not a revision range of this repository: {reason}")]
     #[diagnostic(
         code(kustodian::scan::revision),
-        help("give a commit, branch or tag (`--since origin/main`) or a range (`--range v1.0..HEAD`); in a shallow CI clone, fetch the history first (actions/checkout `fetch-depth: 0`)")
+        help("give a commit, branch or tag (`--since origin/main`; a revision, not a date) or a range (`--range v1.0..HEAD`); in a shallow CI clone, fetch the history first (actions/checkout `fetch-depth: 0`)")
     )]
     Revision {
         /// The range given.
