@@ -497,3 +497,19 @@ fn pre_commit_hook_blocks_git_commit_all() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// `--staged` from a subfolder, with git's `diff.relative` set, still sees the whole commit.
+#[test]
+fn staged_from_a_subfolder_sees_the_whole_commit() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    git(dir, &["config", "diff.relative", "true"]);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("db.yaml"), SECRET).unwrap();
+    git(dir, &["add", "-A"]);
+    let out = scan(&dir.join("sub"), &["--staged", "--format", "json"]);
+    assert_no_canary(dir, "staged", &out);
+    let f = findings(&out);
+    assert_eq!(f.len(), 1, "{}", text(&out.stderr));
+    assert_eq!(f[0]["path"], "db.yaml");
+}

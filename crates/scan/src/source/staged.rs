@@ -25,7 +25,7 @@ pub(super) fn staged(
     let index = IndexSnapshot::new(&repo);
 
     let changed = if paths.is_empty() {
-        match changes_from_git_cli(&cwd) {
+        match changes_from_git_cli(&workdir) {
             Some(changed) => changed,
             None => changes_from_libgit2(&repo, &index)?,
         }
@@ -44,9 +44,10 @@ pub(super) fn staged(
     git::scan_changes(scanner, &repo, &index, &changed)
 }
 
-/// The paths and blobs that the index adds or changes against `HEAD`, asked of `git`; `None`
-/// when git does not run here or fails (libgit2 then answers).
-fn changes_from_git_cli(cwd: &Path) -> Option<BTreeMap<String, Option<git2::Oid>>> {
+/// The paths and blobs that the index adds or changes against `HEAD`, asked of `git` in the
+/// work tree (`--no-relative` against a `diff.relative` setting); `None` when git does not run
+/// here or fails (libgit2 then answers).
+fn changes_from_git_cli(workdir: &Path) -> Option<BTreeMap<String, Option<git2::Oid>>> {
     let out = Command::new("git")
         .args([
             "diff",
@@ -55,12 +56,13 @@ fn changes_from_git_cli(cwd: &Path) -> Option<BTreeMap<String, Option<git2::Oid>
             "-z",
             "--no-abbrev",
             "--no-renames",
+            "--no-relative",
             "--no-ext-diff",
             "--no-textconv",
             "--ignore-submodules=all",
             "--diff-filter=ACMRT",
         ])
-        .current_dir(cwd)
+        .current_dir(workdir)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
