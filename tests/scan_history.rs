@@ -285,3 +285,31 @@ fn a_baseline_from_the_working_tree_silences_the_same_values_in_history() {
     let out = repo.scan(&["--since", &base, "--baseline", baseline.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
+
+#[test]
+fn a_shallow_clone_says_where_its_history_ends() {
+    let repo = Repo::new();
+    repo.commit_with("db.yaml", SECRET, "leak");
+    repo.commit_with("app.yaml", &CLEAN.replace("fast", "slow"), "clean");
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path().display());
+    common::git(
+        clone.path(),
+        &["clone", "-q", "--depth", "1", &url, "shallow"],
+    );
+    let shallow = clone.path().join("shallow");
+    let out = kustodian(&shallow)
+        .args(["scan", "--range", "HEAD", "--format", "json"])
+        .output()
+        .unwrap();
+    common::assert_no_canary("shallow", &out, &CANARIES);
+    let head = common::git(&shallow, &["rev-parse", "HEAD"]);
+    // The leak is in the boundary commit's tree, so it is found, and the note says why it is
+    // attributed to that commit.
+    assert_eq!(found(&out), vec![row("db.yaml", "password", &head)]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the shallow clone ends here") && err.contains(&head),
+        "{err}"
+    );
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::git::{self, TreeSnapshot};
 use super::{rel_string, ScanResult, SourceError};
 use crate::engine::Scanner;
-use crate::finding::Commit;
+use crate::finding::{Commit, Note};
 
 /// Scans the commits of `range` (`A..B`, `A...B`, or one revision for its whole history),
 /// limited to `paths` when any are given.
@@ -36,9 +36,18 @@ pub(super) fn history(
 
     let mut result = ScanResult::default();
     let mut reported = HashSet::new();
+    let shallow = shallow_boundary(&repo);
     for oid in walk {
         let commit = repo.find_commit(oid?)?;
         result.commits_scanned += 1;
+        if shallow.contains(&commit.id()) {
+            result.notes.push(Note::info(
+                format!("commit {}", commit.id()),
+                "the shallow clone ends here: its whole tree is scanned as if this commit added \
+                 it; fetch more history (`git fetch --unshallow`, actions/checkout \
+                 `fetch-depth: 0`) to see which commit did",
+            ));
+        }
         let (changed, renamed) = changes(&repo, &commit, &prefixes)?;
         if changed.is_empty() {
             continue;
@@ -76,6 +85,19 @@ pub(super) fn history(
         }
     }
     Ok(result)
+}
+
+/// The commits a shallow clone cut the history at (their parents are missing; git lists them
+/// in `.git/shallow`).
+fn shallow_boundary(repo: &git2::Repository) -> HashSet<git2::Oid> {
+    if !repo.is_shallow() {
+        return HashSet::new();
+    }
+    std::fs::read_to_string(repo.path().join("shallow"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| git2::Oid::from_str(l.trim()).ok())
+        .collect()
 }
 
 /// A revision walk over `range`.
