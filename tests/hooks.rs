@@ -237,7 +237,7 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
         repo,
         ".pre-commit-config.yaml",
         &format!(
-            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: kustodian\n",
+            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: kustodian\n      - id: kustodian-push\n",
             hook_repo.display()
         ),
     );
@@ -249,7 +249,14 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
 
     let install = with_pre_commit_env(
         Command::new(&pre_commit)
-            .args(["install", "--install-hooks"])
+            .args([
+                "install",
+                "--install-hooks",
+                "--hook-type",
+                "pre-commit",
+                "--hook-type",
+                "pre-push",
+            ])
             .current_dir(repo),
     )
     .output()
@@ -323,5 +330,116 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
     assert!(
         out.contains("apps/web/web.env") && out.contains("generator-file"),
         "{out}"
+    );
+    // The pre-push hook scans the pushed commits: the first push sends the whole history,
+    // which holds legacy/old-secret.yaml. (The refused env file leak is dropped first.)
+    git(repo, &["reset", "-q", "--hard"]);
+    let remote = tempfile::tempdir().unwrap();
+    git(remote.path(), &["init", "-q", "--bare"]);
+    git(
+        repo,
+        &["remote", "add", "origin", remote.path().to_str().unwrap()],
+    );
+    let push = |args: &[&str]| {
+        let mut c = git_cmd(repo);
+        with_pre_commit_env(&mut c);
+        let out = c.arg("push").args(args).output().unwrap();
+        let all = text(&out);
+        common::assert_no_canary_in("push output", &all, &[CANARY_B64, CANARY_PLAIN, "canary"]);
+        (out.status.success(), all)
+    };
+    let (ok, out) = push(&["-q", "origin", "HEAD:main"]);
+    assert!(
+        !ok,
+        "a push carrying a plaintext Secret must be refused:\n{out}"
+    );
+    assert!(out.contains("legacy/old-secret.yaml"), "{out}");
+    let (ok, out) = push(&["-q", "--no-verify", "origin", "HEAD:main"]);
+    assert!(ok, "{out}");
+    // From there on only the new commits count: a clean one passes; a value added and deleted
+    // again in the pushed commits is refused, naming the commit that added it.
+    write(
+        repo,
+        "apps/web/deployment.yaml",
+        &DEPLOYMENT.replace("1", "2"),
+    );
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "--no-verify", "-m", "scale"]);
+    let (ok, out) = push(&["-q", "origin", "HEAD:main"]);
+    assert!(ok, "a clean push must pass:\n{out}");
+    write(repo, "apps/api/secret.yaml", &plaintext_secret("api-db"));
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "--no-verify", "-m", "leak"]);
+    let leak = git(repo, &["rev-parse", "HEAD"]);
+    git(repo, &["rm", "-q", "apps/api/secret.yaml"]);
+    git(
+        repo,
+        &["commit", "-q", "--no-verify", "-m", "remove it again"],
+    );
+    let (ok, out) = push(&["-q", "origin", "HEAD:main"]);
+    assert!(
+        !ok,
+        "a push whose history holds a secret must be refused:\n{out}"
+    );
+    assert!(
+        out.contains("apps/api/secret.yaml") && out.contains(&leak),
+        "{out}"
+    );
+}
+
+#[test]
+fn git_pre_push_hook_refuses_a_secret_anywhere_in_the_pushed_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (remote, repo) = (tmp.path().join("remote.git"), tmp.path().join("work"));
+    std::fs::create_dir_all(&remote).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&remote, &["init", "-q", "--bare"]);
+    init_repo(&repo);
+    git(
+        &repo,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let (ok, out) = install_hook(&repo, &["--pre-push"]);
+    assert!(ok && out.contains("pre-push"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join(".git/hooks/pre-push")).unwrap(),
+        include_str!("../hooks/pre-push")
+    );
+    let push = |branch: &str| {
+        let out = git_cmd(&repo)
+            .args(["push", "-q", "origin", &format!("HEAD:{branch}")])
+            .env("PATH", path_with_kustodian())
+            .output()
+            .unwrap();
+        let all = text(&out);
+        common::assert_no_canary_in("push output", &all, &[CANARY_B64, CANARY_PLAIN, "canary"]);
+        (out.status.success(), all)
+    };
+
+    // A new branch with clean history passes.
+    write(&repo, "apps/web/deployment.yaml", DEPLOYMENT);
+    common::commit_all(&repo, "web");
+    let (ok, out) = push("main");
+    assert!(ok, "a clean push must pass:\n{out}");
+
+    // A value added in one commit and deleted in the next is still in what the push sends.
+    write(&repo, "apps/web/secret.yaml", &plaintext_secret("web-db"));
+    let leak = common::commit_all(&repo, "leak");
+    git(&repo, &["rm", "-q", "apps/web/secret.yaml"]);
+    common::commit_all(&repo, "remove it again");
+    let (ok, out) = push("main");
+    assert!(!ok, "the push must be refused:\n{out}");
+    assert!(
+        out.contains("apps/web/secret.yaml") && out.contains(&leak),
+        "{out}"
+    );
+    // Also to a branch the remote does not have yet (only commits not on the remote count).
+    let (ok, out) = push("feature");
+    assert!(!ok, "the push of a new branch must be refused:\n{out}");
+    assert!(out.contains("1 file in 2 commits scanned"), "{out}");
+    assert_eq!(
+        git(&remote, &["rev-parse", "main"]),
+        git(&repo, &["rev-parse", "HEAD~2"]),
+        "nothing past the clean commit reached the remote"
     );
 }

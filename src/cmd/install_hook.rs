@@ -1,23 +1,46 @@
-//! `kustodian install-hook`: writes hooks/pre-commit into this repository's hooks folder.
+//! `kustodian install-hook [--pre-push]`: writes hooks/pre-commit (or hooks/pre-push) into this
+//! repository's hooks folder.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-/// The plain git hook, as shipped in hooks/pre-commit.
-const HOOK: &str = include_str!("../../hooks/pre-commit");
+/// A plain git hook, as shipped in hooks/.
+struct Hook {
+    /// Its name in the hooks folder.
+    name: &'static str,
+    /// The script.
+    text: &'static str,
+    /// What it runs, and when.
+    runs: &'static str,
+}
+
+const PRE_COMMIT: Hook = Hook {
+    name: "pre-commit",
+    text: include_str!("../../hooks/pre-commit"),
+    runs: "commits now run `kustodian scan --staged`",
+};
+
+const PRE_PUSH: Hook = Hook {
+    name: "pre-push",
+    text: include_str!("../../hooks/pre-push"),
+    runs: "pushes now run `kustodian scan --pushed` on the commits the remote does not have",
+};
 
 /// Arguments of `install-hook`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Replace an existing, different pre-commit hook (it is kept as pre-commit.bak).
+    /// Replace an existing, different hook (it is kept with a .bak ending).
     #[arg(long)]
     pub force: bool,
+    /// Install the pre-push hook (scans the commits being pushed) instead of the pre-commit one.
+    #[arg(long)]
+    pub pre_push: bool,
 }
 
 /// Where git runs hooks from (honours `core.hooksPath` and worktrees).
-fn hook_path() -> miette::Result<PathBuf> {
+fn hook_path(name: &str) -> miette::Result<PathBuf> {
     let out = Command::new("git")
-        .args(["rev-parse", "--git-path", "hooks/pre-commit"])
+        .args(["rev-parse", "--git-path", &format!("hooks/{name}")])
         .output()
         .map_err(|e| miette::miette!(help = "install git", "could not run git: {e}"))?;
     if !out.status.success() {
@@ -32,9 +55,10 @@ fn hook_path() -> miette::Result<PathBuf> {
 
 /// Runs `install-hook`.
 pub fn run(args: Args) -> miette::Result<ExitCode> {
-    let path = hook_path()?;
+    let hook = if args.pre_push { PRE_PUSH } else { PRE_COMMIT };
+    let path = hook_path(hook.name)?;
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == HOOK => {
+        Ok(existing) if existing == hook.text => {
             eprintln!(
                 "kustodian: {} is already the kustodian hook; nothing to do",
                 path.display()
@@ -43,7 +67,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         }
         Ok(_) if !args.force => {
             return Err(miette::miette!(
-                help = "add `kustodian scan --staged` to your hook yourself, or run `kustodian install-hook --force` to replace it (the old one is kept as pre-commit.bak)",
+                help = "add kustodian to your hook yourself (see hooks/ in the kustodian repository), or run `kustodian install-hook --force` to replace it (the old one is kept with a .bak ending)",
                 "{} already exists and is not the kustodian hook; left it alone",
                 path.display()
             ));
@@ -60,7 +84,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .map_err(|e| miette::miette!("could not create {}: {e}", dir.display()))?;
     }
-    std::fs::write(&path, HOOK)
+    std::fs::write(&path, hook.text)
         .map_err(|e| miette::miette!("could not write {}: {e}", path.display()))?;
     #[cfg(unix)]
     {
@@ -69,8 +93,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             .map_err(|e| miette::miette!("could not make {} executable: {e}", path.display()))?;
     }
     eprintln!(
-        "kustodian: installed the pre-commit hook at {}; commits now run `kustodian scan --staged` (kustodian must be on PATH, or set KUSTODIAN)",
-        path.display()
+        "kustodian: installed the {} hook at {}; {} (kustodian must be on PATH, or set KUSTODIAN)",
+        hook.name,
+        path.display(),
+        hook.runs
     );
     Ok(ExitCode::SUCCESS)
 }

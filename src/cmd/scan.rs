@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use kustodian_scan::baseline::{self, Baseline};
 use kustodian_scan::report::{Github, Human, Json, Report, Sarif};
-use kustodian_scan::{Policy, Scanner, Source};
+use kustodian_scan::{Commits, Policy, Scanner, Source};
 
 /// Arguments of `scan`.
 #[derive(clap::Args)]
@@ -33,6 +33,11 @@ pub struct Args {
     /// whole history.
     #[arg(long, value_name = "RANGE")]
     pub range: Option<String>,
+    /// Scan the commits a `git push` sends, as a pre-push hook does: the updates git writes on
+    /// standard input, or pre-commit's PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF
+    /// (PRE_COMMIT_LOCAL_BRANCH for a branch new to the remote).
+    #[arg(long, conflicts_with_all = ["staged", "since", "range"])]
+    pub pushed: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -93,13 +98,15 @@ impl Format {
 pub fn run(args: Args) -> miette::Result<ExitCode> {
     let cwd = std::env::current_dir()
         .map_err(|e| miette::miette!("cannot read the current folder: {e}"))?;
-    let history = args
-        .range
-        .clone()
-        .or_else(|| args.since.as_ref().map(|rev| format!("{rev}..HEAD")));
+    let history = match (&args.range, &args.since) {
+        _ if args.pushed => Some(pushed_commits()?),
+        (Some(range), _) => Some(Commits::Range(range.clone())),
+        (None, Some(rev)) => Some(Commits::Range(format!("{rev}..HEAD"))),
+        (None, None) => None,
+    };
     let source = match (args.staged, history) {
-        (_, Some(range)) => Source::History {
-            range,
+        (_, Some(commits)) => Source::History {
+            commits,
             paths: args.paths,
         },
         (true, None) => Source::Staged(args.paths),
@@ -147,6 +154,29 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What `--pushed` scans: pre-commit's refs when it runs the hook, else the updates git writes
+/// on a pre-push hook's standard input.
+fn pushed_commits() -> miette::Result<Commits> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(from), Some(to)) = (env("PRE_COMMIT_FROM_REF"), env("PRE_COMMIT_TO_REF")) {
+        return Ok(Commits::Pushed(vec![(to, Some(from))]));
+    }
+    if let Some(branch) = env("PRE_COMMIT_LOCAL_BRANCH") {
+        return Ok(Commits::Pushed(vec![(branch, None)]));
+    }
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(miette::miette!(
+            help = "install it as a pre-push hook (`kustodian install-hook --pre-push`), or scan a range with `kustodian scan --range A..B`",
+            "--pushed reads the updates `git push` writes to a pre-push hook's standard input"
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdin, &mut text)
+        .map_err(|e| miette::miette!("cannot read standard input: {e}"))?;
+    Ok(Commits::from_pre_push_lines(&text))
 }
 
 /// `--write-baseline FILE`: records the findings of `result`.

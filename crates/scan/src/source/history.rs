@@ -12,15 +12,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::git::{self, TreeSnapshot};
-use super::{rel_string, ScanResult, SourceError};
+use super::{rel_string, Commits, ScanResult, SourceError};
 use crate::engine::Scanner;
 use crate::finding::{Commit, Note};
 
-/// Scans the commits of `range` (`A..B`, `A...B`, or one revision for its whole history),
-/// limited to `paths` when any are given.
+/// Scans `commits`, limited to `paths` when any are given.
 pub(super) fn history(
     scanner: &Scanner,
-    range: &str,
+    commits: &Commits,
     paths: &[PathBuf],
     cwd: &Path,
 ) -> Result<ScanResult, SourceError> {
@@ -31,7 +30,10 @@ pub(super) fn history(
     } else {
         git::repo_prefixes(paths, &cwd, &git::workdir(&repo, "a path with --since")?)?
     };
-    let mut walk = revwalk(&repo, range)?;
+    let mut walk = match commits {
+        Commits::Range(range) => revwalk(&repo, range)?,
+        Commits::Pushed(updates) => pushed(&repo, updates)?,
+    };
     walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
 
     let mut result = ScanResult::default();
@@ -98,6 +100,33 @@ fn shallow_boundary(repo: &git2::Repository) -> HashSet<git2::Oid> {
         .lines()
         .filter_map(|l| git2::Oid::from_str(l.trim()).ok())
         .collect()
+}
+
+/// A revision walk over what a push sends: each local commit, without what the remote has
+/// (for a new branch: without everything on a remote-tracking branch).
+fn pushed<'r>(
+    repo: &'r git2::Repository,
+    updates: &[(String, Option<String>)],
+) -> Result<git2::Revwalk<'r>, SourceError> {
+    let mut walk = repo.revwalk()?;
+    let oid = |s: &str| {
+        repo.revparse_single(s)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+    };
+    for (local, remote) in updates {
+        walk.push(oid(local).map_err(|e| SourceError::Revision {
+            range: local.clone(),
+            reason: e.message().to_string(),
+        })?)?;
+        // A remote commit this clone does not have (someone else pushed): git will refuse a
+        // push that does not contain it, so scan as for a new branch.
+        match remote.as_deref().map(oid) {
+            Some(Ok(r)) => walk.hide(r)?,
+            _ => walk.hide_glob("refs/remotes/*")?,
+        }
+    }
+    Ok(walk)
 }
 
 /// A revision walk over `range`.

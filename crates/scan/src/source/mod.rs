@@ -23,16 +23,50 @@ pub enum Source {
     /// the next commit adds or changes. With paths: the staged version of the entries at or
     /// under them.
     Staged(Vec<PathBuf>),
-    /// The commits of a revision range of the repository around the working directory:
-    /// `A..B` (reachable from B, not from A), `A...B` (either side since their merge base) or
-    /// one revision (its whole history). Every blob the commits add is scanned; findings name
-    /// the commit that introduced them. With paths, only files at or under them.
+    /// Commits of the repository around the working directory ([`Commits`]). Every blob they
+    /// add is scanned; findings name the commit that introduced them. With paths, only files at
+    /// or under them.
     History {
-        /// The range, as git spells it.
-        range: String,
+        /// Which commits.
+        commits: Commits,
         /// Limits the scan to these paths.
         paths: Vec<PathBuf>,
     },
+}
+
+/// Which commits a history scan walks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Commits {
+    /// A range as git spells it: `A..B` (reachable from B, not from A), `A...B` (either side
+    /// since their merge base) or one revision (its whole history).
+    Range(String),
+    /// What a push sends: for each updated ref, the local commit and the remote's current one,
+    /// or `None` for a new remote branch (then every commit not on a remote-tracking branch).
+    Pushed(Vec<(String, Option<String>)>),
+}
+
+impl Commits {
+    /// The updates of a git `pre-push` hook's standard input: lines of `<local ref> <local
+    /// commit> <remote ref> <remote commit>`. Deletions (a local commit of zeros) push nothing
+    /// and are left out; a remote commit of zeros (a new branch) becomes `None`.
+    pub fn from_pre_push_lines(text: &str) -> Commits {
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
+        Commits::Pushed(
+            text.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    match f[..] {
+                        [_, local, _, remote] if !zero(local) => Some((
+                            local.to_string(),
+                            (!zero(remote)).then(|| remote.to_string()),
+                        )),
+                        _ => None,
+                    }
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Everything a scan found.
@@ -121,7 +155,7 @@ pub fn scan(scanner: &Scanner, source: &Source, cwd: &Path) -> Result<ScanResult
     let mut result = match source {
         Source::Paths(paths) => walk::walk(scanner, paths, cwd)?,
         Source::Staged(paths) => staged::staged(scanner, paths, cwd)?,
-        Source::History { range, paths } => history::history(scanner, range, paths, cwd)?,
+        Source::History { commits, paths } => history::history(scanner, commits, paths, cwd)?,
     };
     result.finish();
     Ok(result)
@@ -165,6 +199,19 @@ fn rel_string(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pre_push_lines() {
+        let z = "0".repeat(40);
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let text = format!(
+            "refs/heads/main {a} refs/heads/main {b}\nrefs/heads/new {a} refs/heads/new {z}\n(delete) {z} refs/heads/old {b}\n"
+        );
+        assert_eq!(
+            Commits::from_pre_push_lines(&text),
+            Commits::Pushed(vec![(a.clone(), Some(b)), (a, None)])
+        );
+    }
 
     #[test]
     fn kustomizations_are_looked_for_upwards() {
