@@ -1,5 +1,6 @@
-//! The history source (`--since REV`, `--range A..B`): every blob the commits of a range add,
-//! oldest commit first, each finding naming the commit that introduced its value.
+//! The history source (`--since REV`, `--range A..B`, `--pushed`): every blob the commits of a
+//! range (or of a push) add, oldest commit first, each finding naming the commit that introduced
+//! its value.
 //!
 //! For each commit, the files it adds or changes against its first parent are scanned as that
 //! commit holds them (with the files their kustomizations read, from the same commit). A finding
