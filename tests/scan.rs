@@ -513,3 +513,30 @@ fn staged_from_a_subfolder_sees_the_whole_commit() {
     assert_eq!(f.len(), 1, "{}", text(&out.stderr));
     assert_eq!(f[0]["path"], "db.yaml");
 }
+
+/// pre-commit passes every changed file: an env file is judged through the kustomizations
+/// around it that read it, and a file none reads is skipped.
+#[test]
+fn a_named_env_file_is_judged_through_its_kustomization() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    common::write(
+        dir,
+        "apps/web/kustomization.yaml",
+        "secretGenerator:\n- name: web\n  envs:\n  - web.env\n",
+    );
+    common::write(dir, "apps/web/web.env", "PASSWORD=canary-named-env\n");
+    common::write(dir, "apps/web/other.env", "PASSWORD=canary-not-read\n");
+    let out = scan(
+        dir,
+        &["--format", "json", "apps/web/web.env", "apps/web/other.env"],
+    );
+    assert_no_canary(dir, "named env", &out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0]["path"].as_str(), f[0]["rule"].as_str()),
+        (Some("apps/web/web.env"), Some("generator-file"))
+    );
+}
