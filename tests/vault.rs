@@ -938,3 +938,50 @@ fn an_unreachable_server_is_named_and_retried_a_bounded_number_of_times() {
         )]);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// argocd-vault-plugin references that spell out KV v2's `data/` need no mount lookup: a render
+/// is one login and one read per distinct path, nothing else (the answer's shape tells v1 from
+/// v2). The KV v1 mount beside it is read the same way.
+#[test]
+fn avp_references_make_one_request_per_path_and_nothing_else() {
+    let bao = Bao::start();
+    let client = approle_client(&bao, "canary-one-request");
+    bao.api(
+        "POST",
+        "sys/mounts/kv1",
+        json!({"type": "kv", "options": {"version": "1"}}),
+    );
+    bao.policy("kv1", r#"path "kv1/data/*" { capabilities = ["read"] }"#);
+    bao.api(
+        "POST",
+        "auth/approle/role/ci",
+        json!({"token_policies": ["app", "kv1"], "token_ttl": "1h"}),
+    );
+    bao.api(
+        "POST",
+        "kv1/data/old",
+        json!({"password": "canary-kv1-value"}),
+    );
+    let mut input = String::new();
+    for d in 0..20 {
+        input += &secret(
+            &format!("s{d}"),
+            &[
+                ("p", "<path:secret/data/app#password>"),
+                ("old", "<path:kv1/data/old#password>"),
+            ],
+        );
+        input += "---\n";
+    }
+    let mark = bao.mark();
+    client
+        .render(&bao, &input)
+        .expect_ok()
+        .has("p", "canary-one-request")
+        .has("old", "canary-kv1-value");
+    let audit = bao.audit_since(mark);
+    assert_eq!(logins(&audit), 1, "{audit:?}");
+    assert_eq!(count(&audit, "secret/data/app"), 1, "{audit:?}");
+    assert_eq!(count(&audit, "kv1/data/old"), 1, "{audit:?}");
+    assert_eq!(audit.len(), 3, "nothing else: {audit:?}");
+}

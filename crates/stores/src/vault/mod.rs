@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 use self::auth::{Lease, Login};
 use self::cache::{now_ms, Entry, Slot};
 use self::http::{encode_path, Http, Method, Reply};
-use self::kv::{Engine, Mount, Syntax, Unwrap};
+use self::kv::{Engine, Mount, Syntax};
 use self::settings::{Auth, KvVersion, Secret, Settings};
 use crate::{Config, Request, SecretValue, Store, StoreError};
 
@@ -42,14 +42,14 @@ pub struct Vault {
     http: Http,
     state: Mutex<State>,
     mounts: Mutex<Mounts>,
-    /// Reads by API path, version and unwrapping: `<path:kv/data/app#k>` and
-    /// `ref+vault://kv/app#/k` are one read.
+    /// Reads by API path and version: `<path:kv/data/app#k>` and `ref+vault://kv/app#/k` are
+    /// one read, each unwrapping the answer its own way.
     reads: Mutex<HashMap<ReadKey, ReadCell>>,
     warned_cache: AtomicBool,
 }
 
-/// API path, version, and which part of the answer is the document.
-type ReadKey = (String, Option<String>, Unwrap);
+/// API path and version.
+type ReadKey = (String, Option<String>);
 /// One read's outcome, filled by the first fetch that needs it.
 type ReadCell = Arc<OnceLock<Result<SecretValue, StoreError>>>;
 
@@ -288,6 +288,7 @@ impl Vault {
     }
 
     /// One read and its answer turned into a document or an error naming `shown`.
+    /// Reads an API path; the whole answer, which [`kv::document`] unwraps per reference.
     fn read(&self, read: &kv::Read, shown: String) -> Result<SecretValue, StoreError> {
         let query: Vec<(&str, &str)> = read
             .version
@@ -296,12 +297,7 @@ impl Vault {
             .collect();
         let reply = self.get(&encode_path(&read.api_path), &query, &shown)?;
         match reply.status {
-            200 => kv::document(reply.body.expose(), read.unwrap)
-                .map(SecretValue::new)
-                .ok_or(StoreError::NotFound {
-                    store: STORE.into(),
-                    path: shown,
-                }),
+            200 => Ok(reply.body),
             204 | 404 => Err(StoreError::NotFound {
                 store: STORE.into(),
                 path: shown,
@@ -380,8 +376,13 @@ impl Store for Vault {
             Some(v) => Some(KvVersion::parse(v, "the kv-version annotation").map_err(invalid)?),
             None => self.settings.kv_version,
         };
+        // An argocd-vault-plugin path that spells out KV v2's `data/` (or `metadata/`) is read
+        // as written and the answer's shape tells v1 from v2: no mount lookup, so a render makes
+        // one request per path plus logins. Other paths ask Vault what is mounted there.
+        let spelled_out =
+            syntax == Syntax::Avp && matches!(path.split('/').nth(1), Some("data" | "metadata"));
         let need_mount = match forced {
-            None => true,
+            None => !spelled_out,
             Some(KvVersion::V2) => syntax == Syntax::Vals,
             Some(KvVersion::V1) => false,
         };
@@ -413,10 +414,16 @@ impl Store for Vault {
         if read.api_path != path {
             shown = format!("{} (read as {shown})", req.path);
         }
-        let key = (read.api_path.clone(), read.version.clone(), read.unwrap);
+        // One request per (path, version), whichever way its references unwrap the answer.
+        let key = (read.api_path.clone(), read.version.clone());
         let cell = lock(&self.reads).entry(key).or_default().clone();
-        match cell.get_or_init(|| self.read(&read, shown)) {
-            Ok(doc) => Ok(doc.clone()),
+        match cell.get_or_init(|| self.read(&read, shown.clone())) {
+            Ok(body) => kv::document(body.expose(), read.unwrap)
+                .map(SecretValue::new)
+                .ok_or(StoreError::NotFound {
+                    store: STORE.into(),
+                    path: shown,
+                }),
             Err(e) => Err(copy(e)),
         }
     }
