@@ -78,6 +78,7 @@ cases!(
     version_in_placeholder,
     dotted_key_reaches_nested_values,
     vals_sops_uri_with_json_pointer,
+    dotenv_store,
     vals_uri_embedded_with_plus,
     modifiers,
     generic_placeholders_need_the_path_annotation,

@@ -363,6 +363,44 @@ fn json_goes_both_ways() {
     assert_eq!(dec, sops_dec, "same bytes as sops");
 }
 
+/// sops's dotenv format (`.env`): comments encrypted, `\n` in values, `_unencrypted` keys left
+/// clear, metadata as `sops_` keys; both tools decrypt what the other encrypts, byte for byte.
+#[test]
+fn dotenv_goes_both_ways() {
+    let env = Env::new();
+    let (key, recipient) = env.keygen("key.txt");
+    let plain = "# database\nDB_PASSWORD=CANARY-dotenv-pw\nEMPTY=\nMULTI=one\\ntwo\nPUBLIC_unencrypted=visible\n";
+    env.write("app.env", plain);
+    for (encrypter, decrypter) in [("kustodian", "sops"), ("sops", "kustodian")] {
+        let mut enc_cmd = if encrypter == "sops" {
+            env.sops()
+        } else {
+            env.kustodian()
+        };
+        let enc = text(&run(
+            enc_cmd.args(["encrypt", "--age", &recipient, "app.env"])
+        ));
+        assert!(
+            enc.contains("PUBLIC_unencrypted=visible")
+                && enc.contains("sops_mac=ENC[")
+                && enc.contains("#ENC[")
+                && !enc.contains("CANARY")
+                && !enc.contains("database"),
+            "{encrypter}:\n{enc}"
+        );
+        env.write("app.enc.env", &enc);
+        let mut dec_cmd = if decrypter == "sops" {
+            env.sops()
+        } else {
+            env.kustodian()
+        };
+        let dec = text(&run(dec_cmd
+            .env("SOPS_AGE_KEY_FILE", &key)
+            .args(["decrypt", "app.enc.env"])));
+        assert_eq!(dec, plain, "{decrypter} decrypting {encrypter}'s file");
+    }
+}
+
 #[test]
 fn sops_encrypts_what_kustodian_decrypts() {
     let env = Env::new();

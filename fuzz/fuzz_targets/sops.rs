@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(ids) = kustodian_sops::Identities::parse(KEYS, "fuzz") else {
         return;
     };
-    for format in [kustodian_sops::Format::Yaml, kustodian_sops::Format::Json] {
+    for format in [
+        kustodian_sops::Format::Yaml,
+        kustodian_sops::Format::Json,
+        kustodian_sops::Format::Dotenv,
+    ] {
         let _ = kustodian_sops::decrypt(&text, format, &ids, "fuzz");
     }
 });

@@ -12,7 +12,7 @@ use kustodian_sops::{
 };
 use miette::{miette, IntoDiagnostic, Report};
 
-const FORMATS: [&str; 3] = ["yaml", "json", "binary"];
+const FORMATS: [&str; 4] = ["yaml", "json", "dotenv", "binary"];
 
 /// Arguments of encrypt.
 #[derive(clap::Args)]

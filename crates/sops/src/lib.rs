@@ -22,7 +22,7 @@
 //! ```
 //!
 //! What it does not do: PGP, cloud KMS or Vault master keys, Shamir key groups, age plugins
-//! or SSH keys as identities, the dotenv and INI formats. Its only I/O is in [`keys`] (age
+//! or SSH keys as identities, the INI format. Its only I/O is in [`keys`] (age
 //! identities from `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE` and the default key files) and
 //! [`config`] (finding and reading `.sops.yaml`); everything else takes and returns strings.
 //! Secret values live in [`Text`] and [`DataKey`], which zero themselves on drop and never
@@ -34,6 +34,7 @@
 mod agekey;
 mod cipher;
 pub mod config;
+mod dotenv;
 mod error;
 mod format;
 pub mod keys;
@@ -70,11 +71,13 @@ pub enum Format {
     Json,
     /// Any file: the whole content is one string, stored as JSON under `data`.
     Binary,
+    /// `KEY=VALUE` lines (`.env`), string values; metadata as `sops_` keys.
+    Dotenv,
 }
 
 impl Format {
-    /// The format sops picks for a path: `.yaml`/`.yml` is YAML, `.json` is JSON, anything
-    /// else binary.
+    /// The format sops picks for a path: `.yaml`/`.yml` is YAML, `.json` is JSON, `.env` is
+    /// dotenv, anything else binary.
     pub fn from_path(path: &Path) -> Format {
         match path
             .extension()
@@ -84,16 +87,18 @@ impl Format {
         {
             Some("yaml" | "yml") => Format::Yaml,
             Some("json") => Format::Json,
+            Some("env") => Format::Dotenv,
             _ => Format::Binary,
         }
     }
 
-    /// Parses `yaml`, `json` or `binary` (the `--input-type` values).
+    /// Parses `yaml`, `json`, `dotenv` or `binary` (the `--input-type` values).
     pub fn from_name(name: &str) -> Option<Format> {
         match name {
             "yaml" | "yml" => Some(Format::Yaml),
             "json" => Some(Format::Json),
             "binary" => Some(Format::Binary),
+            "dotenv" => Some(Format::Dotenv),
             _ => None,
         }
     }
@@ -141,6 +146,7 @@ fn read_docs(src: &str, format: Format, name: &str) -> Result<Vec<Value>> {
     match format {
         Format::Yaml => store::parse_yaml(src, name),
         Format::Json | Format::Binary => store::parse_json(src, name).map(|d| vec![d]),
+        Format::Dotenv => dotenv::parse(src, name).map(|d| vec![d]),
     }
 }
 
@@ -199,6 +205,7 @@ impl Plaintext {
         Ok(Zeroizing::new(match format {
             Format::Yaml => store::emit_yaml(&self.docs.iter().collect::<Vec<_>>()),
             Format::Json => store::emit_json(self.single(name)?),
+            Format::Dotenv => dotenv::emit(self.single(name)?, name)?,
             Format::Binary => match self.root().get("data") {
                 Some(Value::Str(s)) => s.as_str().to_string(),
                 _ => {
@@ -295,7 +302,8 @@ fn emit_encrypted(
     }
     match format {
         Format::Yaml => Ok(store::emit_yaml(&docs.iter().collect::<Vec<_>>())),
-        Format::Json | Format::Binary => match docs.as_slice() {
+        Format::Json | Format::Binary | Format::Dotenv => match docs.as_slice() {
+            [one] if format == Format::Dotenv => dotenv::emit(one, name),
             [one] => Ok(store::emit_json(one)),
             _ => Err(Error::Shape {
                 file: name.into(),
