@@ -198,26 +198,7 @@ fn walk(
 ) -> Result<()> {
     match v {
         Value::Null => Ok(()),
-        Value::Map(items) => walk_items(
-            items.iter_mut().map(|i| match i {
-                MapItem::Comment(t) => Item::Comment(t),
-                MapItem::Entry(k, v) => Item::Value(Some(k), v),
-            }),
-            path,
-            stack,
-            track,
-            f,
-        ),
-        Value::Seq(items) => walk_items(
-            items.iter_mut().map(|i| match i {
-                SeqItem::Comment(t) => Item::Comment(t),
-                SeqItem::Value(v) => Item::Value(None, v),
-            }),
-            path,
-            stack,
-            track,
-            f,
-        ),
+        Value::Map(_) | Value::Seq(_) => walk_items(items_mut(v), path, stack, track, f),
         scalar => f(Leaf::Scalar(scalar), path, stack),
     }
 }
@@ -228,10 +209,31 @@ enum Item<'a> {
     Value(Option<&'a String>, &'a mut Value),
 }
 
+/// The items of a mapping or a sequence, in order (none for a scalar).
+fn items_mut(v: &mut Value) -> Vec<Item<'_>> {
+    match v {
+        Value::Map(items) => items
+            .iter_mut()
+            .map(|i| match i {
+                MapItem::Comment(t) => Item::Comment(t),
+                MapItem::Entry(k, v) => Item::Value(Some(k), v),
+            })
+            .collect(),
+        Value::Seq(items) => items
+            .iter_mut()
+            .map(|i| match i {
+                SeqItem::Comment(t) => Item::Comment(t),
+                SeqItem::Value(v) => Item::Value(None, v),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Walks the items of one mapping or sequence: comments are remembered (for comment-based
 /// selection) until the next value, whose key extends the path.
-fn walk_items<'a>(
-    items: impl Iterator<Item = Item<'a>>,
+fn walk_items(
+    items: Vec<Item<'_>>,
     path: &mut Vec<String>,
     stack: &mut Vec<Vec<Text>>,
     track: bool,
@@ -469,42 +471,20 @@ fn decrypt_comments(
     key: &DataKey,
     stash: &mut Option<&mut IvStash>,
 ) {
-    match v {
-        Value::Map(items) => {
-            for i in 0..items.len() {
-                let (before, rest) = items.split_at_mut(i);
-                match &mut rest[0] {
-                    MapItem::Comment(t) => {
-                        let prev = before.iter().rev().find_map(|it| match it {
-                            MapItem::Entry(k, v) => Some((Some(k.as_str()), v)),
-                            MapItem::Comment(_) => None,
-                        });
-                        open_comment(t, path, prev, key, stash);
-                    }
-                    MapItem::Entry(k, v) => {
-                        path.push(k.clone());
-                        decrypt_comments(v, path, key, stash);
-                        path.pop();
-                    }
+    // The last value before a comment, with its key in a mapping.
+    let mut prev = None;
+    for item in items_mut(v) {
+        match item {
+            Item::Comment(t) => open_comment(t, path, prev, key, stash),
+            Item::Value(k, v) => {
+                path.extend(k.cloned());
+                decrypt_comments(v, path, key, stash);
+                if k.is_some() {
+                    path.pop();
                 }
+                prev = Some((k.map(String::as_str), &*v));
             }
         }
-        Value::Seq(items) => {
-            for i in 0..items.len() {
-                let (before, rest) = items.split_at_mut(i);
-                match &mut rest[0] {
-                    SeqItem::Comment(t) => {
-                        let prev = before.iter().rev().find_map(|it| match it {
-                            SeqItem::Value(v) => Some((None, v)),
-                            SeqItem::Comment(_) => None,
-                        });
-                        open_comment(t, path, prev, key, stash);
-                    }
-                    SeqItem::Value(v) => decrypt_comments(v, path, key, stash),
-                }
-            }
-        }
-        _ => {}
     }
 }
 
@@ -546,27 +526,15 @@ fn open_comment(
 }
 
 fn descend(v: &Value, p: &mut Vec<String>, out: &mut Vec<String>) {
-    match v {
-        Value::Map(items) => {
-            out.push(ad(p));
-            if let Some((k, v)) = items.iter().rev().find_map(|i| match i {
-                MapItem::Entry(k, v) => Some((k, v)),
-                MapItem::Comment(_) => None,
-            }) {
-                p.push(k.clone());
-                descend(v, p, out);
-            }
-        }
-        Value::Seq(items) => {
-            out.push(ad(p));
-            if let Some(v) = items.iter().rev().find_map(|i| match i {
-                SeqItem::Value(v) => Some(v),
-                SeqItem::Comment(_) => None,
-            }) {
-                descend(v, p, out);
-            }
-        }
-        _ => {}
+    let last = match v {
+        Value::Map(_) => v.entries().last().map(|(k, v)| (Some(k), v)),
+        Value::Seq(_) => v.items().last().map(|v| (None, v)),
+        _ => return,
+    };
+    out.push(ad(p));
+    if let Some((k, v)) = last {
+        p.extend(k.map(str::to_string));
+        descend(v, p, out);
     }
 }
 
