@@ -131,10 +131,7 @@ impl Scanner {
     pub fn scan_file(&self, path: &str, bytes: &[u8]) -> FileScan {
         let mut out = FileScan::default();
         if bytes.len() > MAX_FILE_SIZE {
-            out.notes.push(Note::info(
-                path,
-                format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
-            ));
+            out.notes.push(Note::too_large(path));
             return out;
         }
         if memchr::memchr(0, bytes).is_some() {
@@ -169,10 +166,7 @@ impl Scanner {
     pub fn scan_followed(&self, req: &FollowRequest, bytes: &[u8]) -> FileScan {
         let mut out = FileScan::default();
         if bytes.len() > MAX_FILE_SIZE {
-            out.notes.push(Note::info(
-                &req.path,
-                format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
-            ));
+            out.notes.push(Note::too_large(&req.path));
             return out;
         }
         let text = String::from_utf8_lossy(bytes);

@@ -247,6 +247,14 @@ impl Note {
         }
     }
 
+    /// A file skipped because it is larger than [`crate::MAX_FILE_SIZE`].
+    pub fn too_large(path: impl Into<String>) -> Note {
+        Note::info(
+            path,
+            format!("skipped: larger than {} MiB", crate::MAX_FILE_SIZE >> 20),
+        )
+    }
+
     /// A note that makes the scan incomplete.
     pub fn error(path: Option<String>, message: impl Into<String>) -> Note {
         Note {

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{kustomizations_above, normalize, rel_string, ScanResult, SourceError};
-use crate::engine::{Scanner, MAX_FILE_SIZE};
-use crate::finding::Note;
+use crate::engine::Scanner;
 
 const GITLINK: u32 = 0o160000;
 const SYMLINK: u32 = 0o120000;
@@ -158,10 +157,8 @@ pub(super) fn scan_changes(
             continue;
         };
         result.files_scanned += 1;
-        let Some(blob) = read_blob(repo, id, path, &mut result)? else {
-            continue;
-        };
-        let mut r = scanner.scan_file(path, blob.content());
+        // The scanner skips (with a note) a blob over its size limit.
+        let mut r = scanner.scan_file(path, repo.find_blob(id)?.content());
         follows.append(&mut r.follow);
         result.add(r);
     }
@@ -190,31 +187,10 @@ pub(super) fn scan_changes(
         }
         // Not in this version: not part of it.
         if let Some(id) = snap.blob(&req.path)? {
-            if let Some(blob) = read_blob(repo, id, &req.path, &mut result)? {
-                result.add(scanner.scan_followed(&req, blob.content()));
-            }
+            result.add(scanner.scan_followed(&req, repo.find_blob(id)?.content()));
         }
     }
     Ok(result)
-}
-
-/// Reads a blob; one larger than [`MAX_FILE_SIZE`] is dropped with a note. (Asking the object
-/// store for the size first would resolve every delta twice: a fifth of a history scan.)
-fn read_blob<'r>(
-    repo: &'r git2::Repository,
-    id: git2::Oid,
-    path: &str,
-    result: &mut ScanResult,
-) -> Result<Option<git2::Blob<'r>>, SourceError> {
-    let blob = repo.find_blob(id)?;
-    if blob.size() > MAX_FILE_SIZE {
-        result.notes.push(Note::info(
-            path,
-            format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
-        ));
-        return Ok(None);
-    }
-    Ok(Some(blob))
 }
 
 #[cfg(test)]

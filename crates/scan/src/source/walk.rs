@@ -128,10 +128,7 @@ pub(super) fn walk(
             scanned.fetch_add(1, Ordering::Relaxed);
             let r = match read_capped(path, &mut buf) {
                 Ok(true) => scanner.scan_file(&rel, &buf),
-                Ok(false) => FileScan::default().with_note(Note::info(
-                    &rel,
-                    format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
-                )),
+                Ok(false) => FileScan::default().with_note(Note::too_large(&rel)),
                 Err(e) => FileScan::default().with_note(Note::error(
                     Some(rel.clone()),
                     format!("could not read: {e}"),
@@ -194,10 +191,7 @@ pub(super) fn walk(
         let mut buf = Vec::new();
         match read_capped(&path, &mut buf) {
             Ok(true) => result.add(scanner.scan_followed(&req, &buf)),
-            Ok(false) => result.notes.push(Note::info(
-                &req.path,
-                format!("skipped: larger than {} MiB", MAX_FILE_SIZE >> 20),
-            )),
+            Ok(false) => result.notes.push(Note::too_large(&req.path)),
             Err(_) => result.notes.push(Note::info(
                 &req.entry.path,
                 format!(
