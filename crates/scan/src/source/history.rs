@@ -24,12 +24,11 @@ pub(super) fn history(
     paths: &[PathBuf],
     cwd: &Path,
 ) -> Result<ScanResult, SourceError> {
-    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
-    let repo = git::open_repo(&cwd)?;
+    let repo = git::open_repo(cwd)?;
     let prefixes = if paths.is_empty() {
         Vec::new()
     } else {
-        git::repo_prefixes(paths, &cwd, &git::workdir(&repo, "a path with --since")?)?
+        git::repo_prefixes(paths, cwd, &git::workdir(&repo, "a path with --since")?)?
     };
     let mut walk = match commits {
         Commits::Range(range) => revwalk(&repo, range)?,

@@ -152,6 +152,8 @@ impl From<git2::Error> for SourceError {
 
 /// Scans a source. `cwd` is the directory relative paths are taken from.
 pub fn scan(scanner: &Scanner, source: &Source, cwd: &Path) -> Result<ScanResult, SourceError> {
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let cwd = cwd.as_path();
     let mut result = match source {
         Source::Paths(paths) => walk::walk(scanner, paths, cwd)?,
         Source::Staged(paths) => staged::staged(scanner, paths, cwd)?,

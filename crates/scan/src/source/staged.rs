@@ -19,8 +19,7 @@ pub(super) fn staged(
     paths: &[PathBuf],
     cwd: &Path,
 ) -> Result<ScanResult, SourceError> {
-    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
-    let repo = git::open_repo(&cwd)?;
+    let repo = git::open_repo(cwd)?;
     let workdir = git::workdir(&repo, "--staged")?;
     let index = IndexSnapshot::new(&repo);
 
@@ -31,7 +30,7 @@ pub(super) fn staged(
         }
     } else {
         // Named paths: their staged version, changed or not.
-        let prefixes = git::repo_prefixes(paths, &cwd, &workdir)?;
+        let prefixes = git::repo_prefixes(paths, cwd, &workdir)?;
         let mut changed = BTreeMap::new();
         for e in index.index()?.iter() {
             let p = String::from_utf8_lossy(&e.path).into_owned();

@@ -40,7 +40,6 @@ pub(super) fn walk(
     paths: &[PathBuf],
     cwd: &Path,
 ) -> Result<ScanResult, SourceError> {
-    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
     let defaults = [PathBuf::from(".")];
     let paths = if paths.is_empty() {
         &defaults[..]
@@ -54,7 +53,7 @@ pub(super) fn walk(
             .join(p)
             .canonicalize()
             .map_err(|_| SourceError::NoSuchPath(p.clone()))?;
-        let (dir, repo) = display_root(&abs, &cwd);
+        let (dir, repo) = display_root(&abs, cwd);
         if !roots.iter().any(|r| r.dir == dir) {
             roots.push(Root {
                 dir,
