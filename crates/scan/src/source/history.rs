@@ -70,12 +70,12 @@ pub(super) fn history(
         }
         // What the parents already had, judged as if at this commit's paths.
         let mut before = HashSet::new();
+        let old_changed = changed.keys().map(|p| (p.clone(), None)).collect();
         for parent in commit.parents() {
             let snap = TreeSnapshot {
                 tree: parent.tree()?,
                 renamed: Some(&renamed),
             };
-            let old_changed = changed.keys().map(|p| (p.clone(), None)).collect();
             let old = git::scan_changes(scanner, &repo, &snap, &old_changed)?;
             before.extend(old.findings.into_iter().map(|f| f.fingerprint));
         }
