@@ -35,22 +35,12 @@ pub(crate) fn parse(src: &str, file: &str) -> Result<Value> {
         }
     }
     if !matches!(&metadata, Value::Map(m) if m.is_empty()) {
-        if let Some(v) = metadata_bool_mut(&mut metadata, "mac_only_encrypted") {
+        if let Some(v) = metadata.get_mut("mac_only_encrypted") {
             *v = Value::Bool(matches!(v, Value::Str(s) if s.as_str() == "true"));
         }
         items.push(MapItem::Entry("sops".into(), metadata));
     }
     Ok(Value::Map(items))
-}
-
-fn metadata_bool_mut<'v>(metadata: &'v mut Value, key: &str) -> Option<&'v mut Value> {
-    match metadata {
-        Value::Map(items) => items.iter_mut().find_map(|i| match i {
-            MapItem::Entry(k, v) if k == key => Some(v),
-            _ => None,
-        }),
-        _ => None,
-    }
 }
 
 /// Puts `value` at the flattened `path` (`age__list_0__map_enc`) inside `root`.
@@ -93,20 +83,13 @@ fn unflatten(root: &mut Value, path: &str, value: String, file: &str) -> Result<
 
 /// The value under `key` in the mapping `node` (added, as null, when missing).
 fn map_child<'v>(node: &'v mut Value, key: &str) -> Option<&'v mut Value> {
-    let Value::Map(items) = node else {
-        return None;
-    };
-    let at = items
-        .iter()
-        .position(|i| matches!(i, MapItem::Entry(k, _) if k == key));
-    let at = at.unwrap_or_else(|| {
+    if node.get(key).is_none() {
+        let Value::Map(items) = node else {
+            return None;
+        };
         items.push(MapItem::Entry(key.to_string(), Value::Null));
-        items.len() - 1
-    });
-    match &mut items[at] {
-        MapItem::Entry(_, v) => Some(v),
-        MapItem::Comment(_) => None,
     }
+    node.get_mut(key)
 }
 
 /// Writes one document as dotenv; its `sops` block, if any, flattened after the data.
