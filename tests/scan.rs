@@ -540,3 +540,24 @@ fn a_named_env_file_is_judged_through_its_kustomization() {
         (Some("apps/web/web.env"), Some("generator-file"))
     );
 }
+
+/// Without a `git` to ask, `--staged` compares the index with `HEAD` through libgit2 and finds
+/// the same files.
+#[test]
+fn staged_without_a_git_binary_uses_libgit2() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    std::fs::write(dir.join("clean.yaml"), CLEAN).unwrap();
+    commit_all(dir, "clean");
+    std::fs::write(dir.join("db.yaml"), SECRET).unwrap();
+    git(dir, &["add", "-A"]);
+    let with_git = scan(dir, &["--staged", "--format", "json"]);
+    let without = kustodian(dir)
+        .env("PATH", "/nonexistent")
+        .args(["scan", "--staged", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_no_canary(dir, "staged without git", &without);
+    assert_eq!(text(&without.stdout), text(&with_git.stdout));
+    assert_eq!(findings(&without).len(), 1);
+}

@@ -134,6 +134,51 @@ pub(super) fn under(prefixes: &[String], path: &str) -> bool {
         })
 }
 
+/// Changed paths with their new blob (`None`: ask the snapshot).
+pub(super) type Changed = BTreeMap<String, Option<git2::Oid>>;
+
+/// Diff options for a change: type changes included, submodules ignored, limited to
+/// `prefixes` (libgit2's pathspec; [`under`] has the last word on segments).
+pub(super) fn diff_options(prefixes: &[String]) -> git2::DiffOptions {
+    let mut opts = git2::DiffOptions::new();
+    opts.include_typechange(true).ignore_submodules(true);
+    for p in prefixes.iter().filter(|p| !p.is_empty()) {
+        opts.pathspec(p);
+    }
+    opts
+}
+
+/// The regular files `diff` adds or changes under `prefixes`, with their new blob, and for
+/// renamed or copied ones the path they came from.
+pub(super) fn diff_changes(
+    diff: &git2::Diff<'_>,
+    prefixes: &[String],
+) -> (Changed, HashMap<String, String>) {
+    use git2::Delta::*;
+    let mut changed = BTreeMap::new();
+    let mut renamed = HashMap::new();
+    for d in diff.deltas() {
+        if !matches!(d.status(), Added | Modified | Renamed | Copied | Typechange) {
+            continue;
+        }
+        let f = d.new_file();
+        let (true, Some(path)) = (is_regular(u32::from(f.mode())), f.path()) else {
+            continue;
+        };
+        let path = rel_string(path);
+        if !under(prefixes, &path) {
+            continue;
+        }
+        if matches!(d.status(), Renamed | Copied) {
+            if let Some(old) = d.old_file().path() {
+                renamed.insert(path.clone(), rel_string(old));
+            }
+        }
+        changed.insert(path, Some(f.id()));
+    }
+    (changed, renamed)
+}
+
 /// Scans the files of a change as `snap` holds them. `changed` maps each changed path to its
 /// blob when the caller knows it (else `snap` is asked). Changed manifests are scanned; a changed
 /// file that is not a manifest (an env file, a key file) is judged through the kustomizations
@@ -143,7 +188,7 @@ pub(super) fn scan_changes(
     scanner: &Scanner,
     repo: &git2::Repository,
     snap: &dyn Snapshot,
-    changed: &BTreeMap<String, Option<git2::Oid>>,
+    changed: &Changed,
 ) -> Result<ScanResult, SourceError> {
     let mut result = ScanResult::default();
     let mut follows = Vec::new();

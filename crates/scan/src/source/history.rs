@@ -9,11 +9,11 @@
 //! values again; a merge reports only what none of its parents had. A value is reported once,
 //! at the first commit that added it, even when a later commit deletes it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::git::{self, TreeSnapshot};
-use super::{rel_string, Commits, ScanResult, SourceError};
+use super::git::{self, Changed, TreeSnapshot};
+use super::{Commits, ScanResult, SourceError};
 use crate::engine::Scanner;
 use crate::finding::{Commit, Note};
 
@@ -171,47 +171,20 @@ fn revwalk<'r>(repo: &'r git2::Repository, range: &str) -> Result<git2::Revwalk<
 
 /// The regular files `commit` adds or changes against its first parent (the whole tree for a
 /// root commit), under `prefixes`, and for renamed or copied ones the path they came from.
-#[allow(clippy::type_complexity)]
 fn changes(
     repo: &git2::Repository,
     commit: &git2::Commit<'_>,
     prefixes: &[String],
-) -> Result<(BTreeMap<String, Option<git2::Oid>>, HashMap<String, String>), SourceError> {
-    let tree = commit.tree()?;
+) -> Result<(Changed, HashMap<String, String>), SourceError> {
     let parent_tree = match commit.parents().next() {
         Some(p) => Some(p.tree()?),
         None => None,
     };
-    let mut opts = git2::DiffOptions::new();
-    opts.include_typechange(true).ignore_submodules(true);
-    for p in prefixes.iter().filter(|p| !p.is_empty()) {
-        opts.pathspec(p);
-    }
-    let mut diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut opts))?;
+    let mut opts = git::diff_options(prefixes);
+    let mut diff =
+        repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&commit.tree()?), Some(&mut opts))?;
     diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))?;
-    let mut changed = BTreeMap::new();
-    let mut renamed = HashMap::new();
-    for d in diff.deltas() {
-        use git2::Delta::*;
-        if !matches!(d.status(), Added | Modified | Renamed | Copied | Typechange) {
-            continue;
-        }
-        let f = d.new_file();
-        let (true, Some(path)) = (git::is_regular(u32::from(f.mode())), f.path()) else {
-            continue;
-        };
-        let path = rel_string(path);
-        if !git::under(prefixes, &path) {
-            continue;
-        }
-        if matches!(d.status(), Renamed | Copied) {
-            if let Some(old) = d.old_file().path() {
-                renamed.insert(path.clone(), rel_string(old));
-            }
-        }
-        changed.insert(path, Some(f.id()));
-    }
-    Ok((changed, renamed))
+    Ok(git::diff_changes(&diff, prefixes))
 }
 
 /// The commit as findings name it.

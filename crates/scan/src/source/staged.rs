@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::git::{self, IndexSnapshot};
-use super::{rel_string, ScanResult, SourceError};
+use super::git::{self, Changed, IndexSnapshot};
+use super::{ScanResult, SourceError};
 use crate::engine::Scanner;
 
 pub(super) fn staged(
@@ -46,7 +46,7 @@ pub(super) fn staged(
 /// The paths and blobs that the index adds or changes against `HEAD`, asked of `git` in the
 /// work tree (`--no-relative` against a `diff.relative` setting); `None` when git does not run
 /// here or fails (libgit2 then answers).
-fn changes_from_git_cli(workdir: &Path) -> Option<BTreeMap<String, Option<git2::Oid>>> {
+fn changes_from_git_cli(workdir: &Path) -> Option<Changed> {
     let out = Command::new("git")
         .args([
             "diff",
@@ -74,7 +74,7 @@ fn changes_from_git_cli(workdir: &Path) -> Option<BTreeMap<String, Option<git2::
 
 /// Parses `git diff --raw -z --no-renames` output: `:MODE MODE OLD NEW STATUS\0PATH\0` per
 /// file. Keeps regular files; `None` on anything unexpected.
-fn parse_raw_diff(out: &[u8]) -> Option<BTreeMap<String, Option<git2::Oid>>> {
+fn parse_raw_diff(out: &[u8]) -> Option<Changed> {
     let mut changed = BTreeMap::new();
     let mut fields = out.split(|b| *b == 0);
     while let Some(head) = fields.next() {
@@ -98,27 +98,15 @@ fn parse_raw_diff(out: &[u8]) -> Option<BTreeMap<String, Option<git2::Oid>>> {
 fn changes_from_libgit2(
     repo: &git2::Repository,
     index: &IndexSnapshot<'_>,
-) -> Result<BTreeMap<String, Option<git2::Oid>>, SourceError> {
+) -> Result<Changed, SourceError> {
     let head_tree = match repo.head() {
         Ok(h) => Some(h.peel_to_tree()?),
         Err(_) => None,
     };
-    let mut opts = git2::DiffOptions::new();
-    opts.include_typechange(true).ignore_submodules(true);
+    let mut opts = git::diff_options(&[]);
     let diff =
         repo.diff_tree_to_index(head_tree.as_ref(), Some(index.index()?), Some(&mut opts))?;
-    let mut changed = BTreeMap::new();
-    for d in diff.deltas() {
-        use git2::Delta::*;
-        if !matches!(d.status(), Added | Modified | Renamed | Copied | Typechange) {
-            continue;
-        }
-        let f = d.new_file();
-        if let (true, Some(p)) = (git::is_regular(u32::from(f.mode())), f.path()) {
-            changed.insert(rel_string(p), Some(f.id()));
-        }
-    }
-    Ok(changed)
+    Ok(git::diff_changes(&diff, &[]).0)
 }
 
 #[cfg(test)]
