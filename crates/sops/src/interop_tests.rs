@@ -1,4 +1,4 @@
-//! Every vector in `shared/interop/sops/` (files written by the real sops): the value layer,
+//! Every vector in `tests/fixtures/interop/sops/` (files written by the real sops): the value layer,
 //! the MAC, comments, refusals, and the age layer.
 
 use std::path::{Path, PathBuf};
@@ -11,10 +11,11 @@ use crate::value::{MapItem, SeqItem, Value};
 use crate::{DataKey, EncryptedFile, Error, Format, Identities, Plaintext};
 
 fn vectors() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop/sops");
+    // The workspace root is two levels above this crate; the vectors are tracked in the repository.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/interop/sops");
     assert!(
         dir.join("README.md").is_file(),
-        "the SOPS interop vectors are missing: expected {} (a copy of shared/ must sit beside the repository)",
+        "the SOPS interop vectors are missing: expected {} (tracked in the repository; restore it with `git checkout -- tests/fixtures/interop`)",
         dir.display()
     );
     dir
