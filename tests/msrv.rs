@@ -26,7 +26,13 @@ fn parse_version(v: &str) -> (u64, u64, u64) {
 fn metadata() -> Value {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
         .arg(root().join("Cargo.toml"))
         .output()
         .expect("cargo runs");
@@ -86,7 +92,10 @@ fn declared_and_needed() -> (Vec<(String, String)>, String, Vec<String>) {
 #[test]
 fn rust_version_is_the_highest_rust_version_of_the_locked_dependencies() {
     let (declared, needed, needed_by) = declared_and_needed();
-    assert!(!declared.is_empty(), "cargo metadata lists no workspace member");
+    assert!(
+        !declared.is_empty(),
+        "cargo metadata lists no workspace member"
+    );
     for (name, rv) in &declared {
         assert!(
             rv != "(none)" && parse_version(rv) == parse_version(&needed),
@@ -102,7 +111,10 @@ fn rust_version_is_the_highest_rust_version_of_the_locked_dependencies() {
 fn the_argocd_image_builds_with_the_declared_rust_version() {
     let declared = value_after(&root().join("Cargo.toml"), "rust-version = ");
     let declared = declared.trim_matches('"');
-    let image = value_after(&root().join("plugin/argocd/Dockerfile"), "ARG RUST_VERSION=");
+    let image = value_after(
+        &root().join("plugin/argocd/Dockerfile"),
+        "ARG RUST_VERSION=",
+    );
     assert_eq!(
         image, declared,
         "plugin/argocd/Dockerfile builds with rust:{image}, Cargo.toml says rust-version = {declared}: \
