@@ -134,7 +134,7 @@ fn modified(path: &Path) -> std::time::SystemTime {
 #[test]
 fn the_suite_builds_and_the_sops_vectors_pass_in_a_copy_with_nothing_beside_it() {
     let tmp = tempfile::tempdir().unwrap();
-    // Two empty levels above the copy: `../shared` and `../../shared` are inside `tmp` and absent.
+    // Two empty folders deep in `tmp`: no `shared` folder beside the copy or above it.
     let copy = tmp.path().join("a/b/kustodian");
     for rel in tracked_files() {
         let to = copy.join(&rel);
@@ -155,6 +155,15 @@ fn the_suite_builds_and_the_sops_vectors_pass_in_a_copy_with_nothing_beside_it()
     ];
     let before: Vec<_> = ours.iter().map(|p| modified(p)).collect();
 
+    // Written past the test harness's capture: the build below takes a minute or more.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "tests/fresh_clone.rs: building the workspace in a copy of the repository at {}\n",
+            copy.display()
+        )
+        .as_bytes(),
+    );
     let members = members(&copy);
     cargo_in(
         &copy,
@@ -171,5 +180,146 @@ fn the_suite_builds_and_the_sops_vectors_pass_in_a_copy_with_nothing_beside_it()
     assert_eq!(
         before, after,
         "the copy's build overwrote this build's binaries {ours:?}"
+    );
+}
+
+#[test]
+fn ci_runs_exactly_the_readme_test_command() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    // The quick start: the first fenced block, its commands (lines that are not comments).
+    let commands: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("```"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        commands.get(1),
+        Some(&"tests/run"),
+        "the README's second command should run the tests: {commands:?}"
+    );
+    let ci = std::fs::read_to_string(repo_root().join(".ci/run")).unwrap();
+    let ci_commands: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.starts_with("set ") && !l.starts_with("cd "))
+        .collect();
+    assert_eq!(
+        ci_commands,
+        ["exec bash tests/run"],
+        ".ci/run must run exactly the README's test command"
+    );
+}
+
+/// A folder of links to the programs tests/setup-tools.sh calls, as found on PATH, but `missing`.
+fn path_without(missing: &[&str]) -> tempfile::TempDir {
+    const USED: [&str; 16] = [
+        "bash",
+        "env",
+        "dirname",
+        "cat",
+        "id",
+        "ls",
+        "head",
+        "ln",
+        "python3",
+        "apt-get",
+        "sudo",
+        "age",
+        "age-keygen",
+        "git",
+        "kubectl",
+        "kpt",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in USED.iter().filter(|n| !missing.contains(n)) {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
+            std::os::unix::fs::symlink(found, dir.path().join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// tests/setup-tools.sh run from a copy of itself beside a `.venv` whose tools are all there
+/// (scripts that succeed), with `missing` taken off PATH; returns (exit code, stderr).
+fn setup_tools_without(missing: &[&str]) -> (Option<i32>, String) {
+    let repo = tempfile::tempdir().unwrap();
+    let script = repo.path().join("tests/setup-tools.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::copy(repo_root().join("tests/setup-tools.sh"), &script).unwrap();
+    let bin = repo.path().join(".venv/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in [
+        "python",
+        "pip",
+        "sops",
+        "pre-commit",
+        "bao",
+        "moto_server",
+        "detect-secrets",
+    ] {
+        let p = bin.join(tool);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    // The stamp says the pip packages are installed (the script's own list).
+    let text = std::fs::read_to_string(&script).unwrap();
+    let list = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pip_pkgs=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("setup-tools.sh has a pip_pkgs=(...) line");
+    let stamp: Vec<&str> = list
+        .split_whitespace()
+        .map(|w| w.trim_matches('"'))
+        .collect();
+    std::fs::write(
+        repo.path().join(".venv/.kustodian-tools"),
+        stamp.join(" ") + "\n",
+    )
+    .unwrap();
+
+    let path = path_without(missing);
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("PATH", path.path())
+        .output()
+        .expect("bash runs");
+    (out.status.code(), common::text(&out.stderr))
+}
+
+#[test]
+fn setup_tools_stops_and_names_a_tool_it_cannot_find() {
+    let (code, err) = setup_tools_without(&[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "with every tool there, setup-tools.sh passes:\n{err}"
+    );
+
+    let (code, err) = setup_tools_without(&["kpt"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("kpt is missing") && err.contains("install kpt"),
+        "{err}"
+    );
+
+    let (code, err) = setup_tools_without(&["kubectl"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("kubectl is missing"), "{err}");
+
+    // No age and no apt-get to install it with: stop, naming the package.
+    let (code, err) = setup_tools_without(&["age", "apt-get"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("age") && err.contains("apt-get install -y age"),
+        "{err}"
     );
 }

@@ -247,6 +247,11 @@ fn pre_commit_framework_refuses_plaintext_secret_passes_clean_commit_and_only_sc
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", "before the hook"]);
 
+    // Written past the test harness's capture: the first run of this step takes minutes.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"tests/hooks.rs: pre-commit install --install-hooks builds kustodian with cargo into target/pre-commit (minutes when the sources changed)\n",
+    );
     let install = with_pre_commit_env(
         Command::new(&pre_commit)
             .args([
