@@ -127,7 +127,7 @@ impl Config {
     /// variables, every other name an operator variable. Warns on stderr (names only) about
     /// application variables that were ignored.
     pub fn from_process_env(root: &Path, base: &Path) -> Self {
-        let c = Self::from_vars(root, base, std::env::vars());
+        let c = Self::from_vars(root, base, process_vars());
         c.print_warnings();
         c
     }
@@ -319,6 +319,12 @@ impl Config {
             _ => self.operator_store(),
         }
     }
+}
+
+/// The process environment; a variable whose name or value is not UTF-8 is skipped (no
+/// setting kustodian reads has such a name, and a panic is no answer to odd input).
+pub fn process_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
 /// Store names an Application may write in `KUSTODIAN_STORE`/`AVP_TYPE`.

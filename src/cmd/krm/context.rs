@@ -63,7 +63,7 @@ impl Context {
     /// Warns on stderr (names only) about `ARGOCD_ENV_*` variables that name operator
     /// settings; the plugin config's own `env` is checked when it is parsed.
     pub fn at(base: PathBuf, s: &Settings) -> Context {
-        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let vars: Vec<(String, String)> = kustodian_stores::config::process_vars().collect();
         let operator = Config::from_vars(&base, &base, vars.iter().cloned());
         operator.print_warnings();
         // The operator's limit (default 8); a plugin config may ask for less, never more.
