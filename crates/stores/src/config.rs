@@ -154,7 +154,7 @@ impl Config {
                 }
             }
         }
-        c.add_app_vars(app, "the Application's plugin env (ARGOCD_ENV_)");
+        c.add_app_vars(app, Some("the Application's plugin env (ARGOCD_ENV_)"));
         c
     }
 
@@ -162,20 +162,24 @@ impl Config {
     /// `data`; later ones win. Names that are not allowed choices are dropped (the plugin
     /// config parser warns about them).
     pub fn with_app_vars(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        let before = self.warnings.len();
-        self.add_app_vars(vars, "plugin configuration variable");
-        self.warnings.truncate(before);
+        self.add_app_vars(vars, None);
         self
     }
 
-    fn add_app_vars(&mut self, vars: impl IntoIterator<Item = (String, String)>, how: &str) {
+    /// Keeps the allowed choices; `warn_as` names the source in a warning about each ignored
+    /// setting name (`None`: the caller has warned already).
+    fn add_app_vars(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+        warn_as: Option<&str>,
+    ) {
         for (k, v) in vars {
-            match app_var(&k) {
-                AppVar::Choice => {
+            match (app_var(&k), warn_as) {
+                (AppVar::Choice, _) => {
                     self.app.insert(k, v);
                 }
-                AppVar::Ignored => self.warnings.push(ignored_warning(&k, how)),
-                AppVar::Unrelated => {}
+                (AppVar::Ignored, Some(how)) => self.warnings.push(ignored_warning(&k, how)),
+                _ => {}
             }
         }
     }
