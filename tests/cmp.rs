@@ -32,8 +32,9 @@ fn test_key() -> PathBuf {
 }
 
 /// A repository copy holding one fixture app at `apps/<name>`, and the app's input.
-/// Runs `plugin` for `app` with `key` as the age key (`ARGOCD_ENV_SOPS_AGE_KEY_FILE`, as an
-/// Application's plugin env sets it).
+/// Runs `plugin` for `app` with `key` as the age key (`SOPS_AGE_KEY_FILE` in the sidecar's
+/// environment, as repo-server-patch.yaml sets it; an Application's `ARGOCD_ENV_` twin is
+/// ignored).
 fn run_with_key(plugin: &Plugin, repo: &Path, app: &AppInput, bins: &Path, key: &Path) -> CmpRun {
     let key = key.display().to_string();
     run_cmp(
@@ -41,7 +42,7 @@ fn run_with_key(plugin: &Plugin, repo: &Path, app: &AppInput, bins: &Path, key: 
         repo,
         app,
         bins,
-        &[("ARGOCD_ENV_SOPS_AGE_KEY_FILE", key.as_str())],
+        &[("SOPS_AGE_KEY_FILE", key.as_str())],
     )
 }
 

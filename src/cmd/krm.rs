@@ -19,6 +19,7 @@ mod config;
 mod context;
 mod generate;
 mod install;
+mod kpt;
 mod legacy;
 mod resource_list;
 mod sopsfile;

@@ -1,5 +1,7 @@
 //! Finding age identities the way sops finds them. This module, with `.sops.yaml` lookup in
 //! [`crate::config`], is the only place where this crate reads the environment or files.
+//! It reads only the plain names (never an Argo CD `ARGOCD_ENV_` twin): identities are the
+//! operator's, not an Application's.
 //!
 //! Every source that is set is read and the identities are merged, in this order:
 //! 1. `SOPS_AGE_KEY`: one or more `AGE-SECRET-KEY-1...` lines;

@@ -10,6 +10,11 @@
 //! `ref+echo://`, for tests and plumbing). Remote stores (Vault/OpenBao, AWS) add a module and a
 //! [`config`] entry; they log in inside `fetch` and keep their token in the store.
 //!
+//! Who may set what: [`Config`] keeps the operator's variables (the process environment) apart
+//! from an Application's (`ARGOCD_ENV_*`, plugin `env:`); stores read connection and login
+//! settings with [`Config::var`], which sees only the operator's. [`tenants`] maps Argo CD
+//! projects to the Vault roles and path prefixes their Applications may ask for.
+//!
 //! This crate does not parse references and does not touch manifests.
 
 #![deny(missing_docs)]
@@ -20,12 +25,14 @@ pub mod echo;
 pub mod env;
 mod secret;
 pub mod sops_files;
+pub mod tenants;
 pub mod vault;
 
 use std::fmt;
 
 pub use config::{Config, Stores};
 pub use secret::SecretValue;
+pub use tenants::TenantChoice;
 
 /// What to fetch: a path in a store and an optional version.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -115,8 +115,8 @@ impl Store for SopsFiles {
     }
 }
 
-/// Where to look for age identities, the way sops does, from the render's variables (so the
-/// `ARGOCD_ENV_` twins work too).
+/// Where to look for age identities, the way sops does, from the operator's variables only (an
+/// Application's `ARGOCD_ENV_SOPS_AGE_KEY_FILE` and the like are ignored).
 pub fn key_sources(config: &Config) -> kustodian_sops::KeySources {
     let var = |k: &str| config.var(k).map(str::to_string);
     kustodian_sops::KeySources {

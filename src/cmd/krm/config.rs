@@ -9,10 +9,14 @@
 //!   from `data`.
 //!
 //! Every kind also takes `dir` (where relative store paths start, relative to the working
-//! directory) and `env` (configuration variables such as `KUSTODIAN_STORE` or `VAULT_ADDR`).
-//! Parsing never echoes a value from `data`, `stringData` or `env` in a message.
+//! directory) and `env` (application choices such as `KUSTODIAN_STORE`; see
+//! [`kustodian_stores::config::APP_CHOICES`]). `env` keys and ConfigMap keys that name operator
+//! settings (`VAULT_ADDR`, `SOPS_AGE_KEY_FILE`, ...) are ignored with a warning: those come only
+//! from the environment kustodian runs in. Parsing never echoes a value from `data`,
+//! `stringData` or `env` in a message.
 
 use kustodian_manifest::{Node, Object};
+use kustodian_stores::config::{app_var, ignored_warning, AppVar, APP_CHOICES};
 
 /// `apiVersion` of kustodian's own plugin kinds.
 pub const API_VERSION: &str = "kustodian.io/v1";
@@ -24,7 +28,7 @@ pub const KSOPS_API_VERSION: &str = "viaduct.ai/v1";
 pub struct Settings {
     /// Where relative store paths start, relative to the working directory.
     pub dir: Option<String>,
-    /// Configuration variables, on top of the process environment.
+    /// Application choices (allowed names only), on top of the process environment.
     pub env: Vec<(String, String)>,
     /// Most store requests in flight at once.
     pub concurrency: Option<usize>,
@@ -283,12 +287,10 @@ pub fn from_config_map(node: &Node) -> Result<Parsed, ConfigError> {
             match key.as_str() {
                 "dir" => s.dir = Some(value),
                 "concurrency" => s.concurrency = Some(parse_concurrency(&value)?),
-                k if is_env_name(k) => {
-                    credential_warning(k, &mut warnings);
-                    s.env.push((key, value));
-                }
+                k if is_env_name(k) => app_choice(key, value, "ConfigMap key", &mut s, &mut warnings),
                 _ => warnings.push(format!(
-                    "ConfigMap key {key:?} is not a kustodian setting and was ignored (settings: dir, concurrency, and configuration variables such as KUSTODIAN_STORE)"
+                    "ConfigMap key {key:?} is not a kustodian setting and was ignored (settings: dir, concurrency, and {})",
+                    APP_CHOICES.join(", ")
                 )),
             }
         }
@@ -359,10 +361,24 @@ fn settings(node: &Node, warnings: &mut Vec<String>) -> Result<Settings, ConfigE
                 "write configuration variables in upper case, e.g. KUSTODIAN_STORE: vault",
             ));
         }
-        credential_warning(&k, warnings);
-        s.env.push((k, v));
+        app_choice(k, v, "env:", &mut s, warnings);
     }
     Ok(s)
+}
+
+/// Keeps an allowed application choice; warns (name only) about anything else.
+fn app_choice(k: String, v: String, how: &str, s: &mut Settings, warnings: &mut Vec<String>) {
+    match app_var(&k) {
+        AppVar::Choice => {
+            credential_warning(&k, warnings);
+            s.env.push((k, v));
+        }
+        AppVar::Ignored => warnings.push(ignored_warning(&k, how)),
+        AppVar::Unrelated => warnings.push(format!(
+            "{how} {k} is not a kustodian setting and was ignored (settings: {})",
+            APP_CHOICES.join(", ")
+        )),
+    }
 }
 
 fn opt_str(node: &Node, key: &str) -> Result<Option<String>, ConfigError> {
@@ -677,13 +693,21 @@ mod tests {
 
     #[test]
     fn config_map_settings() {
-        let p = from_config_map(&node("apiVersion: v1\nkind: ConfigMap\ndata: {dir: app, AVP_TYPE: sops, VAULT_TOKEN: x, other: y}\n")).unwrap();
+        let p = from_config_map(&node("apiVersion: v1\nkind: ConfigMap\ndata: {dir: app, AVP_TYPE: sops, VAULT_TOKEN: canary-x, VAULT_ADDR: http://attacker, other: y}\n")).unwrap();
         let PluginConfig::Resolver(s) = p.config else {
             panic!()
         };
         assert_eq!(s.dir.as_deref(), Some("app"));
-        assert_eq!(s.env.len(), 2);
-        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert_eq!(s.env, vec![("AVP_TYPE".to_string(), "sops".to_string())]);
+        assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
+        for w in &p.warnings {
+            assert!(!w.contains("canary") && !w.contains("attacker"), "{w}");
+        }
+        assert!(
+            p.warnings[1].contains("VAULT_ADDR was ignored"),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

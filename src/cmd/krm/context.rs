@@ -1,6 +1,7 @@
 //! Where a plugin run resolves against: the working directory kustomize or kpt gave it, the
-//! folder relative store paths start from, and the configuration variables (the process
-//! environment with the `ARGOCD_ENV_` twins, plus a plugin config's `env`).
+//! folder relative store paths start from, and the configuration variables: the operator's
+//! (the process environment) and the application's (`ARGOCD_ENV_*`, a plugin config's `env`,
+//! a KRM ConfigMap's `data`), kept apart by [`Config`].
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +41,10 @@ impl std::fmt::Display for Problem {
 pub struct Context {
     /// The folder relative store paths and files start from.
     pub base: PathBuf,
+    /// The process environment (operator variables and `ARGOCD_ENV_*`).
     vars: Vec<(String, String)>,
+    /// The plugin config's `env` / the ConfigMap's `data`: application variables.
+    app: Vec<(String, String)>,
     /// Most store requests in flight at once.
     pub concurrency: usize,
 }
@@ -56,21 +60,23 @@ impl Context {
     }
 
     /// A context for a run against `base` itself (`dir` already applied).
+    /// Warns on stderr (names only) about `ARGOCD_ENV_*` variables that name operator
+    /// settings; the plugin config's own `env` is checked when it is parsed.
     pub fn at(base: PathBuf, s: &Settings) -> Context {
-        let mut vars: Vec<(String, String)> = std::env::vars().collect();
-        vars.extend(s.env.iter().cloned());
-        let concurrency = s
-            .concurrency
-            .or_else(|| {
-                std::env::var("KUSTODIAN_CONCURRENCY")
-                    .ok()
-                    .and_then(|v| v.trim().parse().ok())
-            })
+        let vars: Vec<(String, String)> = kustodian_stores::config::process_vars().collect();
+        let operator = Config::from_vars(&base, &base, vars.iter().cloned());
+        operator.print_warnings();
+        // The operator's limit (default 8); a plugin config may ask for less, never more.
+        let limit = operator
+            .var("KUSTODIAN_CONCURRENCY")
+            .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|n| *n > 0)
             .unwrap_or(8);
+        let concurrency = s.concurrency.filter(|n| *n > 0).unwrap_or(limit).min(limit);
         Context {
             base,
             vars,
+            app: s.env.clone(),
             concurrency,
         }
     }
@@ -91,6 +97,7 @@ impl Context {
     /// The store configuration for this run.
     pub fn config(&self) -> Config {
         Config::from_vars(&self.root(), &self.base, self.vars.iter().cloned())
+            .with_app_vars(self.app.iter().cloned())
     }
 
     /// Resolves every reference in `docs`; all or nothing.

@@ -89,6 +89,9 @@ pub fn process(input: &str, cwd: &Path) -> Outcome {
         .and_then(Node::as_seq)
         .map(<[Node]>::to_vec)
         .unwrap_or_default();
+    if let Some(why) = super::kpt::in_place_refusal(&items) {
+        return fail(items, why);
+    }
     let function_config = list
         .get("functionConfig")
         .filter(|f| f.as_map().is_some_and(|m| !m.is_empty()));

@@ -1,7 +1,8 @@
 //! Whole SOPS files for the generators (`files`, `envs`, KSOPS): read inside the repository,
 //! decrypted with the identities sops would use (`SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, the
-//! default key files; each also as its `ARGOCD_ENV_` twin). Messages name files and keys,
-//! never values.
+//! default key files), read from the operator's environment only: an `ARGOCD_ENV_` twin or a
+//! plugin config's `env` cannot point them elsewhere. Messages name files and keys, never
+//! values.
 
 use std::cell::OnceCell;
 

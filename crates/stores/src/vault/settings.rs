@@ -1,6 +1,9 @@
 //! Where the Vault store's settings come from: kustodian's own variables first, then
 //! argocd-vault-plugin's (`AVP_*`), then the Vault CLI's (`VAULT_*`, and OpenBao's `BAO_*`).
-//! Every name may also arrive as its `ARGOCD_ENV_` twin (see [`Config::var`]).
+//! All of them are the operator's ([`Config::var`] never returns an Application's
+//! `ARGOCD_ENV_*` variable). An Application may choose only the KV version
+//! ([`Config::app_kv_version`]) and, through the operator's tenant mapping, the Kubernetes
+//! role and auth mount ([`Config::tenant`]).
 //!
 //! Nothing here touches the network; files named by variables (the service-account JWT, a
 //! token file) are read when the store first logs in, so that a render without Vault
@@ -130,8 +133,11 @@ impl Settings {
         let namespace = c
             .var_any(&["VAULT_NAMESPACE", "BAO_NAMESPACE"])
             .map(|n| n.trim().trim_matches('/').to_string());
-        let kv_version = match c.var_any(&["KUSTODIAN_VAULT_KV_VERSION", "AVP_KV_VERSION"]) {
-            Some(v) => Some(KvVersion::parse(v, "AVP_KV_VERSION").map_err(cfg)?),
+        let kv_version = match c.app_kv_version().or_else(|| {
+            c.var_any(&["KUSTODIAN_VAULT_KV_VERSION", "AVP_KV_VERSION"])
+                .map(|v| ("AVP_KV_VERSION", v))
+        }) {
+            Some((name, v)) => Some(KvVersion::parse(v, name).map_err(cfg)?),
             None => None,
         };
         let path = |names: &[&str]| c.var_any(names).map(PathBuf::from);
@@ -186,6 +192,7 @@ impl Settings {
 /// The auth method from `KUSTODIAN_VAULT_AUTH` / `AVP_AUTH_TYPE`, or guessed from which
 /// credentials are set.
 fn auth_from(c: &Config) -> Result<Auth, StoreError> {
+    let tenant = c.tenant()?;
     let explicit = c
         .var_any(&["KUSTODIAN_VAULT_AUTH", "AVP_AUTH_TYPE"])
         .map(|v| v.trim().to_ascii_lowercase());
@@ -193,7 +200,7 @@ fn auth_from(c: &Config) -> Result<Auth, StoreError> {
         Some(m) => m.to_string(),
         None if c.var_any(&["VAULT_TOKEN", "BAO_TOKEN"]).is_some() => "token".into(),
         None if c.var("AVP_ROLE_ID").is_some() => "approle".into(),
-        None if c.var("AVP_K8S_ROLE").is_some() => "k8s".into(),
+        None if c.var("AVP_K8S_ROLE").is_some() || tenant.role.is_some() => "k8s".into(),
         None if c.var("AVP_USERNAME").is_some() => "userpass".into(),
         None => "token".into(),
     };
@@ -209,6 +216,12 @@ fn auth_from(c: &Config) -> Result<Auth, StoreError> {
             .map(str::to_string)
             .ok_or_else(|| StoreError::Config(format!("{name} must be set {why}")))
     };
+    if tenant.role.is_some() && !matches!(method.as_str(), "k8s" | "kubernetes") {
+        return Err(StoreError::Config(format!(
+            "the tenant mapping gives this Application a Kubernetes role, but the operator's login method is {method}; \
+             set AVP_AUTH_TYPE=k8s in the sidecar or remove the role from the mapping"
+        )));
+    }
     Ok(match method.as_str() {
         "token" => {
             let given = c.var_any(&["VAULT_TOKEN", "BAO_TOKEN"]).map(|t| Zeroizing::new(t.trim().to_string()));
@@ -231,8 +244,14 @@ fn auth_from(c: &Config) -> Result<Auth, StoreError> {
             secret_id: c.var("AVP_SECRET_ID").map(|s| Zeroizing::new(s.to_string())),
         },
         "k8s" | "kubernetes" => Auth::Kubernetes {
-            mount: mount("auth/kubernetes", &["AVP_K8S_MOUNT_PATH"]),
-            role: required("AVP_K8S_ROLE", "for Kubernetes login (AVP_AUTH_TYPE=k8s)")?,
+            mount: match &tenant.auth_mount {
+                Some(m) => normalize_mount(m),
+                None => mount("auth/kubernetes", &["AVP_K8S_MOUNT_PATH"]),
+            },
+            role: match tenant.role {
+                Some(r) => r,
+                None => required("AVP_K8S_ROLE", "for Kubernetes login (AVP_AUTH_TYPE=k8s)")?,
+            },
             jwt_path: PathBuf::from(c.var("AVP_K8S_TOKEN_PATH").unwrap_or(DEFAULT_JWT_PATH)),
         },
         "userpass" => Auth::UserPass {
@@ -344,7 +363,7 @@ mod tests {
             _ => panic!("expected kubernetes"),
         }
         let s = settings(&[
-            ("ARGOCD_ENV_AVP_AUTH_TYPE", "k8s"),
+            ("AVP_AUTH_TYPE", "k8s"),
             ("AVP_K8S_ROLE", "r"),
             ("AVP_MOUNT_PATH", "auth/generic"),
             ("AVP_K8S_MOUNT_PATH", "k8s-prod"),
@@ -387,6 +406,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("AVP_KV_VERSION"), "{e}");
+    }
+
+    #[test]
+    fn application_twins_change_no_connection_setting() {
+        let s = settings(&[
+            ("BAO_ADDR", "https://operator:8200"),
+            ("VAULT_TOKEN", "t"),
+            ("ARGOCD_ENV_VAULT_ADDR", "http://attacker"),
+            ("ARGOCD_ENV_VAULT_SKIP_VERIFY", "true"),
+            ("ARGOCD_ENV_AVP_AUTH_TYPE", "k8s"),
+            ("ARGOCD_ENV_AVP_K8S_TOKEN_PATH", "/age/keys.txt"),
+            ("ARGOCD_ENV_KUSTODIAN_CACHE_DIR", "/tmp/x"),
+            ("ARGOCD_ENV_AVP_KV_VERSION", "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.addr, "https://operator:8200");
+        assert!(!s.tls.skip_verify);
+        assert_eq!(s.auth.method(), "token");
+        assert!(s.cache_dir.is_none());
+        assert_eq!(s.kv_version, Some(KvVersion::V1));
+        let e = settings(&[("VAULT_TOKEN", "t"), ("ARGOCD_ENV_AVP_K8S_ROLE", "admin")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("KUSTODIAN_TENANTS_FILE"), "{e}");
     }
 
     #[test]
