@@ -261,7 +261,10 @@ pub fn render(
                         .filter(|r| {
                             plan(r, &s, stores).is_ok_and(|p| {
                                 p.store == store
-                                    && matches!(fetched.get(&(p.store.clone(), p.req)), Some(Err(Why::Store { .. })))
+                                    && matches!(
+                                        fetched.get(&(p.store.clone(), p.req)),
+                                        Some(Err(Why::Store { .. }))
+                                    )
                             })
                         })
                         .count();
@@ -368,7 +371,10 @@ fn with_keys(e: ValueError, doc: &Value) -> ValueError {
     if map.len() > SHOWN {
         names.push(format!("and {} more", map.len() - SHOWN));
     }
-    ValueError::Missing(format!("{m}; the keys at this path are {}", names.join(", ")))
+    ValueError::Missing(format!(
+        "{m}; the keys at this path are {}",
+        names.join(", ")
+    ))
 }
 
 /// A reference that could not be resolved, and why (boxed: it is large and rare).
@@ -389,11 +395,7 @@ fn resolve_string(
         let doc = match fetched.get(&(p.store, p.req)) {
             Some(Ok(doc)) => doc,
             Some(Err(e)) => return Err(fail(e.clone())),
-            None => {
-                return Err(fail(Why::Bad(
-                    "internal: reference was not fetched".into(),
-                )))
-            }
+            None => return Err(fail(Why::Bad("internal: reference was not fetched".into()))),
         };
         let v = match &p.pick {
             Pick::Key(k) => modifiers::select_key(doc.expose(), k),

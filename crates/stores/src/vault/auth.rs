@@ -191,14 +191,10 @@ fn lease_from(body: &Value) -> Option<Lease> {
 /// (a FIFO, `/dev/zero` or a huge file is refused, never read to the end).
 pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Secret, StoreError> {
     let bytes = files::read_bounded(path, files::LIMIT).map_err(|e| {
-        StoreError::Config(format!(
-            "cannot read {what} at {}: {e}",
-            path.display()
-        ))
+        StoreError::Config(format!("cannot read {what} at {}: {e}", path.display()))
     })?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        StoreError::Config(format!("{what} at {} is not text", path.display()))
-    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| StoreError::Config(format!("{what} at {} is not text", path.display())))?;
     let trimmed = Zeroizing::new(text.trim().to_string());
     if trimmed.is_empty() {
         return Err(StoreError::Config(format!(

@@ -225,7 +225,11 @@ fn check_private(meta: &Metadata, is_dir: bool) -> Result<(), String> {
         }
         let mode = meta.mode() & 0o777;
         if mode & 0o077 != 0 {
-            let fix = if is_dir { "chmod 700" } else { "remove it or chmod 600" };
+            let fix = if is_dir {
+                "chmod 700"
+            } else {
+                "remove it or chmod 600"
+            };
             return Err(format!(
                 "other users can access it (mode {mode:04o}); {fix}"
             ));
@@ -275,7 +279,9 @@ fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         o.mode(0o600).custom_flags(
-            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC)
+            (rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::NONBLOCK
+                | rustix::fs::OFlags::CLOEXEC)
                 .bits() as i32,
         );
     }
@@ -346,20 +352,36 @@ mod tests {
         s.locked(|s| s.write(&entry("tok", None))).unwrap().unwrap();
         fs::set_permissions(s.path(), fs::Permissions::from_mode(0o644)).unwrap();
         let e = s.read().err().unwrap().to_string();
-        assert!(e.contains("mode 0644") && e.contains(&s.path().display().to_string()), "{e}");
+        assert!(
+            e.contains("mode 0644") && e.contains(&s.path().display().to_string()),
+            "{e}"
+        );
         fs::remove_file(s.path()).unwrap();
-        assert!(std::process::Command::new("mkfifo").arg(s.path()).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(s.path())
+            .status()
+            .unwrap()
+            .success());
         let e = s.read().err().unwrap().to_string();
         assert!(e.contains("FIFO"), "{e}");
         fs::remove_file(s.path()).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("elsewhere"), s.path()).unwrap();
-        assert!(s.read().err().unwrap().to_string().contains("symbolic link"));
+        assert!(s
+            .read()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("symbolic link"));
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let e = s.locked(|_| ()).err().unwrap().to_string();
         assert!(e.contains("chmod 700"), "{e}");
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
-        let e = Slot::new(&link, &["a"]).locked(|_| ()).err().unwrap().to_string();
+        let e = Slot::new(&link, &["a"])
+            .locked(|_| ())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("symbolic link"), "{e}");
     }
 

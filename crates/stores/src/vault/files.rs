@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn devices_and_large_files_are_refused() {
         let e = read_bounded(Path::new("/dev/zero"), LIMIT).unwrap_err();
-        assert_eq!(e.to_string(), "it is a character device, not a regular file");
+        assert_eq!(
+            e.to_string(),
+            "it is a character device, not a regular file"
+        );
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'a'; LIMIT as usize + 1]).unwrap();

@@ -590,7 +590,13 @@ fn redact_with(text: &str, secrets: &[&str]) -> String {
     }
     result
         .split(' ')
-        .map(|w| if w.contains("://") { display_url(w) } else { w.to_string() })
+        .map(|w| {
+            if w.contains("://") {
+                display_url(w)
+            } else {
+                w.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -949,7 +955,10 @@ mod tests {
     #[test]
     fn origins_and_redirect_targets() {
         let o = |u: &str| origin(u).map(|o| o.to_string());
-        assert_eq!(o("http://Vault:8200/v1/x").as_deref(), Some("http://vault:8200"));
+        assert_eq!(
+            o("http://Vault:8200/v1/x").as_deref(),
+            Some("http://vault:8200")
+        );
         assert_eq!(o("https://u:p@v/x").as_deref(), Some("https://v:443"));
         assert_eq!(o("http://[::1]:9/").as_deref(), Some("http://[::1]:9"));
         assert_eq!(o("ftp://v/"), None);

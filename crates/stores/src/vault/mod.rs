@@ -201,33 +201,37 @@ impl Vault {
         let Some(slot) = self.slot(login) else {
             return Ok(self.session_for(login.login(&self.http)?.token, false));
         };
-        let outcome = slot.locked(|slot| -> Result<Result<Arc<Session>, StoreError>, Refused> {
-            let from_cache = stale.is_none();
-            let entry = slot.read()?;
-            if let Some(entry) = entry.filter(|e| stale != Some(e.token.as_str())) {
-                match judge(&entry, now_ms()) {
-                    Verdict::Use => {
-                        return Ok(Ok(self.session_for(Zeroizing::new(entry.token.clone()), from_cache)))
-                    }
-                    Verdict::Renew => {
-                        if let Some(lease) = auth::renew(&self.http, &entry.token) {
-                            let renewed = entry_for(&lease);
-                            if matches!(judge(&renewed, now_ms()), Verdict::Use)
-                                && lease.lease_ms.saturating_mul(4) >= entry.lease_ms
-                            {
-                                self.keep(slot, &renewed);
-                                return Ok(Ok(self.session_for(lease.token, from_cache)));
+        let outcome = slot.locked(
+            |slot| -> Result<Result<Arc<Session>, StoreError>, Refused> {
+                let from_cache = stale.is_none();
+                let entry = slot.read()?;
+                if let Some(entry) = entry.filter(|e| stale != Some(e.token.as_str())) {
+                    match judge(&entry, now_ms()) {
+                        Verdict::Use => {
+                            return Ok(Ok(
+                                self.session_for(Zeroizing::new(entry.token.clone()), from_cache)
+                            ))
+                        }
+                        Verdict::Renew => {
+                            if let Some(lease) = auth::renew(&self.http, &entry.token) {
+                                let renewed = entry_for(&lease);
+                                if matches!(judge(&renewed, now_ms()), Verdict::Use)
+                                    && lease.lease_ms.saturating_mul(4) >= entry.lease_ms
+                                {
+                                    self.keep(slot, &renewed);
+                                    return Ok(Ok(self.session_for(lease.token, from_cache)));
+                                }
                             }
                         }
+                        Verdict::Login => {}
                     }
-                    Verdict::Login => {}
                 }
-            }
-            Ok(login.login(&self.http).map(|lease| {
-                self.keep(slot, &entry_for(&lease));
-                self.session_for(lease.token, false)
-            }))
-        });
+                Ok(login.login(&self.http).map(|lease| {
+                    self.keep(slot, &entry_for(&lease));
+                    self.session_for(lease.token, false)
+                }))
+            },
+        );
         match outcome.and_then(|r| r) {
             Ok(result) => result,
             Err(refused) => {
@@ -299,7 +303,12 @@ impl Vault {
 
     /// One call with a session's token; a transport failure fails the whole store, and is
     /// remembered so that later fetches do not wait for it again.
-    fn send(&self, api_path: &str, query: &[(&str, &str)], s: &Session) -> Result<Reply, StoreError> {
+    fn send(
+        &self,
+        api_path: &str,
+        query: &[(&str, &str)],
+        s: &Session,
+    ) -> Result<Reply, StoreError> {
         self.http
             .call(Method::Get, api_path, query, Some(&s.token), None)
             .map_err(|e| {
@@ -313,10 +322,13 @@ impl Vault {
     /// Whether Vault still knows the token (`auth/token/lookup-self`, which every token's
     /// default policy allows). When that cannot be told, the token is taken as valid.
     fn token_valid(&self, s: &Session) -> bool {
-        match self
-            .http
-            .call(Method::Get, "auth/token/lookup-self", &[], Some(&s.token), None)
-        {
+        match self.http.call(
+            Method::Get,
+            "auth/token/lookup-self",
+            &[],
+            Some(&s.token),
+            None,
+        ) {
             Ok(r) => !matches!(r.status, 401 | 403),
             Err(_) => true,
         }
@@ -420,7 +432,10 @@ impl Vault {
         if mounts.unknown.contains(&first) {
             return Ok(None);
         }
-        let reply = self.get(&format!("sys/internal/ui/mounts/{}", encode_path(path)), &[])?;
+        let reply = self.get(
+            &format!("sys/internal/ui/mounts/{}", encode_path(path)),
+            &[],
+        )?;
         if reply.status == 200 {
             if let Some(m) = reply
                 .body
