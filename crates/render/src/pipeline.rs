@@ -178,8 +178,9 @@ impl From<ValueError> for Why {
     }
 }
 
-/// Store-wide failures: (store, reason) -> (references affected, first document).
-type Wide = BTreeMap<(String, String), (usize, String)>;
+/// Store-wide failures, one per store (parallel fetches may word the same failure differently,
+/// the first is kept): store -> (reason, references affected, first document).
+type Wide = BTreeMap<String, (String, usize, String)>;
 
 /// Where a string sits, which decides how a resolved value is written back.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -268,8 +269,8 @@ pub fn render(
                             })
                         })
                         .count();
-                    let entry = wide.entry((store, reason)).or_insert((0, s.name.clone()));
-                    entry.0 += n.max(1);
+                    let entry = wide.entry(store).or_insert((reason, 0, s.name.clone()));
+                    entry.1 += n.max(1);
                     Visit::Keep
                 }
                 Err((r, Why::Missing(why) | Why::Bad(why))) => {
@@ -281,7 +282,7 @@ pub fn render(
     }
     let wide_errors = wide
         .into_iter()
-        .map(|((store, reason), (references, document))| RenderError {
+        .map(|(store, (reason, references, document))| RenderError {
             document,
             reference: None,
             reason,

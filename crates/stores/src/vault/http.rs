@@ -24,11 +24,14 @@ use std::time::{Duration, Instant};
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 use zeroize::Zeroizing;
 
+use super::files;
 use super::settings::{Secret, Settings, Tls};
 use crate::{SecretValue, StoreError};
 
 /// Largest response body read (a KV secret is at most a few MB).
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;
+/// Largest CA bundle, certificate or key file read.
+const PEM_LIMIT: u64 = 4 * 1024 * 1024;
 /// Longest Vault error text kept in a message.
 const ERROR_TEXT_LIMIT: usize = 300;
 /// Most redirects followed for one request (all within VAULT_ADDR's origin).
@@ -270,7 +273,7 @@ impl Http {
         };
         let next = resolve_location(from, location);
         let target = origin(&next);
-        if target.is_some() && target == self.origin {
+        if target.is_some() && target == self.origin && !has_userinfo(&next) {
             return Ok(next);
         }
         let shown = target
@@ -713,8 +716,8 @@ fn tls_config(t: &Tls) -> Result<TlsConfig, StoreError> {
 }
 
 fn read_certs(file: &Path, var: &str) -> Result<Vec<Certificate<'static>>, StoreError> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| StoreError::Config(format!("{var} {}: {}", file.display(), e.kind())))?;
+    let bytes = files::read_bounded(file, PEM_LIMIT)
+        .map_err(|e| StoreError::Config(format!("{var} {}: {e}", file.display())))?;
     let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(c)) => Some(c),
@@ -731,9 +734,8 @@ fn read_certs(file: &Path, var: &str) -> Result<Vec<Certificate<'static>>, Store
 }
 
 fn read_key(file: &Path) -> Result<PrivateKey<'static>, StoreError> {
-    let bytes = Zeroizing::new(std::fs::read(file).map_err(|e| {
-        StoreError::Config(format!("VAULT_CLIENT_KEY {}: {}", file.display(), e.kind()))
-    })?);
+    let bytes = files::read_bounded(file, PEM_LIMIT)
+        .map_err(|e| StoreError::Config(format!("VAULT_CLIENT_KEY {}: {e}", file.display())))?;
     let key = ureq::tls::parse_pem(&bytes).find_map(|item| match item {
         Ok(PemItem::PrivateKey(k)) => Some(k),
         _ => None,
@@ -969,6 +971,41 @@ mod tests {
         assert_eq!(resolve_location(from, "https://w/v1"), "https://w/v1");
         assert_eq!(display_url("http://user:pw@v:1/x@y"), "http://v:1/x@y");
         assert!(has_userinfo("https://a:b@v") && !has_userinfo("https://v/a@b"));
+    }
+
+    #[test]
+    fn redirects_are_followed_only_within_the_origin() {
+        let h = http("https://vault:8200", 0);
+        let to = |location: &str| Answer {
+            status: 307,
+            text: Zeroizing::new(String::new()),
+            retry_after: None,
+            content_type: None,
+            location: Some(location.into()),
+        };
+        let from = "https://vault:8200/v1/kv/data/a";
+        assert_eq!(
+            h.follow(from, &to("/v1/kv/data/b")).unwrap(),
+            "https://vault:8200/v1/kv/data/b"
+        );
+        assert_eq!(
+            h.follow(from, &to("https://VAULT:8200/v1/x")).unwrap(),
+            "https://VAULT:8200/v1/x"
+        );
+        let e = h.follow(from, &to("http://vault:8200/v1/x")).unwrap_err().0;
+        assert!(e.contains("from https to plain http"), "{e}");
+        for elsewhere in [
+            "https://evil:8200/v1/x",
+            "https://vault:8201/v1/x",
+            "//evil/v1/x",
+            "https://u:canary@vault:8200/v1/x",
+        ] {
+            let e = h.follow(from, &to(elsewhere)).unwrap_err().0;
+            assert!(
+                e.contains("to another server") && !e.contains("canary"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
