@@ -164,17 +164,21 @@ impl Client {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        let mut secrets = bao.canaries();
-        secrets.extend(self.cached_tokens());
-        secrets.extend(
+        // Tokens and credentials reach neither stdout nor stderr; secret values only stdout.
+        let mut credentials = vec![bao::ROOT_TOKEN.to_string()];
+        credentials.extend(self.cached_tokens());
+        credentials.extend(
             self.vars
                 .iter()
                 .filter(|(k, _)| is_credential(k))
                 .map(|(_, v)| v.clone()),
         );
-        for s in secrets {
+        for c in &credentials {
+            assert!(!r.stdout.contains(c), "stdout leaks the credential {c:?}");
+        }
+        for s in bao.canaries().iter().chain(&credentials) {
             assert!(
-                !r.stderr.contains(&s),
+                !r.stderr.contains(s),
                 "stderr leaks the secret {s:?}:\n{}",
                 r.stderr
             );
