@@ -113,8 +113,7 @@ impl Context {
             Err(errs) => Err(errs
                 .into_iter()
                 .map(|e| Problem {
-                    // A store that could not be used is not about one document.
-                    document: e.store_wide.is_none().then(|| e.document.clone()),
+                    document: Some(e.document.clone()),
                     message: e.to_string(),
                 })
                 .collect()),
