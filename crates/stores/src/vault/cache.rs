@@ -375,6 +375,13 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let e = s.locked(|_| ()).err().unwrap().to_string();
         assert!(e.contains("chmod 700"), "{e}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        if std::os::unix::fs::chown(&dir, Some(4242), None).is_ok() {
+            let e = s.locked(|_| ()).err().unwrap().to_string();
+            assert!(e.contains("owned by another user"), "{e}");
+            std::os::unix::fs::chown(&dir, Some(rustix::process::geteuid().as_raw()), None)
+                .unwrap();
+        }
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
         let e = Slot::new(&link, &["a"])
