@@ -131,6 +131,19 @@ impl Client {
         cmd
     }
 
+    /// `render -` running in the background with `input` on its stdin.
+    fn spawn_render(&self, bao: &Bao, input: &str) -> std::process::Child {
+        let mut cmd = self.std_command(bao, &[]);
+        cmd.args(["render", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        child
+    }
+
     fn render(&self, bao: &Bao, input: &str) -> Render {
         self.render_with(bao, &[], input)
     }
@@ -151,17 +164,21 @@ impl Client {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        let mut secrets = bao.canaries();
-        secrets.extend(self.cached_tokens());
-        secrets.extend(
+        // Tokens and credentials reach neither stdout nor stderr; secret values only stdout.
+        let mut credentials = vec![bao::ROOT_TOKEN.to_string()];
+        credentials.extend(self.cached_tokens());
+        credentials.extend(
             self.vars
                 .iter()
                 .filter(|(k, _)| is_credential(k))
                 .map(|(_, v)| v.clone()),
         );
-        for s in secrets {
+        for c in &credentials {
+            assert!(!r.stdout.contains(c), "stdout leaks the credential {c:?}");
+        }
+        for s in bao.canaries().iter().chain(&credentials) {
             assert!(
-                !r.stderr.contains(&s),
+                !r.stderr.contains(s),
                 "stderr leaks the secret {s:?}:\n{}",
                 r.stderr
             );
@@ -187,6 +204,7 @@ impl Client {
     fn cached_tokens(&self) -> Vec<String> {
         self.cache_files()
             .iter()
+            .filter(|f| std::fs::symlink_metadata(f).is_ok_and(|m| m.is_file()))
             .filter_map(|f| std::fs::read_to_string(f).ok())
             .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .filter_map(|v| v["token"].as_str().map(str::to_string))
@@ -750,19 +768,7 @@ fn parallel_renders_share_one_login() {
     let client = approle_client(&bao, "canary-parallel");
     let input = app_secret();
     let mark = bao.mark();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            let mut cmd = client.std_command(&bao, &[]);
-            cmd.args(["render", "-"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
-            drop(child.stdin.take());
-            child
-        })
-        .collect();
+    let children: Vec<_> = (0..4).map(|_| client.spawn_render(&bao, &input)).collect();
     for child in children {
         client
             .checked(&bao, child.wait_with_output().unwrap())
@@ -984,4 +990,252 @@ fn avp_references_make_one_request_per_path_and_nothing_else() {
     assert_eq!(count(&audit, "secret/data/app"), 1, "{audit:?}");
     assert_eq!(count(&audit, "kv1/data/old"), 1, "{audit:?}");
     assert_eq!(audit.len(), 3, "nothing else: {audit:?}");
+}
+
+/// A token obtained by login that stops working mid-render (here: used up, `token_num_uses`;
+/// an expired TTL or a revocation look the same to Vault) is replaced by one new login; a
+/// second failure ends the render with "invalid or expired token", not a policy guess.
+#[test]
+fn a_login_token_that_stops_working_mid_render_is_replaced_once() {
+    let bao = Bao::start();
+    bao.enable_auth("userpass", "userpass");
+    bao.policy("all", r#"path "secret/data/*" { capabilities = ["read"] }"#);
+    bao.api(
+        "POST",
+        "auth/userpass/users/once",
+        json!({"password": "canary-pw-once", "token_policies": ["all"], "token_num_uses": 1}),
+    );
+    for p in ["a", "b", "c"] {
+        bao.put_kv2(
+            "secret",
+            p,
+            json!({ "password": format!("canary-once-{p}") }),
+        );
+    }
+    let client = Client::new(&[
+        ("AVP_AUTH_TYPE", "userpass"),
+        ("AVP_USERNAME", "once"),
+        ("AVP_PASSWORD", "canary-pw-once"),
+        ("KUSTODIAN_VAULT_TOKEN_CACHE", "off"),
+        ("KUSTODIAN_CONCURRENCY", "1"),
+    ]);
+    let refs = |names: &[&str]| {
+        let entries: Vec<(String, String)> = names
+            .iter()
+            .map(|n| (n.to_string(), format!("<path:secret/data/{n}#password>")))
+            .collect();
+        let entries: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        secret("s", &entries)
+    };
+    let mark = bao.mark();
+    client
+        .render(&bao, &refs(&["a", "b"]))
+        .expect_ok()
+        .has("a", "canary-once-a")
+        .has("b", "canary-once-b");
+    assert_eq!(
+        logins(&bao.audit_since(mark)),
+        2,
+        "one login and one re-login"
+    );
+
+    let mark = bao.mark();
+    let r = client.render(&bao, &refs(&["a", "b", "c"]));
+    r.expect_failure(&[
+        "invalid or expired token",
+        "userpass login as \"once\"",
+        "token_num_uses",
+    ]);
+    assert!(!r.stderr.contains("policies do not allow"), "{}", r.stderr);
+    assert_eq!(
+        logins(&bao.audit_since(mark)),
+        2,
+        "re-login once, then fail"
+    );
+}
+
+/// A bad VAULT_TOKEN said "permission denied ... the token's policies do not allow reading
+/// this path" once per reference; now "invalid or expired token" once, with the count.
+#[test]
+fn a_bad_token_is_invalid_or_expired_and_reported_once() {
+    let bao = Bao::start();
+    bao.put_kv2(
+        "secret",
+        "a",
+        json!({"password": "canary-bad-a", "user": "canary-bad-u"}),
+    );
+    bao.put_kv2("secret", "b", json!({"password": "canary-bad-b"}));
+    let client = Client::new(&[("VAULT_TOKEN", "canary-not-a-real-token-0042")]);
+    let r = client.render(
+        &bao,
+        &secret(
+            "s",
+            &[
+                ("a", "<path:secret/data/a#password>"),
+                ("b", "<path:secret/data/b#password>"),
+                ("u", "<path:secret/data/a#user>"),
+            ],
+        ),
+    );
+    r.expect_failure(&[
+        "invalid or expired token",
+        "set VAULT_TOKEN",
+        "3 references to the vault store left unresolved",
+        "the store itself could not be used",
+    ]);
+    assert_eq!(
+        r.stderr.matches("invalid or expired token").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("policies"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("check that the path and key exist"),
+        "a per-reference help line under a store-wide failure:\n{}",
+        r.stderr
+    );
+}
+
+/// A refused login is one message for all references, not one per reference.
+#[test]
+fn a_refused_login_is_reported_once_for_all_references() {
+    let bao = Bao::start();
+    let client = approle_client(&bao, "canary-refused-once");
+    let wrong = Client::new(&[
+        ("AVP_AUTH_TYPE", "approle"),
+        ("AVP_ROLE_ID", client.var("AVP_ROLE_ID")),
+        ("AVP_SECRET_ID", "canary-wrong-secret-id-77"),
+    ]);
+    let mut input = String::new();
+    for d in 0..4 {
+        input += &secret(
+            &format!("s{d}"),
+            &[("p", "<path:secret/data/app#password>")],
+        );
+        input += "---\n";
+    }
+    let r = wrong.render(&bao, &input);
+    r.expect_failure(&[
+        "approle login at auth/approle was refused",
+        "4 references to the vault store",
+    ]);
+    assert_eq!(r.stderr.matches("was refused").count(), 1, "{}", r.stderr);
+}
+
+/// A missing key lists the key names that do exist at that path (never their values).
+#[test]
+fn a_missing_key_lists_the_key_names_at_the_path() {
+    let bao = Bao::start();
+    bao.put_kv2(
+        "secret",
+        "app",
+        json!({"password": "canary-keys-pw", "user": "canary-keys-user"}),
+    );
+    let client = Client::new(&[("VAULT_TOKEN", bao::ROOT_TOKEN)]);
+    client
+        .render(
+            &bao,
+            &secret("s", &[("p", "<path:secret/data/app#passwd>")]),
+        )
+        .expect_failure(&[
+            r#"key "passwd" not found; the keys at this path are "password", "user""#,
+        ]);
+}
+
+/// An AppRole client that has rendered [`app_secret`] once, and its one cache entry.
+fn cached_client(bao: &Bao, password: &str) -> (Client, String, PathBuf) {
+    let client = approle_client(bao, password);
+    let input = app_secret();
+    client.render(bao, &input).expect_ok();
+    let file = client.cache_files()[0].clone();
+    (client, input, file)
+}
+
+/// ssh's rule for the token cache: an entry others can read (or owned by someone else) may be
+/// planted, so it is not used, with a warning naming it; the planted token never reaches
+/// Vault (the audit log holds the HMAC of every token used).
+#[test]
+fn a_token_cache_entry_others_can_read_or_another_user_owns_is_not_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bao = Bao::start();
+    let (client, input, file) = cached_client(&bao, "canary-cache-perm");
+    let planted = bao.token(&["app"], "1h");
+    let plant = |mode: u32| {
+        std::fs::write(
+            &file,
+            json!({"token": planted, "expires_at_ms": null, "lease_ms": 0, "renewable": false})
+                .to_string(),
+        )
+        .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let planted_hash = bao.audit_hash(&planted);
+
+    plant(0o644);
+    let mark = bao.mark();
+    let r = client.render(&bao, &input);
+    r.expect_ok().has("p", "canary-cache-perm");
+    for part in [
+        "not using the Vault token cache",
+        &file.display().to_string(),
+        "mode 0644",
+    ] {
+        assert!(
+            r.stderr.contains(part),
+            "stderr lacks {part:?}:\n{}",
+            r.stderr
+        );
+    }
+    let audit = bao.audit_since(mark);
+    assert_eq!(logins(&audit), 1, "{audit:?}");
+    assert!(
+        audit.iter().any(|e| e.token.starts_with("hmac-sha256:")),
+        "{audit:?}"
+    );
+    assert!(
+        !audit.iter().any(|e| e.token == planted_hash),
+        "the planted token was sent: {audit:?}"
+    );
+
+    // Another user's file, even with mode 0600 (only root can hand a file to someone else).
+    plant(0o600);
+    if std::os::unix::fs::chown(&file, Some(4242), Some(4242)).is_ok() {
+        let mark = bao.mark();
+        let r = client.render(&bao, &input);
+        r.expect_ok();
+        assert!(r.stderr.contains("owned by another user"), "{}", r.stderr);
+        let audit = bao.audit_since(mark);
+        assert!(!audit.iter().any(|e| e.token == planted_hash), "{audit:?}");
+    }
+}
+
+/// A FIFO in place of the cache entry hung the render (a blocking open and read); it is
+/// refused at once and the render logs in without the cache.
+#[test]
+fn a_fifo_in_place_of_the_token_cache_entry_does_not_hang_the_render() {
+    let bao = Bao::start();
+    let (client, input, file) = cached_client(&bao, "canary-cache-fifo");
+    std::fs::remove_file(&file).unwrap();
+    assert!(StdCommand::new("mkfifo")
+        .arg(&file)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = client.spawn_render(&bao, &input);
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the render hangs on a FIFO in the token cache");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = client.checked(&bao, child.wait_with_output().unwrap());
+    r.expect_ok().has("p", "canary-cache-fifo");
+    assert!(r.stderr.contains("FIFO"), "{}", r.stderr);
 }

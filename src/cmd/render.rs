@@ -41,6 +41,11 @@ struct ParseDiag {
 #[diagnostic(code(kustodian::render::reference), help("check that the path and key exist in the store and that kustodian can read them; nothing was printed because rendering is all or nothing"))]
 struct RefDiag(String);
 
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{0}")]
+#[diagnostic(code(kustodian::render::store), help("the store itself could not be used, so no reference to it was resolved; fix what the message says (address, credentials, identity) and render again; nothing was printed"))]
+struct StoreDiag(String);
+
 /// Turns an input error into a diagnostic with a source snippet where there is one.
 pub fn input_report(e: InputError) -> miette::Report {
     match e {
@@ -78,12 +83,12 @@ pub fn render_with_stats(
     docs: Vec<kustodian_manifest::Node>,
     base: &Path,
     concurrency: usize,
-) -> Result<(String, kustodian_render::Stats), Vec<String>> {
+) -> Result<(String, kustodian_render::Stats), Vec<kustodian_render::RenderError>> {
     let root = repo_root(base);
     let stores = crate::cmd::stores_for(Config::from_process_env(&root, base));
     match kustodian_render::render(docs, &stores, &kustodian_render::Options { concurrency }) {
         Ok(r) => Ok((kustodian_manifest::emit_stream(r.docs.iter()), r.stats)),
-        Err(errs) => Err(errs.iter().map(ToString::to_string).collect()),
+        Err(errs) => Err(errs),
     }
 }
 
@@ -133,12 +138,22 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {
+            let mut unresolved = 0;
             for e in &errs {
-                eprintln!("{:?}", miette::Report::new(RefDiag(e.clone())));
+                let report = match &e.store_wide {
+                    Some(w) => {
+                        unresolved += w.references;
+                        miette::Report::new(StoreDiag(e.to_string()))
+                    }
+                    None => {
+                        unresolved += 1;
+                        miette::Report::new(RefDiag(e.to_string()))
+                    }
+                };
+                eprintln!("{report:?}");
             }
             eprintln!(
-                "kustodian: {} reference(s) could not be resolved; nothing was rendered",
-                errs.len()
+                "kustodian: {unresolved} reference(s) could not be resolved; nothing was rendered"
             );
             Ok(ExitCode::from(1))
         }

@@ -36,6 +36,8 @@ pub struct Bao {
 pub struct Audited {
     pub operation: String,
     pub path: String,
+    /// The client token, as the audit device's HMAC of it (see [`Bao::audit_hash`]).
+    pub token: String,
 }
 
 /// The `bao` binary on PATH.
@@ -337,8 +339,23 @@ impl Bao {
             .map(|e| Audited {
                 operation: e["request"]["operation"].as_str().unwrap_or("").to_string(),
                 path: e["request"]["path"].as_str().unwrap_or("").to_string(),
+                token: e["request"]["client_token"]
+                    .as_str()
+                    .or(e["auth"]["client_token"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
             })
             .collect()
+    }
+
+    /// The audit device's HMAC of `s`, as the log writes a token (`sys/audit-hash`).
+    pub fn audit_hash(&self, s: &str) -> String {
+        let v = self.api("POST", "sys/audit-hash/test", json!({ "input": s }));
+        v["data"]["hash"]
+            .as_str()
+            .or(v["hash"].as_str())
+            .expect("audit-hash answers a hash")
+            .to_string()
     }
 
     /// How many audit entries there are now (to look only at what follows).

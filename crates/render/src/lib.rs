@@ -18,5 +18,5 @@ pub mod input;
 mod modifiers;
 mod pipeline;
 
-pub use error::RenderError;
+pub use error::{RenderError, StoreWide};
 pub use pipeline::{render, Options, Rendered, Stats};

@@ -11,7 +11,7 @@ use kustodian_stores::{Request, SecretValue, StoreError, Stores};
 use serde_json::Value;
 
 use crate::modifiers::{self, ValueError};
-use crate::RenderError;
+use crate::{RenderError, StoreWide};
 
 /// How a render runs.
 #[derive(Clone, Debug)]
@@ -156,7 +156,31 @@ fn plan(r: &Reference, s: &DocSettings, stores: &Stores) -> Result<Plan, String>
 }
 
 type FetchKey = (String, Request);
-type Fetched = BTreeMap<FetchKey, Result<SecretValue, String>>;
+type Fetched = BTreeMap<FetchKey, Result<SecretValue, Why>>;
+
+/// Why a reference could not be resolved.
+#[derive(Clone, Debug)]
+enum Why {
+    /// Not there (`remove-missing` may forgive it).
+    Missing(String),
+    /// Anything else about this reference.
+    Bad(String),
+    /// Its whole store could not be used; reported once per store and reason.
+    Store { store: String, reason: String },
+}
+
+impl From<ValueError> for Why {
+    fn from(e: ValueError) -> Self {
+        match e {
+            ValueError::Missing(m) => Why::Missing(m),
+            ValueError::Bad(m) => Why::Bad(m),
+        }
+    }
+}
+
+/// Store-wide failures, one per store (parallel fetches may word the same failure differently,
+/// the first is kept): store -> (reason, references affected, first document).
+type Wide = BTreeMap<String, (String, usize, String)>;
 
 /// Where a string sits, which decides how a resolved value is written back.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -201,6 +225,7 @@ pub fn render(
                     document: s.name.clone(),
                     reference: None,
                     reason: e.to_string(),
+                    store_wide: None,
                 }),
             }
             Visit::Keep
@@ -215,7 +240,9 @@ pub fn render(
     stats.requests = keys.len();
     let fetched = fetch_all(&keys, stores, opts.concurrency.max(1));
 
-    // 3. Substitute.
+    // 3. Substitute. A store that could not be used at all is reported once, with the
+    // number of references it left unresolved, not once per reference.
+    let mut wide: Wide = BTreeMap::new();
     for doc in docs.iter_mut() {
         let s = DocSettings::of(doc);
         if s.ignore {
@@ -228,14 +255,40 @@ pub fn render(
             };
             match resolve_string(text, &refs, site, &s, stores, &fetched).map_err(|e| *e) {
                 Ok(node) => Visit::Replace(node),
-                Err((_, ValueError::Missing(_))) if removable && s.remove_missing => Visit::Remove,
-                Err((r, ValueError::Missing(why) | ValueError::Bad(why))) => {
+                Err((_, Why::Missing(_))) if removable && s.remove_missing => Visit::Remove,
+                Err((_, Why::Store { store, reason })) => {
+                    let n = refs
+                        .iter()
+                        .filter(|r| {
+                            plan(r, &s, stores).is_ok_and(|p| {
+                                p.store == store
+                                    && matches!(
+                                        fetched.get(&(p.store.clone(), p.req)),
+                                        Some(Err(Why::Store { .. }))
+                                    )
+                            })
+                        })
+                        .count();
+                    let entry = wide.entry(store).or_insert((reason, 0, s.name.clone()));
+                    entry.1 += n.max(1);
+                    Visit::Keep
+                }
+                Err((r, Why::Missing(why) | Why::Bad(why))) => {
                     errors.push(err(&s, Some(&r), why));
                     Visit::Keep
                 }
             }
         });
     }
+    let wide_errors = wide
+        .into_iter()
+        .map(|(store, (reason, references, document))| RenderError {
+            document,
+            reference: None,
+            reason,
+            store_wide: Some(StoreWide { store, references }),
+        });
+    errors.splice(0..0, wide_errors);
     if errors.is_empty() {
         Ok(Rendered { docs, stats })
     } else {
@@ -248,6 +301,7 @@ fn err(s: &DocSettings, r: Option<&Reference>, reason: String) -> RenderError {
         document: s.name.clone(),
         reference: r.map(|r| r.to_string()),
         reason,
+        store_wide: None,
     }
 }
 
@@ -271,7 +325,7 @@ fn fetch_all(keys: &[FetchKey], stores: &Stores, concurrency: usize) -> Fetched 
                 let r = stores
                     .get(&key.0)
                     .and_then(|st| st.fetch(&key.1))
-                    .map_err(|e| describe(&e));
+                    .map_err(|e| why(&key.0, &e));
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -282,16 +336,50 @@ fn fetch_all(keys: &[FetchKey], stores: &Stores, concurrency: usize) -> Fetched 
     results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Store errors, marked so that `remove-missing` can tell "not there" from "broken".
-fn describe(e: &StoreError) -> String {
-    match e {
-        StoreError::NotFound { .. } => format!("missing: {e}"),
-        _ => e.to_string(),
+/// A store error as a reason: store-wide, "not there" (which `remove-missing` forgives), or
+/// about this reference.
+fn why(store: &str, e: &StoreError) -> Why {
+    if e.is_store_wide() {
+        Why::Store {
+            store: e.store().unwrap_or(store).to_string(),
+            reason: e.to_string(),
+        }
+    } else if matches!(e, StoreError::NotFound { .. }) {
+        Why::Missing(e.to_string())
+    } else {
+        Why::Bad(e.to_string())
     }
 }
 
+/// `e` with the names (never the values) of the keys the document does have.
+fn with_keys(e: ValueError, doc: &Value) -> ValueError {
+    const SHOWN: usize = 20;
+    let ValueError::Missing(m) = e else { return e };
+    let Some(map) = doc.as_object() else {
+        return ValueError::Missing(format!("{m}; the secret at this path is not a map of keys"));
+    };
+    if map.is_empty() {
+        return ValueError::Missing(format!("{m}; the secret at this path has no keys"));
+    }
+    let mut names: Vec<String> = map
+        .keys()
+        .take(SHOWN)
+        .map(|k| {
+            let k: String = k.chars().filter(|c| !c.is_control()).take(64).collect();
+            format!("{k:?}")
+        })
+        .collect();
+    if map.len() > SHOWN {
+        names.push(format!("and {} more", map.len() - SHOWN));
+    }
+    ValueError::Missing(format!(
+        "{m}; the keys at this path are {}",
+        names.join(", ")
+    ))
+}
+
 /// A reference that could not be resolved, and why (boxed: it is large and rare).
-type Failed = Box<(Reference, ValueError)>;
+type Failed = Box<(Reference, Why)>;
 
 /// Resolves one string: the node to put in its place, or the first failing reference.
 fn resolve_string(
@@ -303,29 +391,20 @@ fn resolve_string(
     fetched: &Fetched,
 ) -> Result<Node, Failed> {
     let value_of = |r: &Reference| -> Result<Value, Failed> {
-        let fail = |e: ValueError| Box::new((r.clone(), e));
-        let p = plan(r, s, stores).map_err(|e| fail(ValueError::Bad(e)))?;
+        let fail = |e: Why| Box::new((r.clone(), e));
+        let p = plan(r, s, stores).map_err(|e| fail(Why::Bad(e)))?;
         let doc = match fetched.get(&(p.store, p.req)) {
             Some(Ok(doc)) => doc,
-            Some(Err(e)) => {
-                return Err(fail(match e.strip_prefix("missing: ") {
-                    Some(m) => ValueError::Missing(m.to_string()),
-                    None => ValueError::Bad(e.clone()),
-                }))
-            }
-            None => {
-                return Err(fail(ValueError::Bad(
-                    "internal: reference was not fetched".into(),
-                )))
-            }
+            Some(Err(e)) => return Err(fail(e.clone())),
+            None => return Err(fail(Why::Bad("internal: reference was not fetched".into()))),
         };
         let v = match &p.pick {
             Pick::Key(k) => modifiers::select_key(doc.expose(), k),
             Pick::Pointer(Some(t)) => modifiers::select_pointer(doc.expose(), t),
             Pick::Pointer(None) => Ok(doc.expose().clone()),
         }
-        .map_err(fail)?;
-        modifiers::apply(v, &r.modifiers).map_err(fail)
+        .map_err(|e| fail(with_keys(e, doc.expose()).into()))?;
+        modifiers::apply(v, &r.modifiers).map_err(|e| fail(e.into()))
     };
 
     // A string that is one reference and nothing else keeps the value's type (a map from

@@ -140,4 +140,37 @@ pub enum StoreError {
     /// Configuration is missing or wrong.
     #[error("configuration: {0}")]
     Config(String),
+    /// The whole store cannot be used (unreachable, the token is invalid or expired, no
+    /// identity to decrypt with): every reference to it fails the same way.
+    #[error("the {store} store cannot be used: {reason}")]
+    Unavailable {
+        /// Store name.
+        store: String,
+        /// Why, and how to fix it; no secret text.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the failure concerns the whole store rather than one path, so that a render
+    /// reports it once with the number of references it affected: logins, configuration and
+    /// [`StoreError::Unavailable`].
+    pub fn is_store_wide(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Auth { .. } | StoreError::Config(_) | StoreError::Unavailable { .. }
+        )
+    }
+
+    /// The store the error is about, when it names one.
+    pub fn store(&self) -> Option<&str> {
+        match self {
+            StoreError::NotFound { store, .. }
+            | StoreError::Denied { store, .. }
+            | StoreError::Auth { store, .. }
+            | StoreError::Backend { store, .. }
+            | StoreError::Unavailable { store, .. } => Some(store),
+            StoreError::Invalid { .. } | StoreError::Config(_) => None,
+        }
+    }
 }

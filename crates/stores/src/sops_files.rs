@@ -105,6 +105,17 @@ impl Store for SopsFiles {
             .get_or_init(|| kustodian_sops::Identities::load(&key_sources(&self.config)));
         let format = kustodian_sops::Format::from_path(&file);
         let plain = kustodian_sops::decrypt(&text, format, ids, &req.path).map_err(|e| {
+            // No identity at all: every SOPS reference fails the same way (store-wide).
+            if ids.is_empty() && matches!(e, kustodian_sops::Error::NoIdentity { .. }) {
+                return StoreError::Unavailable {
+                    store: "sops".into(),
+                    reason: format!(
+                        "no age identity to decrypt SOPS files with (looked in: {}); put the AGE-SECRET-KEY in \
+                         SOPS_AGE_KEY, a file named by SOPS_AGE_KEY_FILE, or $XDG_CONFIG_HOME/sops/age/keys.txt",
+                        ids.looked()
+                    ),
+                };
+            }
             StoreError::Backend {
                 store: "sops".into(),
                 path: req.path.clone(),

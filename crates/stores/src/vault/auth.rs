@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::files;
 use super::http::{encode_path, encode_segment, Http, Method};
 use super::settings::{Auth, Secret};
 use crate::{SecretValue, StoreError};
@@ -116,6 +117,9 @@ impl Login {
                 Some(self.body.expose()),
             )
             .map_err(|e| self.fail(e.0))?;
+        if let Some(why) = reply.malformed_text() {
+            return Err(self.fail(why));
+        }
         if reply.status != 200 {
             let mut reason = format!("{} was refused ({})", self.what, reply.status_and_error());
             if matches!(reply.status, 400 | 401 | 403) {
@@ -183,15 +187,14 @@ fn lease_from(body: &Value) -> Option<Lease> {
     })
 }
 
-/// A file holding a credential (a JWT, a token), trimmed.
+/// A file holding a credential (a JWT, a token), trimmed: a regular file of at most 64 KiB
+/// (a FIFO, `/dev/zero` or a huge file is refused, never read to the end).
 pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Secret, StoreError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        StoreError::Config(format!(
-            "cannot read {what} at {}: {}",
-            path.display(),
-            e.kind()
-        ))
-    })?);
+    let bytes = files::read_bounded(path, files::LIMIT).map_err(|e| {
+        StoreError::Config(format!("cannot read {what} at {}: {e}", path.display()))
+    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| StoreError::Config(format!("{what} at {} is not text", path.display())))?;
     let trimmed = Zeroizing::new(text.trim().to_string());
     if trimmed.is_empty() {
         return Err(StoreError::Config(format!(

@@ -9,16 +9,25 @@
 //! is held while a render reads, renews or replaces the entry: the first render logs in,
 //! the others wait for it and reuse its token.
 //!
+//! The cache is trusted only as ssh trusts `~/.ssh`: the folder must be a real folder (not a
+//! symlink) owned by the user running kustodian with no access for others, and each entry a
+//! regular file owned by that user with mode 0600 and at most 64 KiB. Anything else (a file
+//! others can read or write, a planted token owned by someone else, a FIFO, a symlink) is a
+//! [`Refused`] cache: the store warns with the path and logs in without it.
+//!
 //! Tokens given directly (`VAULT_TOKEN`, a token file) are never written here.
 
-use std::fs::{self, File, OpenOptions};
+use std::fmt;
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::files::{self, FileError};
 
 /// Entries whose token expired this long ago are removed when another entry is written.
 const STALE_MS: u64 = 60 * 60 * 1000;
@@ -37,6 +46,26 @@ pub(crate) struct Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         self.token.zeroize();
+    }
+}
+
+/// Why the cache is not used: the path and what is wrong with it.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.why)
+    }
+}
+
+fn refused(path: &Path, why: impl fmt::Display) -> Refused {
+    Refused {
+        path: path.to_path_buf(),
+        why: why.to_string(),
     }
 }
 
@@ -74,26 +103,38 @@ impl Slot {
         self.dir.join(format!("{}.json", self.name))
     }
 
-    /// Runs `f` while holding the slot's exclusive lock (waiting for other renders).
-    pub(crate) fn locked<T>(&self, f: impl FnOnce(&Self) -> T) -> io::Result<T> {
+    /// Runs `f` while holding the slot's exclusive lock (waiting for other renders); refuses
+    /// a folder or lock file that others could have planted or can read.
+    pub(crate) fn locked<T>(&self, f: impl FnOnce(&Self) -> T) -> Result<T, Refused> {
         make_private_dir(&self.dir)?;
-        let file = open_private(&self.dir.join(format!("{}.lock", self.name)), false)?;
+        let path = self.dir.join(format!("{}.lock", self.name));
+        let file = open_private(&path, false).map_err(|e| refused(&path, FileError::Io(e)))?;
+        let meta = file.metadata().map_err(|e| refused(&path, e.kind()))?;
+        files::check_regular(&meta).map_err(|e| refused(&path, e))?;
+        check_private(&meta, false).map_err(|why| refused(&path, why))?;
         let mut lock = fd_lock::RwLock::new(file);
-        let _guard = lock.write()?;
+        let _guard = lock.write().map_err(|e| refused(&path, e.kind()))?;
         Ok(f(self))
     }
 
-    /// The entry, if there is a readable one.
-    pub(crate) fn read(&self) -> Option<Entry> {
-        let mut text = fs::read_to_string(self.path()).ok()?;
-        let entry = serde_json::from_str(&text).ok();
-        text.zeroize();
-        entry
+    /// The entry: `Ok(None)` when there is none (or it is unreadable JSON, which a new login
+    /// replaces); `Err` when the file is not one kustodian would have written.
+    pub(crate) fn read(&self) -> Result<Option<Entry>, Refused> {
+        let path = self.path();
+        match read_private(&path) {
+            Ok(mut bytes) => {
+                let entry = serde_json::from_slice(&bytes).ok();
+                bytes.zeroize();
+                Ok(entry)
+            }
+            Err(Refusal::Missing) => Ok(None),
+            Err(Refusal::Bad(why)) => Err(refused(&path, why)),
+        }
     }
 
     /// Replaces the entry (mode 0600, atomic).
     pub(crate) fn write(&self, e: &Entry) -> io::Result<()> {
-        make_private_dir(&self.dir)?;
+        make_private_dir(&self.dir).map_err(|r| io::Error::other(r.why))?;
         let mut text = serde_json::to_string(e).map_err(io::Error::other)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
@@ -133,10 +174,10 @@ impl Slot {
             if !is_entry {
                 continue;
             }
-            let expired = fs::read_to_string(&p)
+            let expired = read_private(&p)
                 .ok()
                 .and_then(|mut t| {
-                    let e: Option<Entry> = serde_json::from_str(&t).ok();
+                    let e: Option<Entry> = serde_json::from_slice(&t).ok();
                     t.zeroize();
                     e
                 })
@@ -149,18 +190,86 @@ impl Slot {
     }
 }
 
-fn make_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
+/// Why an entry was not read.
+enum Refusal {
+    Missing,
+    Bad(String),
+}
+
+/// An entry's bytes: a regular file (a symlink is not followed, a FIFO does not block), owned
+/// by this user, mode 0600 or stricter, at most 64 KiB.
+fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, Refusal> {
+    let (file, meta) = files::open_regular(path, false).map_err(|e| {
+        if e.is_missing() {
+            Refusal::Missing
+        } else {
+            Refusal::Bad(e.to_string())
+        }
+    })?;
+    check_private(&meta, false).map_err(Refusal::Bad)?;
+    files::read_limited(file, &meta, files::LIMIT).map_err(|e| Refusal::Bad(e.to_string()))
+}
+
+/// Owned by the user running kustodian, and no access for group or others (ssh's rule for
+/// `~/.ssh`).
+fn check_private(meta: &Metadata, is_dir: bool) -> Result<(), String> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt as _;
-        b.mode(0o700);
+        use std::os::unix::fs::MetadataExt as _;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(format!(
+                "it is owned by another user (uid {}, not {me}); remove it",
+                meta.uid()
+            ));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let fix = if is_dir {
+                "chmod 700"
+            } else {
+                "remove it or chmod 600"
+            };
+            return Err(format!(
+                "other users can access it (mode {mode:04o}); {fix}"
+            ));
+        }
     }
-    b.create(dir)
+    #[cfg(not(unix))]
+    let _ = (meta, is_dir);
+    Ok(())
+}
+
+/// Creates the folder (mode 0700) or checks the one that is there: a real folder, not a
+/// symlink, private to this user.
+fn make_private_dir(dir: &Path) -> Result<(), Refused> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            if meta.file_type().is_symlink() {
+                return Err(refused(
+                    dir,
+                    "it is a symbolic link, which is not followed here; remove it",
+                ));
+            }
+            if !meta.is_dir() {
+                return Err(refused(dir, "it is not a folder"));
+            }
+            check_private(&meta, true).map_err(|why| refused(dir, why))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt as _;
+                b.mode(0o700);
+            }
+            b.create(dir).map_err(|e| refused(dir, e.kind()))?;
+            let meta = fs::symlink_metadata(dir).map_err(|e| refused(dir, e.kind()))?;
+            check_private(&meta, true).map_err(|why| refused(dir, why))
+        }
+        Err(e) => Err(refused(dir, e.kind())),
+    }
 }
 
 fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
@@ -169,7 +278,12 @@ fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
+        o.mode(0o600).custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::NONBLOCK
+                | rustix::fs::OFlags::CLOEXEC)
+                .bits() as i32,
+        );
     }
     o.open(path)
 }
@@ -206,11 +320,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cache/vault-tokens");
         let s = Slot::new(&dir, &["a"]);
-        assert!(s.read().is_none());
+        assert!(s.read().unwrap().is_none());
         s.locked(|s| s.write(&entry("tok", Some(5))))
             .unwrap()
             .unwrap();
-        let e = s.read().unwrap();
+        let e = s.read().unwrap().unwrap();
         assert_eq!((e.token.as_str(), e.expires_at_ms), ("tok", Some(5)));
         #[cfg(unix)]
         {
@@ -225,27 +339,78 @@ mod tests {
             );
         }
         s.remove();
-        assert!(s.read().is_none());
+        assert!(s.read().unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unsafe_entries_and_folders_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tokens");
+        let s = Slot::new(&dir, &["a"]);
+        s.locked(|s| s.write(&entry("tok", None))).unwrap().unwrap();
+        fs::set_permissions(s.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        let e = s.read().err().unwrap().to_string();
+        assert!(
+            e.contains("mode 0644") && e.contains(&s.path().display().to_string()),
+            "{e}"
+        );
+        fs::remove_file(s.path()).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(s.path())
+            .status()
+            .unwrap()
+            .success());
+        let e = s.read().err().unwrap().to_string();
+        assert!(e.contains("FIFO"), "{e}");
+        fs::remove_file(s.path()).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), s.path()).unwrap();
+        assert!(s
+            .read()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("symbolic link"));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let e = s.locked(|_| ()).err().unwrap().to_string();
+        assert!(e.contains("chmod 700"), "{e}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        if std::os::unix::fs::chown(&dir, Some(4242), None).is_ok() {
+            let e = s.locked(|_| ()).err().unwrap().to_string();
+            assert!(e.contains("owned by another user"), "{e}");
+            std::os::unix::fs::chown(&dir, Some(rustix::process::geteuid().as_raw()), None)
+                .unwrap();
+        }
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let e = Slot::new(&link, &["a"])
+            .locked(|_| ())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("symbolic link"), "{e}");
     }
 
     #[test]
     fn sweep_removes_long_expired_entries_only() {
         let tmp = tempfile::tempdir().unwrap();
-        let old = Slot::new(tmp.path(), &["old"]);
-        let live = Slot::new(tmp.path(), &["live"]);
+        let dir = tmp.path().join("tokens");
+        let old = Slot::new(&dir, &["old"]);
+        let live = Slot::new(&dir, &["live"]);
         old.write(&entry("o", Some(1))).unwrap();
         live.write(&entry("l", None)).unwrap();
-        Slot::new(tmp.path(), &["new"])
+        Slot::new(&dir, &["new"])
             .write(&entry("n", Some(now_ms() + 1000)))
             .unwrap();
-        assert!(old.read().is_none());
-        assert!(live.read().is_some());
+        assert!(old.read().unwrap().is_none());
+        assert!(live.read().unwrap().is_some());
     }
 
     #[test]
     fn the_lock_serializes_threads() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
+        let dir = tmp.path().join("tokens");
         let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let handles: Vec<_> = (0..4)
             .map(|_| {

@@ -1,25 +1,43 @@
 //! The HTTP side of the Vault store: one `ureq` agent (rustls, connection pool), the
-//! `X-Vault-Token` and `X-Vault-Namespace` headers, timeouts, and bounded retries with
+//! `X-Vault-Token` and `X-Vault-Namespace` headers, one time budget, and bounded retries with
 //! backoff on connection errors, 429 and 5xx.
 //!
 //! Answers come back as a status and a JSON body wrapped in [`SecretValue`], so that a
-//! response holding secrets or a token is wiped when dropped. Error texts are taken from
-//! Vault's `errors` array, cleaned up and shortened; they never include a request body.
+//! response holding secrets or a token is wiped when dropped. What reaches a message:
+//!
+//! - Error texts come only from Vault's `errors` array (never a raw body), with every token
+//!   and credential the store knows (and any long fragment of one) replaced by `[redacted]`,
+//!   and shortened. An answer that is not JSON is reported by status and content type.
+//! - URLs are shown without `user:password@`.
+//! - Redirects are followed by hand, only within VAULT_ADDR's origin (scheme, host, port):
+//!   a redirect elsewhere, or from https to http, is an error, so the token and login
+//!   credentials are never sent to another server.
+//! - `VAULT_CLIENT_TIMEOUT` is one budget for every request of the store (logins, reads,
+//!   retries and their waits): a server that accepts connections and never answers costs
+//!   that long once, not once per attempt and reference.
 
 use std::io::Read as _;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 use zeroize::Zeroizing;
 
-use super::settings::{Settings, Tls};
+use super::files;
+use super::settings::{Secret, Settings, Tls};
 use crate::{SecretValue, StoreError};
 
 /// Largest response body read (a KV secret is at most a few MB).
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;
+/// Largest CA bundle, certificate or key file read.
+const PEM_LIMIT: u64 = 4 * 1024 * 1024;
 /// Longest Vault error text kept in a message.
 const ERROR_TEXT_LIMIT: usize = 300;
+/// Most redirects followed for one request (all within VAULT_ADDR's origin).
+const MAX_REDIRECTS: u32 = 5;
+/// Shortest fragment of a token or credential that is redacted wherever it appears.
+const FRAGMENT: usize = 8;
 
 /// The method of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,40 +51,32 @@ pub(crate) struct Reply {
     pub status: u16,
     /// The JSON body (`null` when empty or not JSON).
     pub body: SecretValue,
+    /// When the body is not JSON: the content type the server gave (`text/html`).
+    pub malformed: Option<String>,
+    /// Vault's `errors` (or `warnings`), redacted and shortened; the status text without.
+    error: String,
 }
 
 impl Reply {
-    /// Vault's `errors` (and, failing that, `warnings`), as one short line.
-    pub(crate) fn error_text(&self) -> String {
-        let v = self.body.expose();
-        let mut parts: Vec<String> = Vec::new();
-        for field in ["errors", "warnings"] {
-            if let Some(list) = v.get(field).and_then(|e| e.as_array()) {
-                parts.extend(
-                    list.iter()
-                        .filter_map(|e| e.as_str())
-                        .map(clean_error)
-                        .filter(|e| !e.is_empty()),
-                );
-            }
-            if !parts.is_empty() {
-                break;
-            }
-        }
-        let mut text = parts.join("; ");
-        if text.is_empty() {
-            text = status_text(self.status).to_string();
-        }
-        shorten(&text, ERROR_TEXT_LIMIT)
-    }
-
     /// `403: permission denied`.
     pub(crate) fn status_and_error(&self) -> String {
-        format!("{}: {}", self.status, self.error_text())
+        format!("{}: {}", self.status, self.error)
+    }
+
+    /// Says that the answer is not JSON, with its status and content type but not its body.
+    pub(crate) fn malformed_text(&self) -> Option<String> {
+        self.malformed.as_ref().map(|ct| {
+            format!(
+                "the server's answer is not JSON (status {}, content type {ct}), so it is not a Vault answer; \
+                 check that VAULT_ADDR points at Vault's API and not at a proxy or web page",
+                self.status
+            )
+        })
     }
 }
 
-/// A failure to get any HTTP answer (after retries): connection, TLS, timeout.
+/// A failure to get any HTTP answer (after retries): connection, TLS, timeout, a redirect to
+/// another origin.
 #[derive(Debug)]
 pub(crate) struct Unreachable(pub String);
 
@@ -74,18 +84,35 @@ pub(crate) struct Unreachable(pub String);
 pub(crate) struct Http {
     agent: ureq::Agent,
     addr: String,
+    origin: Option<Origin>,
     namespace: Option<String>,
     max_retries: u32,
     backoff: Duration,
+    budget: Duration,
+    deadline: Instant,
+    /// VAULT_ADDR was not set and `addr` is Vault's default.
+    addr_unset: bool,
+    /// Tokens and credentials in use: redacted from every error text.
+    secrets: Mutex<Vec<Secret>>,
+}
+
+/// One HTTP exchange's outcome.
+struct Answer {
+    status: u16,
+    text: Zeroizing<String>,
+    retry_after: Option<Duration>,
+    content_type: Option<String>,
+    location: Option<String>,
 }
 
 impl Http {
     /// A client for the settings' address; fails when a CA or client certificate file is
-    /// unreadable.
+    /// unreadable. The time budget starts now.
     pub(crate) fn new(s: &Settings) -> Result<Self, StoreError> {
         let tls = tls_config(&s.tls)?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(s.timeout))
             .timeout_connect(Some(s.timeout.min(Duration::from_secs(10))))
             .user_agent(concat!("kustodian/", env!("CARGO_PKG_VERSION")))
@@ -95,13 +122,45 @@ impl Http {
         Ok(Http {
             agent: config.new_agent(),
             addr: s.addr.clone(),
+            origin: origin(&s.addr),
             namespace: s.namespace.clone().filter(|n| !n.is_empty()),
             max_retries: s.max_retries,
             backoff: Duration::from_millis(200),
+            budget: s.timeout,
+            deadline: Instant::now() + s.timeout,
+            addr_unset: false,
+            secrets: Mutex::new(Vec::new()),
         })
     }
 
-    /// Calls `/v1/{path}` (path segments already encoded), retrying transient failures.
+    /// Marks the address as Vault's default, used because VAULT_ADDR is not set.
+    pub(crate) fn with_default_addr(mut self, yes: bool) -> Self {
+        self.addr_unset = yes;
+        self
+    }
+
+    /// Redacts `secret` from every message from now on.
+    pub(crate) fn protect(&self, secret: &str) {
+        if secret.len() < 4 {
+            return;
+        }
+        let mut list = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|s| s.as_str() == secret) {
+            list.push(Zeroizing::new(secret.to_string()));
+        }
+    }
+
+    /// `text` with every known token and credential (and long fragments of them) redacted and
+    /// URL user info removed.
+    pub(crate) fn redact(&self, text: &str, also: Option<&str>) -> String {
+        let list = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut secrets: Vec<&str> = list.iter().map(|s| s.as_str()).collect();
+        secrets.extend(also);
+        redact_with(text, &secrets)
+    }
+
+    /// Calls `/v1/{path}` (path segments already encoded), retrying transient failures and
+    /// following redirects within VAULT_ADDR's origin, all within the store's time budget.
     pub(crate) fn call(
         &self,
         method: Method,
@@ -119,44 +178,154 @@ impl Http {
         }
         let payload = body.map(|b| Zeroizing::new(b.to_string()));
         let mut attempt = 0;
+        let mut redirects = 0;
         loop {
-            let result = self.once(method, &url, token, payload.as_ref().map(|p| p.as_str()));
+            let Some(remaining) = self.remaining() else {
+                return Err(Unreachable(self.out_of_time(attempt)));
+            };
+            let result = self.once(
+                method,
+                &url,
+                token,
+                payload.as_ref().map(|p| p.as_str()),
+                remaining,
+            );
+            if let Ok(a) = &result {
+                if matches!(a.status, 301 | 302 | 303 | 307 | 308) {
+                    url = self.follow(&url, a)?;
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(Unreachable(format!(
+                            "{} redirected more than {MAX_REDIRECTS} times",
+                            display_url(&self.addr)
+                        )));
+                    }
+                    continue;
+                }
+            }
             let retry_after = match &result {
-                Ok((status, _, after)) if *status == 429 || *status >= 500 => Some(*after),
+                Ok(a) if a.status == 429 || a.status >= 500 => Some(a.retry_after),
                 Ok(_) => None,
                 Err(e) if transient(e) => Some(None),
                 Err(_) => None,
             };
             match retry_after {
                 Some(after) if attempt < self.max_retries => {
-                    std::thread::sleep(after.unwrap_or_else(|| self.backoff_for(attempt)));
+                    let wait = after.unwrap_or_else(|| self.backoff_for(attempt));
+                    match self.remaining() {
+                        Some(left) if left > wait => std::thread::sleep(wait),
+                        _ => return self.finish(result, attempt, token),
+                    }
                     attempt += 1;
                 }
-                _ => {
-                    return match result {
-                        Ok((status, text, _)) => {
-                            let value =
-                                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-                            Ok(Reply {
-                                status,
-                                body: SecretValue::new(value),
-                            })
-                        }
-                        Err(e) => Err(Unreachable(self.describe(&e, attempt))),
-                    }
-                }
+                _ => return self.finish(result, attempt, token),
             }
         }
     }
 
-    /// One attempt: status, body text, and `Retry-After` when the server gave one.
+    fn finish(
+        &self,
+        result: Result<Answer, ureq::Error>,
+        attempt: u32,
+        token: Option<&str>,
+    ) -> Result<Reply, Unreachable> {
+        match result {
+            Ok(a) => Ok(self.reply(a, token)),
+            Err(e) => Err(Unreachable(self.describe(&e, attempt))),
+        }
+    }
+
+    /// Turns an answer into a reply: the body parsed, the error text redacted.
+    fn reply(&self, a: Answer, token: Option<&str>) -> Reply {
+        let (value, malformed) = if a.text.trim().is_empty() {
+            (serde_json::Value::Null, None)
+        } else {
+            match serde_json::from_str(&a.text) {
+                Ok(v) => (v, None),
+                Err(_) => (
+                    serde_json::Value::Null,
+                    Some(
+                        a.content_type
+                            .as_deref()
+                            .map(|c| shorten(&printable(c), 60))
+                            .unwrap_or_else(|| "none".into()),
+                    ),
+                ),
+            }
+        };
+        let error = self.redact(&vault_errors(&value, a.status), token);
+        Reply {
+            status: a.status,
+            body: SecretValue::new(value),
+            malformed,
+            error: shorten(&error, ERROR_TEXT_LIMIT),
+        }
+    }
+
+    /// The next URL of a redirect, when it stays within VAULT_ADDR's origin.
+    fn follow(&self, from: &str, a: &Answer) -> Result<String, Unreachable> {
+        let here = display_url(&self.addr);
+        let Some(location) = a.location.as_deref() else {
+            return Err(Unreachable(format!(
+                "{here} answered {} (a redirect) without a Location",
+                a.status
+            )));
+        };
+        let next = resolve_location(from, location);
+        let target = origin(&next);
+        if target.is_some() && target == self.origin && !has_userinfo(&next) {
+            return Ok(next);
+        }
+        let shown = target
+            .as_ref()
+            .map(Origin::to_string)
+            .unwrap_or_else(|| "an address that is not http(s)".into());
+        let downgrade = self.origin.as_ref().is_some_and(|o| o.scheme == "https")
+            && target.as_ref().is_some_and(|t| t.scheme == "http");
+        let what = if downgrade {
+            "from https to plain http"
+        } else {
+            "to another server"
+        };
+        Err(Unreachable(format!(
+            "{here} redirected {what} ({} to {shown}); kustodian follows redirects only within {here} so that the \
+             Vault token and login credentials are never sent elsewhere; if {shown} is your Vault (an active node \
+             behind a standby), set VAULT_ADDR to it",
+            a.status
+        )))
+    }
+
+    /// Time left in the budget, if any.
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    fn out_of_time(&self, retries: u32) -> String {
+        let after = if retries > 0 {
+            format!(" (after {} attempts)", retries + 1)
+        } else {
+            String::new()
+        };
+        format!(
+            "no answer from {} within VAULT_CLIENT_TIMEOUT ({}), the time allowed for all Vault requests of a \
+             render{after}{}",
+            display_url(&self.addr),
+            seconds(self.budget),
+            self.addr_hint()
+        )
+    }
+
+    /// One attempt: status, body text, and the headers that matter.
     fn once(
         &self,
         method: Method,
         url: &str,
         token: Option<&str>,
         payload: Option<&str>,
-    ) -> Result<(u16, Zeroizing<String>, Option<Duration>), ureq::Error> {
+        remaining: Duration,
+    ) -> Result<Answer, ureq::Error> {
         let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Request", "true")];
         if let Some(t) = token {
             headers.push(("X-Vault-Token", t));
@@ -164,9 +333,16 @@ impl Http {
         if let Some(ns) = &self.namespace {
             headers.push(("X-Vault-Namespace", ns));
         }
+        let connect = remaining.min(Duration::from_secs(10));
         let response = match method {
             Method::Get => {
-                let mut rb = self.agent.get(url);
+                let mut rb = self
+                    .agent
+                    .get(url)
+                    .config()
+                    .timeout_global(Some(remaining))
+                    .timeout_connect(Some(connect))
+                    .build();
                 for (k, v) in &headers {
                     rb = rb.header(*k, *v);
                 }
@@ -176,6 +352,10 @@ impl Http {
                 let mut rb = self
                     .agent
                     .post(url)
+                    .config()
+                    .timeout_global(Some(remaining))
+                    .timeout_connect(Some(connect))
+                    .build()
                     .header("Content-Type", "application/json");
                 for (k, v) in &headers {
                     rb = rb.header(*k, *v);
@@ -185,12 +365,18 @@ impl Http {
         };
         let mut response = response?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(5)));
+        let content_type = header("content-type");
+        let location = header("location");
         let mut bytes = Zeroizing::new(Vec::new());
         response
             .body_mut()
@@ -200,7 +386,13 @@ impl Http {
             .read_to_end(&mut bytes)
             .map_err(ureq::Error::Io)?;
         let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-        Ok((status, text, retry_after))
+        Ok(Answer {
+            status,
+            text,
+            retry_after,
+            content_type,
+            location,
+        })
     }
 
     /// Exponential backoff with a little jitter: 200 ms, 400 ms, 800 ms, ... at most 3 s.
@@ -217,24 +409,206 @@ impl Http {
     }
 
     fn describe(&self, e: &ureq::Error, retries: u32) -> String {
+        if matches!(e, ureq::Error::Timeout(_)) {
+            return self.out_of_time(retries);
+        }
         let after = if retries > 0 {
             format!(" (after {} attempts)", retries + 1)
         } else {
             String::new()
         };
         let hint = if is_tls(e) {
-            "; set VAULT_CACERT to the CA that signed the server's certificate (VAULT_SKIP_VERIFY=true turns checking off, which is unsafe)"
+            "; set VAULT_CACERT to the CA that signed the server's certificate (VAULT_SKIP_VERIFY=true turns checking off, which is unsafe)".to_string()
+        } else if self.addr_unset {
+            self.addr_hint()
         } else if matches!(e, ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) {
-            "; check VAULT_ADDR"
+            "; check VAULT_ADDR".into()
         } else {
-            ""
+            String::new()
         };
         format!(
             "cannot reach {}: {}{after}{hint}",
-            self.addr,
-            transport_text(e)
+            display_url(&self.addr),
+            self.redact(&transport_text(e), None)
         )
     }
+
+    /// When VAULT_ADDR is unset: says so.
+    fn addr_hint(&self) -> String {
+        if self.addr_unset {
+            format!(
+                "; VAULT_ADDR (or BAO_ADDR) is not set, so Vault's default {} was tried: set VAULT_ADDR to your \
+                 Vault's address",
+                self.addr
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// `30s`, `1.5s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Vault's `errors` (and, failing that, `warnings`) of a body, cleaned up; the status text
+/// when there are none.
+fn vault_errors(v: &serde_json::Value, status: u16) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for field in ["errors", "warnings"] {
+        if let Some(list) = v.get(field).and_then(|e| e.as_array()) {
+            parts.extend(
+                list.iter()
+                    .filter_map(|e| e.as_str())
+                    .map(clean_error)
+                    .filter(|e| !e.is_empty()),
+            );
+        }
+        if !parts.is_empty() {
+            break;
+        }
+    }
+    let text = parts.join("; ");
+    if text.is_empty() {
+        status_text(status).to_string()
+    } else {
+        text
+    }
+}
+
+/// A URL's scheme, host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// The origin of an absolute http(s) URL.
+fn origin(url: &str) -> Option<Origin> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']')?;
+            (format!("[{h}]"), after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (hostport.to_string(), None),
+        },
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port.filter(|p| !p.is_empty()) {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    Some(Origin {
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// A redirect's target as an absolute URL.
+fn resolve_location(from: &str, location: &str) -> String {
+    let location = location.trim();
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let (scheme, rest) = from.split_once("://").unwrap_or(("http", from));
+    if let Some(net) = location.strip_prefix("//") {
+        return format!("{scheme}://{net}");
+    }
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let base = format!("{scheme}://{}", &rest[..authority_end]);
+    if location.starts_with('/') {
+        return format!("{base}{location}");
+    }
+    let path = rest[authority_end..].split(['?', '#']).next().unwrap_or("");
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let dir = if dir.is_empty() { "/" } else { dir };
+    format!("{base}{dir}{location}")
+}
+
+/// `http://user:pw@host:8200/x` -> `http://host:8200/x`.
+pub(crate) fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// Whether a URL carries `user:password@`.
+pub(crate) fn has_userinfo(url: &str) -> bool {
+    display_url(url) != url
+}
+
+/// Replaces each secret, and each run of 8 or more token characters found inside a secret,
+/// with `[redacted]`; removes user info from URLs.
+fn redact_with(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "[redacted]");
+    }
+    let is_word = |c: char| c.is_ascii_alphanumeric() || "._-+/=~".contains(c);
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while !rest.is_empty() {
+        let start = rest.find(is_word).unwrap_or(rest.len());
+        result.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if word.len() >= FRAGMENT && secrets.iter().any(|s| s.contains(word)) {
+            result.push_str("[redacted]");
+        } else {
+            result.push_str(word);
+        }
+        rest = &rest[end..];
+    }
+    result
+        .split(' ')
+        .map(|w| {
+            if w.contains("://") {
+                display_url(w)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Control characters replaced, so a server cannot forge lines in our messages.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Connection problems worth another try; TLS and protocol errors are not.
@@ -342,8 +716,8 @@ fn tls_config(t: &Tls) -> Result<TlsConfig, StoreError> {
 }
 
 fn read_certs(file: &Path, var: &str) -> Result<Vec<Certificate<'static>>, StoreError> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| StoreError::Config(format!("{var} {}: {}", file.display(), e.kind())))?;
+    let bytes = files::read_bounded(file, PEM_LIMIT)
+        .map_err(|e| StoreError::Config(format!("{var} {}: {e}", file.display())))?;
     let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(c)) => Some(c),
@@ -360,9 +734,8 @@ fn read_certs(file: &Path, var: &str) -> Result<Vec<Certificate<'static>>, Store
 }
 
 fn read_key(file: &Path) -> Result<PrivateKey<'static>, StoreError> {
-    let bytes = Zeroizing::new(std::fs::read(file).map_err(|e| {
-        StoreError::Config(format!("VAULT_CLIENT_KEY {}: {}", file.display(), e.kind()))
-    })?);
+    let bytes = files::read_bounded(file, PEM_LIMIT)
+        .map_err(|e| StoreError::Config(format!("VAULT_CLIENT_KEY {}: {e}", file.display())))?;
     let key = ureq::tls::parse_pem(&bytes).find_map(|item| match item {
         Ok(PemItem::PrivateKey(k)) => Some(k),
         _ => None,
@@ -398,8 +771,9 @@ pub(crate) fn encode_path(path: &str) -> String {
 
 /// `"1 error occurred:\n\t* permission denied\n\n"` -> `"permission denied"`.
 fn clean_error(e: &str) -> String {
-    e.lines()
-        .map(|l| l.trim().trim_start_matches("* ").trim())
+    e.split(['\n', '\r'])
+        .map(printable)
+        .map(|l| l.trim().trim_start_matches("* ").trim().to_string())
         .filter(|l| !l.is_empty())
         .filter(|l| !(l.ends_with("occurred:") && l.contains("error")))
         .collect::<Vec<_>>()
@@ -541,20 +915,97 @@ mod tests {
         assert!(!e.0.contains("canary"));
     }
 
+    fn reply(status: u16, body: serde_json::Value) -> Reply {
+        http("http://127.0.0.1:9", 0).reply(
+            Answer {
+                status,
+                text: Zeroizing::new(body.to_string()),
+                retry_after: None,
+                content_type: Some("application/json".into()),
+                location: None,
+            },
+            Some("s.canary-token-0123456789"),
+        )
+    }
+
     #[test]
     fn error_text_is_cleaned() {
-        let r = Reply {
-            status: 403,
-            body: SecretValue::new(
-                serde_json::json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]}),
-            ),
-        };
+        let r = reply(
+            403,
+            serde_json::json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]}),
+        );
         assert_eq!(r.status_and_error(), "403: permission denied");
-        let r = Reply {
-            status: 404,
-            body: SecretValue::new(serde_json::json!({"errors": []})),
-        };
+        let r = reply(404, serde_json::json!({"errors": []}));
         assert_eq!(r.status_and_error(), "404: not found");
+    }
+
+    #[test]
+    fn error_text_never_quotes_the_token_or_a_fragment_of_it() {
+        let r = reply(
+            400,
+            serde_json::json!({"errors": [
+                "bad token s.canary-token-0123456789; prefix canary-token-01 and http://u:pw@h:1/x"
+            ]}),
+        );
+        let e = r.status_and_error();
+        assert!(!e.contains("canary") && !e.contains("pw@"), "{e}");
+        assert!(e.contains("http://h:1/x"), "{e}");
+        let long = reply(500, serde_json::json!({"errors": ["x".repeat(5000)]}));
+        assert!(long.error.len() < ERROR_TEXT_LIMIT + 10);
+    }
+
+    #[test]
+    fn origins_and_redirect_targets() {
+        let o = |u: &str| origin(u).map(|o| o.to_string());
+        assert_eq!(
+            o("http://Vault:8200/v1/x").as_deref(),
+            Some("http://vault:8200")
+        );
+        assert_eq!(o("https://u:p@v/x").as_deref(), Some("https://v:443"));
+        assert_eq!(o("http://[::1]:9/").as_deref(), Some("http://[::1]:9"));
+        assert_eq!(o("ftp://v/"), None);
+        let from = "http://v:1/v1/kv/data/app?version=2";
+        assert_eq!(resolve_location(from, "/v1/other"), "http://v:1/v1/other");
+        assert_eq!(resolve_location(from, "//w:2/v1/x"), "http://w:2/v1/x");
+        assert_eq!(resolve_location(from, "app2"), "http://v:1/v1/kv/data/app2");
+        assert_eq!(resolve_location(from, "https://w/v1"), "https://w/v1");
+        assert_eq!(display_url("http://user:pw@v:1/x@y"), "http://v:1/x@y");
+        assert!(has_userinfo("https://a:b@v") && !has_userinfo("https://v/a@b"));
+    }
+
+    #[test]
+    fn redirects_are_followed_only_within_the_origin() {
+        let h = http("https://vault:8200", 0);
+        let to = |location: &str| Answer {
+            status: 307,
+            text: Zeroizing::new(String::new()),
+            retry_after: None,
+            content_type: None,
+            location: Some(location.into()),
+        };
+        let from = "https://vault:8200/v1/kv/data/a";
+        assert_eq!(
+            h.follow(from, &to("/v1/kv/data/b")).unwrap(),
+            "https://vault:8200/v1/kv/data/b"
+        );
+        assert_eq!(
+            h.follow(from, &to("https://VAULT:8200/v1/x")).unwrap(),
+            "https://VAULT:8200/v1/x"
+        );
+        let e = h.follow(from, &to("http://vault:8200/v1/x")).unwrap_err().0;
+        assert!(e.contains("from https to plain http"), "{e}");
+        for elsewhere in [
+            "https://evil:8200/v1/x",
+            "https://vault:8201/v1/x",
+            "//evil/v1/x",
+            "https://u:canary@vault:8200/v1/x",
+        ] {
+            let e = h.follow(from, &to(elsewhere)).unwrap_err().0;
+            assert!(
+                e.contains("to another server") && !e.contains("canary"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

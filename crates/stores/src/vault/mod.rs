@@ -17,6 +17,7 @@
 
 mod auth;
 mod cache;
+mod files;
 mod http;
 mod kv;
 mod settings;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use zeroize::Zeroizing;
 
 use self::auth::{Lease, Login};
-use self::cache::{now_ms, Entry, Slot};
+use self::cache::{now_ms, Entry, Refused, Slot};
 use self::http::{encode_path, Http, Method, Reply};
 use self::kv::{Engine, Mount, Syntax};
 use self::settings::{Auth, KvVersion, Secret, Settings};
@@ -83,7 +84,16 @@ impl Vault {
     /// certificate checks are turned off.
     pub fn new(config: &Config) -> Result<Self, StoreError> {
         let settings = Settings::from_config(config)?;
-        let http = Http::new(&settings)?;
+        if http::has_userinfo(&settings.addr) {
+            return Err(StoreError::Config(
+                "VAULT_ADDR holds a user name or password (scheme://user:password@host); Vault does not use them \
+                 and kustodian neither sends nor prints them: remove them from VAULT_ADDR and authenticate with \
+                 VAULT_TOKEN or AVP_AUTH_TYPE"
+                    .into(),
+            ));
+        }
+        let addr_unset = config.var_any(&["VAULT_ADDR", "BAO_ADDR"]).is_none();
+        let http = Http::new(&settings)?.with_default_addr(addr_unset);
         if settings.tls.skip_verify {
             eprintln!(
                 "kustodian: warning: VAULT_SKIP_VERIFY is set: the TLS certificate of {} is not checked, so anyone on the \
@@ -109,11 +119,11 @@ impl Vault {
     /// The token for this render: logs in (or reads the cache) on first use only.
     fn session(&self) -> Result<Arc<Session>, StoreError> {
         let mut st = lock(&self.state);
-        if let Some(s) = &st.session {
-            return Ok(s.clone());
-        }
         if let Some(e) = &st.failed {
             return Err(copy(e));
+        }
+        if let Some(s) = &st.session {
+            return Ok(s.clone());
         }
         match self.start(&mut st) {
             Ok(s) => {
@@ -136,21 +146,21 @@ impl Vault {
                     return Err(StoreError::Config("no Vault token: set VAULT_TOKEN".into()))
                 }
             };
-            return Ok(Arc::new(Session {
-                token,
-                from_cache: false,
-            }));
+            return Ok(self.session_for(token, false));
         }
         let login = Arc::new(
             Login::prepare(&self.settings.auth)?
                 .ok_or_else(|| StoreError::Config("no login method".into()))?,
         );
+        for secret in &login.secrets {
+            self.http.protect(secret);
+        }
         st.login = Some(login.clone());
         self.cached_or_login(&login, None)
     }
 
-    /// After a 403 with `stale`: the token another thread already got, or (once per store,
-    /// only for a token that came from the cache) a fresh login.
+    /// After a 403 with `stale`: the token another thread already got, or (once per store) a
+    /// fresh login. `None` for a token given directly, or when the one re-login is used up.
     fn relogin(&self, stale: &Arc<Session>) -> Result<Option<Arc<Session>>, StoreError> {
         let mut st = lock(&self.state);
         if let Some(cur) = &st.session {
@@ -161,7 +171,7 @@ impl Vault {
         let Some(login) = st.login.clone() else {
             return Ok(None);
         };
-        if !stale.from_cache || st.relogged {
+        if st.relogged {
             return Ok(None);
         }
         st.relogged = true;
@@ -189,102 +199,174 @@ impl Vault {
         stale: Option<&str>,
     ) -> Result<Arc<Session>, StoreError> {
         let Some(slot) = self.slot(login) else {
-            return Ok(Arc::new(Session {
-                token: login.login(&self.http)?.token,
-                from_cache: false,
-            }));
+            return Ok(self.session_for(login.login(&self.http)?.token, false));
         };
-        let outcome = slot.locked(|slot| -> Result<Arc<Session>, StoreError> {
-            let from_cache = stale.is_none();
-            if let Some(entry) = slot.read().filter(|e| stale != Some(e.token.as_str())) {
-                match judge(&entry, now_ms()) {
-                    Verdict::Use => {
-                        return Ok(Arc::new(Session {
-                            token: Zeroizing::new(entry.token.clone()),
-                            from_cache,
-                        }))
-                    }
-                    Verdict::Renew => {
-                        if let Some(lease) = auth::renew(&self.http, &entry.token) {
-                            let renewed = entry_for(&lease);
-                            if matches!(judge(&renewed, now_ms()), Verdict::Use)
-                                && lease.lease_ms.saturating_mul(4) >= entry.lease_ms
-                            {
-                                self.keep(slot, &renewed);
-                                return Ok(Arc::new(Session {
-                                    token: lease.token,
-                                    from_cache,
-                                }));
+        let outcome = slot.locked(
+            |slot| -> Result<Result<Arc<Session>, StoreError>, Refused> {
+                let from_cache = stale.is_none();
+                let entry = slot.read()?;
+                if let Some(entry) = entry.filter(|e| stale != Some(e.token.as_str())) {
+                    match judge(&entry, now_ms()) {
+                        Verdict::Use => {
+                            return Ok(Ok(
+                                self.session_for(Zeroizing::new(entry.token.clone()), from_cache)
+                            ))
+                        }
+                        Verdict::Renew => {
+                            if let Some(lease) = auth::renew(&self.http, &entry.token) {
+                                let renewed = entry_for(&lease);
+                                if matches!(judge(&renewed, now_ms()), Verdict::Use)
+                                    && lease.lease_ms.saturating_mul(4) >= entry.lease_ms
+                                {
+                                    self.keep(slot, &renewed);
+                                    return Ok(Ok(self.session_for(lease.token, from_cache)));
+                                }
                             }
                         }
+                        Verdict::Login => {}
                     }
-                    Verdict::Login => {}
                 }
-            }
-            let lease = login.login(&self.http)?;
-            self.keep(slot, &entry_for(&lease));
-            Ok(Arc::new(Session {
-                token: lease.token,
-                from_cache: false,
-            }))
-        });
-        match outcome {
-            Ok(result) => result,
-            Err(e) => {
-                self.warn_cache(&e);
-                Ok(Arc::new(Session {
-                    token: login.login(&self.http)?.token,
-                    from_cache: false,
+                Ok(login.login(&self.http).map(|lease| {
+                    self.keep(slot, &entry_for(&lease));
+                    self.session_for(lease.token, false)
                 }))
+            },
+        );
+        match outcome.and_then(|r| r) {
+            Ok(result) => result,
+            Err(refused) => {
+                self.warn_cache(&refused.to_string());
+                Ok(self.session_for(login.login(&self.http)?.token, false))
             }
         }
+    }
+
+    /// A session for a token; the token is redacted from every message from now on.
+    fn session_for(&self, token: Secret, from_cache: bool) -> Arc<Session> {
+        self.http.protect(&token);
+        Arc::new(Session { token, from_cache })
     }
 
     fn keep(&self, slot: &Slot, e: &Entry) {
         if let Err(err) = slot.write(e) {
             slot.remove();
-            self.warn_cache(&err);
-        }
-    }
-
-    fn warn_cache(&self, e: &std::io::Error) {
-        if !self.warned_cache.swap(true, Ordering::Relaxed) {
             let dir = self
                 .settings
                 .cache_dir
                 .as_ref()
                 .map(|d| d.display().to_string())
                 .unwrap_or_default();
-            eprintln!("kustodian: warning: the Vault token cache {dir} cannot be used ({}); logging in without it", e.kind());
+            self.warn_cache(&format!("{dir}: {}", err.kind()));
         }
     }
 
-    /// A GET with the session's token; a 403 with a cached token triggers one re-login.
-    fn get(
+    /// Says once per render why the token cache is not used (`what`: the path and the reason).
+    fn warn_cache(&self, what: &str) {
+        if !self.warned_cache.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "kustodian: warning: not using the Vault token cache: {what}; logging in without it"
+            );
+        }
+    }
+
+    /// A GET with the session's token. On 401/403: a token from the cache is replaced by one
+    /// new login (it may have been revoked, or hold old policies); any other token is checked
+    /// with `auth/token/lookup-self`, and one that Vault no longer knows (expired mid-render,
+    /// revoked, used up) is replaced by one new login, or, given directly, fails the whole
+    /// store as "invalid or expired". A valid token's 403 is the path's policy.
+    fn get(&self, api_path: &str, query: &[(&str, &str)]) -> Result<Reply, StoreError> {
+        let s = self.session()?;
+        let reply = self.send(api_path, query, &s)?;
+        if !matches!(reply.status, 401 | 403) {
+            return Ok(reply);
+        }
+        let valid = if s.from_cache {
+            None
+        } else {
+            Some(self.token_valid(&s))
+        };
+        if valid == Some(true) {
+            return Ok(reply);
+        }
+        if let Some(fresh) = self.relogin(&s)? {
+            let again = self.send(api_path, query, &fresh)?;
+            if matches!(again.status, 401 | 403) && !self.token_valid(&fresh) {
+                return Err(self.invalid_token(&fresh));
+            }
+            return Ok(again);
+        }
+        if valid == Some(false) || !self.token_valid(&s) {
+            return Err(self.invalid_token(&s));
+        }
+        Ok(reply)
+    }
+
+    /// One call with a session's token; a transport failure fails the whole store, and is
+    /// remembered so that later fetches do not wait for it again.
+    fn send(
         &self,
         api_path: &str,
         query: &[(&str, &str)],
-        shown: &str,
+        s: &Session,
     ) -> Result<Reply, StoreError> {
-        let unreachable = |e: http::Unreachable| StoreError::Backend {
-            store: STORE.into(),
-            path: shown.to_string(),
-            reason: e.0,
-        };
-        let s = self.session()?;
-        let reply = self
-            .http
+        self.http
             .call(Method::Get, api_path, query, Some(&s.token), None)
-            .map_err(unreachable)?;
-        if reply.status == 403 {
-            if let Some(fresh) = self.relogin(&s)? {
-                return self
-                    .http
-                    .call(Method::Get, api_path, query, Some(&fresh.token), None)
-                    .map_err(unreachable);
-            }
+            .map_err(|e| {
+                self.fail_store(StoreError::Unavailable {
+                    store: STORE.into(),
+                    reason: e.0,
+                })
+            })
+    }
+
+    /// Whether Vault still knows the token (`auth/token/lookup-self`, which every token's
+    /// default policy allows). When that cannot be told, the token is taken as valid.
+    fn token_valid(&self, s: &Session) -> bool {
+        match self.http.call(
+            Method::Get,
+            "auth/token/lookup-self",
+            &[],
+            Some(&s.token),
+            None,
+        ) {
+            Ok(r) => !matches!(r.status, 401 | 403),
+            Err(_) => true,
         }
-        Ok(reply)
+    }
+
+    /// The store-wide error for a token Vault no longer accepts, remembered for the render.
+    fn invalid_token(&self, s: &Session) -> StoreError {
+        let login = lock(&self.state).login.clone();
+        let reason = match login {
+            Some(l) if !s.from_cache => format!(
+                "invalid or expired token: Vault refused the token from {} (403) and auth/token/lookup-self \
+                 does not know it, even after logging in again; check the role's token_ttl, token_num_uses \
+                 and token_max_ttl",
+                l.what
+            ),
+            Some(l) => format!(
+                "invalid or expired token: Vault refused the cached token from {} (403) and \
+                 auth/token/lookup-self does not know it",
+                l.what
+            ),
+            None => "invalid or expired token: Vault refused the token (403) and auth/token/lookup-self does not \
+                     know it, so it has expired, been revoked or used up, or belongs to another Vault or \
+                     namespace; set VAULT_TOKEN (or the token file) to a valid token"
+                .into(),
+        };
+        self.fail_store(StoreError::Unavailable {
+            store: STORE.into(),
+            reason,
+        })
+    }
+
+    /// Remembers a store-wide failure: later fetches fail the same way without requests.
+    fn fail_store(&self, e: StoreError) -> StoreError {
+        let mut st = lock(&self.state);
+        if st.failed.is_none() {
+            st.failed = Some(copy(&e));
+        }
+        e
     }
 
     /// One read and its answer turned into a document or an error naming `shown`.
@@ -295,7 +377,14 @@ impl Vault {
             .iter()
             .map(|v| ("version", v.as_str()))
             .collect();
-        let reply = self.get(&encode_path(&read.api_path), &query, &shown)?;
+        let reply = self.get(&encode_path(&read.api_path), &query)?;
+        if let Some(why) = reply.malformed_text().filter(|_| reply.status != 204) {
+            return Err(StoreError::Backend {
+                store: STORE.into(),
+                path: shown,
+                reason: why,
+            });
+        }
         match reply.status {
             200 => Ok(reply.body),
             204 | 404 => Err(StoreError::NotFound {
@@ -310,6 +399,14 @@ impl Vault {
                     reply.status_and_error()
                 )),
             }),
+            503 => Err(self.fail_store(StoreError::Unavailable {
+                store: STORE.into(),
+                reason: format!(
+                    "{} answered {} (after retries); wait until it is unsealed and active",
+                    http::display_url(&self.settings.addr),
+                    reply.status_and_error()
+                ),
+            })),
             400 => Err(StoreError::Invalid {
                 path: shown,
                 reason: format!(
@@ -326,7 +423,7 @@ impl Vault {
     }
 
     /// The mount holding `path`, asked of Vault once per mount and render.
-    fn mount_for(&self, path: &str, shown: &str) -> Result<Option<Mount>, StoreError> {
+    fn mount_for(&self, path: &str) -> Result<Option<Mount>, StoreError> {
         let mut mounts = lock(&self.mounts);
         if let Some(m) = mounts.known.iter().find(|m| m.contains(path)) {
             return Ok(Some(m.clone()));
@@ -338,7 +435,6 @@ impl Vault {
         let reply = self.get(
             &format!("sys/internal/ui/mounts/{}", encode_path(path)),
             &[],
-            shown,
         )?;
         if reply.status == 200 {
             if let Some(m) = reply
@@ -387,7 +483,7 @@ impl Store for Vault {
             Some(KvVersion::V1) => false,
         };
         let mount = if need_mount && !path.is_empty() {
-            self.mount_for(path, &req.path)?
+            self.mount_for(path)?
         } else {
             None
         };
@@ -503,6 +599,10 @@ fn copy(e: &StoreError) -> StoreError {
             reason: reason.clone(),
         },
         StoreError::Config(m) => StoreError::Config(m.clone()),
+        StoreError::Unavailable { store, reason } => StoreError::Unavailable {
+            store: store.clone(),
+            reason: reason.clone(),
+        },
     }
 }
 

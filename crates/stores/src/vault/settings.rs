@@ -127,7 +127,8 @@ impl Settings {
             .to_string();
         if !(addr.starts_with("http://") || addr.starts_with("https://")) {
             return Err(cfg(format!(
-                "VAULT_ADDR must start with http:// or https://, not {addr:?}"
+                "VAULT_ADDR must start with http:// or https://, not {:?}",
+                addr.rsplit('@').next().unwrap_or("")
             )));
         }
         let namespace = c
