@@ -91,6 +91,8 @@ impl Stores {
         s.register("echo", |_| Ok(Arc::new(echo::Echo)));
         s.register("env", |c| Ok(Arc::new(env::Env::new(c))));
         s.register("vault", crate::vault::Vault::factory);
+        s.register("aws", crate::aws::SecretsManager::factory);
+        s.register("awsssm", crate::aws::Ssm::factory);
         s
     }
 

@@ -16,7 +16,7 @@
 //! paths and statuses, never values, tokens or credentials.
 
 mod auth;
-mod cache;
+pub(crate) mod cache;
 mod http;
 mod kv;
 mod settings;
