@@ -106,15 +106,28 @@ pub(crate) fn assume_role(
         source.creds.secret_access_key.as_str()
     ));
     let endpoint = sts_endpoint(s, region);
-    let creds = cached(s, &["assume-role", &endpoint, role, &session, &source_key], || {
-        let body = form(&[
-            ("Action", "AssumeRole"),
-            ("Version", "2011-06-15"),
-            ("RoleArn", role),
-            ("RoleSessionName", &session),
-        ]);
-        sts(http, &endpoint, region, body, Some(&source.creds), role, "sts:AssumeRole", &source.who)
-    })?;
+    let creds = cached(
+        s,
+        &["assume-role", &endpoint, role, &session, &source_key],
+        || {
+            let body = form(&[
+                ("Action", "AssumeRole"),
+                ("Version", "2011-06-15"),
+                ("RoleArn", role),
+                ("RoleSessionName", &session),
+            ]);
+            sts(
+                http,
+                &endpoint,
+                region,
+                body,
+                Some(&source.creds),
+                role,
+                "sts:AssumeRole",
+                &source.who,
+            )
+        },
+    )?;
     Ok(Identity {
         creds,
         who: format!("the role {role} (assumed with {})", source.who),
@@ -129,12 +142,21 @@ fn web_identity(
     role: &str,
     session: Option<&str>,
 ) -> Result<Identity, Failure> {
-    let token = read_small(file, "the web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)")?;
+    let token = read_small(
+        file,
+        "the web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)",
+    )?;
     let session = session_name(session);
     let endpoint = sts_endpoint(s, region);
     let creds = cached(
         s,
-        &["web-identity", &endpoint, role, &session, &fingerprint(&token)],
+        &[
+            "web-identity",
+            &endpoint,
+            role,
+            &session,
+            &fingerprint(&token),
+        ],
         || {
             let body = form(&[
                 ("Action", "AssumeRoleWithWebIdentity"),
@@ -187,9 +209,7 @@ fn sts(
     let a = http.send(&call).map_err(Failure::Auth)?;
     if let Some(e) = &a.error {
         let hint = match e.code.as_str() {
-            "AccessDenied" => format!(
-                "; the role's trust policy must allow {action} for {who}"
-            ),
+            "AccessDenied" => format!("; the role's trust policy must allow {action} for {who}"),
             "InvalidIdentityToken" | "ExpiredTokenException" => {
                 "; check the projected service-account token and the role's OIDC provider".into()
             }
@@ -294,7 +314,10 @@ fn container_uri_allowed(uri: &str) -> bool {
         || host
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
-        || matches!(host, "[::1]" | "169.254.170.2" | "169.254.170.23" | "[fd00:ec2::23]")
+        || matches!(
+            host,
+            "[::1]" | "169.254.170.2" | "169.254.170.23" | "[fd00:ec2::23]"
+        )
 }
 
 /// The shared config and credentials files, by profile name.
@@ -494,10 +517,10 @@ fn sts_endpoint(s: &Settings, region: &str) -> String {
     s.endpoint(Service::Sts, region)
 }
 
+/// The session name given, or a fixed one: it is part of the cache key, so it must not change
+/// from one render to the next.
 fn session_name(given: Option<&str>) -> String {
-    given
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("kustodian-{}", now_ms() / 1000))
+    given.unwrap_or("kustodian").to_string()
 }
 
 fn form(pairs: &[(&str, &str)]) -> Zeroizing<String> {
@@ -513,14 +536,21 @@ fn form(pairs: &[(&str, &str)]) -> Zeroizing<String> {
 fn read_small(path: &Path, what: &str) -> Result<Zeroizing<String>, Failure> {
     use std::io::Read as _;
     let cant = |e: std::io::Error| {
-        Failure::Config(format!("cannot read {what} at {}: {}", path.display(), e.kind()))
+        Failure::Config(format!(
+            "cannot read {what} at {}: {}",
+            path.display(),
+            e.kind()
+        ))
     };
     let f = std::fs::File::open(path).map_err(cant)?;
     let mut text = Zeroizing::new(String::new());
     f.take(FILE_LIMIT).read_to_string(&mut text).map_err(cant)?;
     let trimmed = Zeroizing::new(text.trim().to_string());
     if trimmed.is_empty() {
-        return Err(Failure::Config(format!("{what} at {} is empty", path.display())));
+        return Err(Failure::Config(format!(
+            "{what} at {} is empty",
+            path.display()
+        )));
     }
     Ok(trimmed)
 }
@@ -548,7 +578,9 @@ pub(crate) fn parse_time_ms(t: &str) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss).ok().map(|s| s * 1000 + ms as u64)
+    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss)
+        .ok()
+        .map(|s| s * 1000 + ms as u64)
 }
 
 #[cfg(test)]
@@ -568,14 +600,21 @@ mod tests {
     #[test]
     fn ini_sections() {
         let v = ini("[default]\nregion = eu-west-1\n# c\n[profile a]\nrole_arn=arn\n");
-        assert_eq!(v[0], ("default".into(), "region".into(), "eu-west-1".into()));
+        assert_eq!(
+            v[0],
+            ("default".into(), "region".into(), "eu-west-1".into())
+        );
         assert_eq!(v[1], ("profile a".into(), "role_arn".into(), "arn".into()));
     }
 
     #[test]
     fn container_uris() {
-        assert!(container_uri_allowed("http://127.0.0.1:8080/v1/credentials"));
-        assert!(container_uri_allowed("http://169.254.170.23/v1/credentials"));
+        assert!(container_uri_allowed(
+            "http://127.0.0.1:8080/v1/credentials"
+        ));
+        assert!(container_uri_allowed(
+            "http://169.254.170.23/v1/credentials"
+        ));
         assert!(container_uri_allowed("https://creds.example"));
         assert!(!container_uri_allowed("http://evil.example/creds"));
         assert!(!container_uri_allowed("http://127.0.0.1.evil.example/"));

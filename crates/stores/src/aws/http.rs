@@ -91,7 +91,9 @@ impl Http {
         loop {
             let result = self.once(call);
             let retry = match &result {
-                Ok(a) => a.status == 429 || a.status >= 500 || a.error.as_ref().is_some_and(throttled),
+                Ok(a) => {
+                    a.status == 429 || a.status >= 500 || a.error.as_ref().is_some_and(throttled)
+                }
                 Err(e) => transient(e),
             };
             let wait = self.backoff_for(attempt);
@@ -106,7 +108,11 @@ impl Http {
                 } else {
                     String::new()
                 };
-                format!("cannot reach {}: {}{tries}", origin(&call.url), describe(&e))
+                format!(
+                    "cannot reach {}: {}{tries}",
+                    origin(&call.url),
+                    describe(&e)
+                )
             });
         }
     }
@@ -336,7 +342,10 @@ mod tests {
             "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not &amp; allowed</Message></Error></ErrorResponse>",
             None,
         );
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("AccessDenied", "not & allowed"));
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("AccessDenied", "not & allowed")
+        );
         let e = error_of(429, "", Some("ThrottlingException".into()));
         assert!(throttled(&e));
         assert_eq!(error_of(503, "", None).code, "HTTP 503");
@@ -344,7 +353,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(host("https://ssm.eu-west-1.amazonaws.com"), "ssm.eu-west-1.amazonaws.com");
+        assert_eq!(
+            host("https://ssm.eu-west-1.amazonaws.com"),
+            "ssm.eu-west-1.amazonaws.com"
+        );
         assert_eq!(host("https://h:443/x"), "h");
         assert_eq!(host("http://127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(path_of("http://127.0.0.1:5000"), "/");

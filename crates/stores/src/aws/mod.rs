@@ -222,8 +222,11 @@ impl Aws {
 /// retries, anything else named by its code.
 fn common_error(e: &AwsError, who: &Identity, what: &str) -> Failure {
     match e.code.as_str() {
-        "UnrecognizedClientException" | "InvalidSignatureException" | "SignatureDoesNotMatch"
-        | "InvalidClientTokenId" | "IncompleteSignature" => Failure::Auth(format!(
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "InvalidClientTokenId"
+        | "IncompleteSignature" => Failure::Auth(format!(
             "AWS refused the credentials of {} ({e}); check the key pair and the clock",
             who.who
         )),
@@ -312,7 +315,10 @@ mod tests {
         req.params = vec![("region".into(), "us-east-2".into())];
         assert_eq!(aws.target(&req, Some("x")).unwrap().region, "us-east-2");
         req.params.clear();
-        assert_eq!(aws.target(&req, Some("ap-south-1")).unwrap().region, "ap-south-1");
+        assert_eq!(
+            aws.target(&req, Some("ap-south-1")).unwrap().region,
+            "ap-south-1"
+        );
         assert_eq!(aws.target(&req, None).unwrap().region, "eu-west-1");
     }
 }

@@ -129,7 +129,10 @@ fn error(e: &AwsError, who: &Identity, shown: &str, versioned: bool) -> Failure 
         },
         "DecryptionFailure" => Failure::Denied {
             path,
-            detail: format!("{e}; grant kms:Decrypt on the secret's KMS key to {}", who.who),
+            detail: format!(
+                "{e}; grant kms:Decrypt on the secret's KMS key to {}",
+                who.who
+            ),
         },
         "InvalidRequestException" | "InvalidParameterException" => Failure::Invalid {
             path,
@@ -167,7 +170,9 @@ fn document(answer: &Value, vals: bool, shown: &str) -> Result<SecretValue, Fail
                         .into(),
                 }),
             },
-            (None, None) => Err(Failure::NotFound(format!("{shown}: the secret has no value"))),
+            (None, None) => Err(Failure::NotFound(format!(
+                "{shown}: the secret has no value"
+            ))),
         };
     }
     let mut doc = Map::new();
@@ -181,7 +186,8 @@ fn document(answer: &Value, vals: bool, shown: &str) -> Result<SecretValue, Fail
         if let Ok(t) = std::str::from_utf8(bytes) {
             doc.entry("SecretBinary").or_insert_with(|| json!(t));
         }
-        doc.entry("SecretBinaryBase64").or_insert_with(|| json!(b64));
+        doc.entry("SecretBinaryBase64")
+            .or_insert_with(|| json!(b64));
     }
     Ok(SecretValue::new(Value::Object(doc)))
 }
@@ -194,7 +200,10 @@ mod tests {
         Request {
             path: "app".into(),
             version: version.map(str::to_string),
-            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -206,7 +215,10 @@ mod tests {
             Some(Version::Stage("AWSPREVIOUS".into()))
         );
         let id = "93b5b190-c6c7-4041-ac7f-49d65bc4a9ba";
-        assert_eq!(version(&req(Some(id), &[])).unwrap(), Some(Version::Id(id.into())));
+        assert_eq!(
+            version(&req(Some(id), &[])).unwrap(),
+            Some(Version::Id(id.into()))
+        );
         assert_eq!(
             version(&req(None, &[("version_stage", "AWSCURRENT")])).unwrap(),
             Some(Version::Stage("AWSCURRENT".into()))
@@ -232,8 +244,14 @@ mod tests {
         assert_eq!(avp.expose()["SecretString"], "{\"password\":\"p\"}");
         assert_eq!(document(&a, true, "s").unwrap().expose()["password"], "p");
         let plain = json!({"SecretString": "just-text"});
-        assert_eq!(document(&plain, false, "s").unwrap().expose()["SecretString"], "just-text");
-        assert_eq!(document(&plain, true, "s").unwrap().expose(), &json!("just-text"));
+        assert_eq!(
+            document(&plain, false, "s").unwrap().expose()["SecretString"],
+            "just-text"
+        );
+        assert_eq!(
+            document(&plain, true, "s").unwrap().expose(),
+            &json!("just-text")
+        );
         let bin = json!({"SecretBinary": "/w=="});
         let d = document(&bin, false, "s").unwrap();
         assert!(d.expose().get("SecretBinary").is_none());

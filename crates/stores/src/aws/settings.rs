@@ -89,11 +89,16 @@ impl Settings {
             .transpose()?;
         let max_attempts = match c.var("AWS_MAX_ATTEMPTS") {
             None => 3,
-            Some(v) => v.trim().parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                StoreError::Config(format!(
-                    "AWS_MAX_ATTEMPTS must be a whole number of at least 1, not {v:?}"
-                ))
-            })?,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    StoreError::Config(format!(
+                        "AWS_MAX_ATTEMPTS must be a whole number of at least 1, not {v:?}"
+                    ))
+                })?,
         };
         let timeout = seconds(c, "KUSTODIAN_AWS_TIMEOUT", 30)?;
         let retry_deadline = seconds(c, "KUSTODIAN_AWS_RETRY_DEADLINE", 20)?;
@@ -103,7 +108,9 @@ impl Settings {
             access_key_id: c.var("AWS_ACCESS_KEY_ID").map(str::to_string),
             secret_access_key: c.var("AWS_SECRET_ACCESS_KEY").map(str::to_string),
             session_token: c.var("AWS_SESSION_TOKEN").map(str::to_string),
-            profile: c.var_any(&["AWS_PROFILE", "AWS_DEFAULT_PROFILE"]).map(str::to_string),
+            profile: c
+                .var_any(&["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])
+                .map(str::to_string),
             config_file: c
                 .var("AWS_CONFIG_FILE")
                 .map(PathBuf::from)
@@ -115,14 +122,18 @@ impl Settings {
             web_identity_token_file: c.var("AWS_WEB_IDENTITY_TOKEN_FILE").map(PathBuf::from),
             role_arn: c.var("AWS_ROLE_ARN").map(str::to_string),
             role_session_name: c.var("AWS_ROLE_SESSION_NAME").map(str::to_string),
-            container_full_uri: c.var("AWS_CONTAINER_CREDENTIALS_FULL_URI").map(str::to_string),
+            container_full_uri: c
+                .var("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                .map(str::to_string),
             container_relative_uri: c
                 .var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
                 .map(str::to_string),
             container_token_file: c
                 .var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
                 .map(PathBuf::from),
-            container_token: c.var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(str::to_string),
+            container_token: c
+                .var("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+                .map(str::to_string),
         };
         Ok(Settings {
             region: c
@@ -195,7 +206,9 @@ fn seconds(c: &Config, var: &str, default: u64) -> Result<Duration, StoreError> 
             .parse::<u64>()
             .map(Duration::from_secs)
             .map_err(|_| {
-                StoreError::Config(format!("{var} must be a number of seconds such as 30, not {v:?}"))
+                StoreError::Config(format!(
+                    "{var} must be a number of seconds such as 30, not {v:?}"
+                ))
             }),
     }
 }
@@ -205,12 +218,19 @@ fn seconds(c: &Config, var: &str, default: u64) -> Result<Duration, StoreError> 
 /// `KUSTODIAN_AWS_CREDENTIAL_CACHE=off`.
 fn cache_dir(c: &Config) -> Option<PathBuf> {
     let off = c.var("KUSTODIAN_AWS_CREDENTIAL_CACHE").is_some_and(|v| {
-        matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "off" | "false" | "no")
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false" | "no"
+        )
     });
     if off {
         return None;
     }
-    let base = match (c.var("KUSTODIAN_CACHE_DIR"), c.var("XDG_CACHE_HOME"), c.var("HOME")) {
+    let base = match (
+        c.var("KUSTODIAN_CACHE_DIR"),
+        c.var("XDG_CACHE_HOME"),
+        c.var("HOME"),
+    ) {
         (Some(d), _, _) => PathBuf::from(d),
         (None, Some(x), _) => PathBuf::from(x).join("kustodian"),
         (None, None, Some(h)) => PathBuf::from(h).join(".cache/kustodian"),
@@ -274,7 +294,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("AWS_ENDPOINT_URL") && !e.contains("canary"), "{e}");
+        assert!(
+            e.contains("AWS_ENDPOINT_URL") && !e.contains("canary"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -288,13 +311,18 @@ mod tests {
         assert!(s.role_allowed("arn:aws:iam::222:role/exact"));
         assert!(!s.role_allowed("arn:aws:iam::222:role/exact2"));
         assert!(!s.role_allowed("arn:aws:iam::333:role/team-a"));
-        assert!(!settings(&[]).unwrap().role_allowed("arn:aws:iam::111:role/team-a"));
+        assert!(!settings(&[])
+            .unwrap()
+            .role_allowed("arn:aws:iam::111:role/team-a"));
         assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxc") && glob("*", ""));
     }
 
     #[test]
     fn bad_numbers_are_refused() {
-        let e = settings(&[("AWS_MAX_ATTEMPTS", "0")]).err().unwrap().to_string();
+        let e = settings(&[("AWS_MAX_ATTEMPTS", "0")])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("AWS_MAX_ATTEMPTS"), "{e}");
     }
 }

@@ -195,7 +195,10 @@ mod tests {
                     amz_date: "20150830T123600Z",
                 },
             );
-            out.into_iter().find(|(k, _)| *k == "authorization").unwrap().1
+            out.into_iter()
+                .find(|(k, _)| *k == "authorization")
+                .unwrap()
+                .1
         };
         assert_eq!(
             sig(&[]),
@@ -231,7 +234,9 @@ mod tests {
             },
         );
         assert!(out.contains(&("x-amz-security-token", "tok".to_string())));
-        assert!(out[2].1.contains("SignedHeaders=host;x-amz-date;x-amz-security-token"));
+        assert!(out[2]
+            .1
+            .contains("SignedHeaders=host;x-amz-date;x-amz-security-token"));
     }
 
     #[test]
