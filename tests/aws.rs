@@ -15,7 +15,7 @@ mod rendered;
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use moto::{aws_error, moto, response, Proxy, Seen};
+use moto::{aws_error, moto, response, Moto, Proxy, Seen};
 use rendered::Render;
 use serde_json::{json, Value};
 
@@ -361,6 +361,55 @@ fn access_denied_names_the_action_to_grant() {
             "grant secretsmanager:GetSecretValue",
             "AWS_ACCESS_KEY_ID",
         ]);
+}
+
+/// moto with IAM enforcement: it checks every signature and the user's policy, as AWS does.
+#[test]
+fn real_signature_checks_and_iam_denials() {
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]});
+    let setup = json!([
+        ["iam", "create_user", {"UserName": "reader"}],
+        ["iam", "create_access_key", {"UserName": "reader"}],
+        ["iam", "put_user_policy", {"UserName": "reader", "PolicyName": "read", "PolicyDocument": policy.to_string()}],
+        ["iam", "create_user", {"UserName": "nobody"}],
+        ["iam", "create_access_key", {"UserName": "nobody"}],
+        secret("enforced", json!(r#"{"k":"canary-enforced"}"#)),
+    ]);
+    let count = setup.as_array().unwrap().len().to_string();
+    let m = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", &count)]);
+    let out = m.aws(setup);
+    let key = |i: usize| {
+        let k = &out[i]["AccessKey"];
+        (
+            k["AccessKeyId"].as_str().unwrap().to_string(),
+            k["SecretAccessKey"].as_str().unwrap().to_string(),
+        )
+    };
+    let proxy = Proxy::pass(&m.url);
+    let doc = secret_doc(&[
+        ("a", "<path:enforced#k>"),
+        ("b", "ref+awssecrets://enforced#/k"),
+    ]);
+    let as_user = |(id, secret): (String, String)| {
+        let mut side = Sidecar::with_keys(&proxy);
+        side.set("AWS_ACCESS_KEY_ID", &id);
+        side.set("AWS_SECRET_ACCESS_KEY", &secret);
+        side.secrets.push(secret);
+        side.render(&doc)
+    };
+    as_user(key(1))
+        .expect_ok()
+        .has("a", "canary-enforced")
+        .has("b", "canary-enforced");
+    as_user(key(4)).expect_failure(&[
+        "secret enforced",
+        "permission denied",
+        "AccessDenied",
+        "grant secretsmanager:GetSecretValue",
+    ]);
+    as_user((key(1).0, "wrong-secret-key".into()))
+        .expect_failure(&["SignatureDoesNotMatch", "check the key pair"]);
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub struct Moto {
 /// The test binary's moto server, started on first use.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
+    MOTO.get_or_init(|| Moto::start(&[]))
 }
 
 const SERVE: &str = "import sys\nfrom moto.server import ThreadedMotoServer\n\
@@ -54,7 +54,9 @@ s = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=Fa
 s.start()\nprint('ready', flush=True)\nsys.stdin.read()\ns.stop()\n";
 
 impl Moto {
-    fn start() -> Moto {
+    /// A server of its own, with moto settings in `env` (such as `INITIAL_NO_AUTH_ACTION_COUNT`,
+    /// after which moto checks signatures and IAM policies).
+    pub fn start(env: &[(&str, &str)]) -> Moto {
         for _ in 0..4 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -63,6 +65,7 @@ impl Moto {
                 .port();
             let mut child = Command::new(python())
                 .args(["-c", SERVE, &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -133,6 +136,14 @@ print(json.dumps(out, default=str))
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

@@ -119,7 +119,7 @@ fn error(e: &AwsError, who: &Identity, shown: &str, versioned: bool) -> Failure 
         } else {
             shown.to_string()
         }),
-        "AccessDeniedException" => Failure::Denied {
+        "AccessDeniedException" | "AccessDenied" => Failure::Denied {
             path,
             detail: format!(
                 "{e}; grant secretsmanager:GetSecretValue on this secret (and kms:Decrypt on its \

@@ -92,7 +92,7 @@ fn parameter_name(path: &str) -> Option<String> {
 fn error(e: &AwsError, who: &Identity, shown: &str) -> Failure {
     match e.code.as_str() {
         "ParameterNotFound" | "ParameterVersionNotFound" => Failure::NotFound(shown.to_string()),
-        "AccessDeniedException" => Failure::Denied {
+        "AccessDeniedException" | "AccessDenied" => Failure::Denied {
             path: shown.to_string(),
             detail: format!(
                 "{e}; grant ssm:GetParameter on this parameter (and kms:Decrypt on the key of a \
