@@ -70,6 +70,11 @@ impl Sidecar {
     }
 
     fn render(&self, input: &str) -> Render {
+        self.run(&["render", "-"], input)
+    }
+
+    /// Runs kustodian with `args` and `stdin`, and checks that nothing leaks.
+    fn run(&self, args: &[&str], stdin: &str) -> Render {
         let mut cmd = assert_cmd::Command::cargo_bin("kustodian").unwrap();
         for (k, _) in std::env::vars() {
             let foreign = [
@@ -93,8 +98,8 @@ impl Sidecar {
             cmd.env(k, v);
         }
         let out = cmd
-            .args(["render", "-"])
-            .write_stdin(input.to_string())
+            .args(args)
+            .write_stdin(stdin.to_string())
             .output()
             .unwrap();
         let r = Render {
@@ -668,6 +673,66 @@ fn region_comes_from_the_reference_the_arn_or_the_environment() {
     // us-east-1 (AWS_REGION) has no such secret.
     side.render(&secret_doc(&[("a", &format!("<path:{name}#k>"))]))
         .expect_failure(&["in us-east-1", "not found"]);
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/aws")
+        .join(name)
+}
+
+/// The Argo CD plugin's generate command (`kustodian render .` on a kustomize app): AWS and
+/// SOPS references in one Secret, each from its own store.
+#[test]
+fn render_dir_mixes_aws_ssm_and_sops_stores() {
+    let m = moto();
+    m.aws(json!([
+        secret("mixed/app", json!(r#"{"password":"canary-mixed-aws"}"#)),
+        ["ssm", "put_parameter", {"Name": "/mixed/flag", "Value": "canary-mixed-ssm", "Type": "SecureString"}],
+    ]));
+    let proxy = Proxy::pass(&m.url);
+    let mut side = Sidecar::with_keys(&proxy);
+    let keys = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/krm/keys.txt");
+    side.set("SOPS_AGE_KEY_FILE", keys.to_str().unwrap());
+    let dir = fixture("render-mixes-sops-and-aws");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    side.run(&["render", dir.to_str().unwrap()], "")
+        .expect_ok()
+        .has("password", "canary-mixed-aws")
+        .has("flag", "canary-mixed-ssm")
+        .has("token", &b64.encode("canary-sops-token"));
+    assert_eq!(proxy.seen().len(), 2);
+}
+
+/// `kustodian krm`: the KRM function resolves AWS references in a ResourceList.
+#[test]
+fn krm_function_resolves_aws_references() {
+    let m = moto();
+    m.aws(json!([
+        secret("krm/app", json!(r#"{"password":"canary-krm","url":"https://canary.example"}"#)),
+        ["ssm", "put_parameter", {"Name": "/krm/flag", "Value": "canary-krm-flag", "Type": "String"}],
+    ]));
+    let proxy = Proxy::pass(&m.url);
+    let side = Sidecar::with_keys(&proxy);
+    let input = std::fs::read_to_string(fixture("krm-function-resolves-aws-references/input.yaml"))
+        .unwrap();
+    side.run(&["krm"], &input)
+        .expect_ok()
+        .has("password", "canary-krm")
+        .has("url", "https://canary.example")
+        .has("flag", "canary-krm-flag");
+    assert_eq!(
+        proxy.count("secretsmanager.GetSecretValue", Some("krm/app")),
+        1
+    );
+    // A missing secret: the function fails and says which reference.
+    let bad = input.replace("krm/app#password", "krm/nothing#password");
+    let r = side.run(&["krm"], &bad);
+    assert!(
+        !r.ok && r.stdout.contains("krm/nothing") && !r.stdout.contains("canary"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
