@@ -461,13 +461,20 @@ fn cached(
     let mut key = vec!["aws-credentials-v1"];
     key.extend_from_slice(parts);
     let slot = Slot::new(dir, &key);
+    let mut fetch = Some(fetch);
+    let mut fresh = || {
+        fetch.take().map_or_else(
+            || Err(Failure::Auth("internal: credentials fetched twice".into())),
+            |f| f(),
+        )
+    };
     let outcome = slot.locked(|slot| {
         if let Some(c) = slot.read().as_ref().and_then(from_entry) {
             if c.expires_at_ms.is_some_and(|at| at > now_ms() + REFRESH_MS) {
                 return Ok(c);
             }
         }
-        let c = fetch()?;
+        let c = fresh()?;
         if let Some(entry) = to_entry(&c) {
             if slot.write(&entry).is_err() {
                 slot.remove();
@@ -477,12 +484,14 @@ fn cached(
     });
     match outcome {
         Ok(r) => r,
-        // An unusable cache folder: work without it (the Vault store warns; one line is enough).
-        Err(_) => Err(Failure::Config(format!(
-            "the AWS credential cache {} cannot be used; fix its permissions or set \
-             KUSTODIAN_AWS_CREDENTIAL_CACHE=off",
-            dir.display()
-        ))),
+        Err(e) => {
+            eprintln!(
+                "kustodian: warning: the AWS credential cache {} cannot be used ({}); continuing without it",
+                dir.display(),
+                e.kind()
+            );
+            fresh()
+        }
     }
 }
 
@@ -605,6 +614,69 @@ mod tests {
             ("default".into(), "region".into(), "eu-west-1".into())
         );
         assert_eq!(v[1], ("profile a".into(), "role_arn".into(), "arn".into()));
+    }
+
+    fn settings(cache: &Path) -> Settings {
+        let c = crate::Config::from_vars(
+            Path::new("/"),
+            Path::new("/"),
+            [("KUSTODIAN_CACHE_DIR", cache.to_str().unwrap())]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        Settings::from_config(&c).unwrap()
+    }
+
+    fn creds(expires_in_ms: u64) -> Credentials {
+        Credentials {
+            access_key_id: "ASIATEST".into(),
+            secret_access_key: Zeroizing::new("s".into()),
+            session_token: Some(Zeroizing::new("t".into())),
+            expires_at_ms: Some(now_ms() + expires_in_ms),
+        }
+    }
+
+    #[test]
+    fn cached_credentials_are_reused_until_five_minutes_before_expiry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = settings(tmp.path());
+        let calls = std::cell::Cell::new(0);
+        let get = |ttl: u64| {
+            cached(&s, &["k"], || {
+                calls.set(calls.get() + 1);
+                Ok(creds(ttl))
+            })
+            .unwrap()
+        };
+        get(3_600_000);
+        get(3_600_000);
+        assert_eq!(calls.get(), 1, "an hour left: reused");
+        let other = cached(&s, &["other"], || Ok(creds(60_000))).unwrap();
+        assert_eq!(other.access_key_id, "ASIATEST");
+        let again = std::cell::Cell::new(0);
+        for _ in 0..2 {
+            cached(&s, &["other"], || {
+                again.set(again.get() + 1);
+                Ok(creds(60_000))
+            })
+            .unwrap();
+        }
+        assert_eq!(again.get(), 2, "a minute left: fetched again every time");
+        let file = std::fs::read_dir(tmp.path().join("aws-credentials"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_unusable_cache_folder_is_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blocker = tmp.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let s = settings(&blocker);
+        assert!(cached(&s, &["k"], || Ok(creds(3_600_000))).is_ok());
     }
 
     #[test]
