@@ -5,6 +5,8 @@
 //! Every secret value holds `canary`; every run checks that stderr holds no value and no
 //! credential, and that a failed render prints nothing on stdout.
 
+#[path = "fixtures/example/support.rs"]
+mod example;
 #[path = "support/k8s.rs"]
 mod k8s;
 #[path = "support/moto.rs"]
@@ -685,11 +687,7 @@ fn fixture(name: &str) -> PathBuf {
 /// SOPS references in one Secret, each from its own store.
 #[test]
 fn render_dir_mixes_aws_ssm_and_sops_stores() {
-    let m = moto();
-    m.aws(json!([
-        secret("mixed/app", json!(r#"{"password":"canary-mixed-aws"}"#)),
-        ["ssm", "put_parameter", {"Name": "/mixed/flag", "Value": "canary-mixed-ssm", "Type": "SecureString"}],
-    ]));
+    let m = mixed_fixture_data();
     let proxy = Proxy::pass(&m.url);
     let mut side = Sidecar::with_keys(&proxy);
     let keys = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/krm/keys.txt");
@@ -702,6 +700,62 @@ fn render_dir_mixes_aws_ssm_and_sops_stores() {
         .has("flag", "canary-mixed-ssm")
         .has("token", &b64.encode("canary-sops-token"));
     assert_eq!(proxy.seen().len(), 2);
+}
+
+/// The secret and parameter the `render-mixes-sops-and-aws` fixture names, created once.
+fn mixed_fixture_data() -> &'static moto::Moto {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let m = moto();
+    ONCE.call_once(|| {
+        m.aws(json!([
+            secret("mixed/app", json!(r#"{"password":"canary-mixed-aws"}"#)),
+            ["ssm", "put_parameter", {"Name": "/mixed/flag", "Value": "canary-mixed-ssm", "Type": "SecureString"}],
+        ]));
+    });
+    m
+}
+
+/// The Argo CD plugin as argocd-cmp-server runs it: the Application picks the store
+/// (`ARGOCD_ENV_AVP_TYPE`); credentials and endpoints are the sidecar's.
+#[test]
+fn argocd_plugin_renders_aws_references_with_the_sidecars_credentials() {
+    let m = mixed_fixture_data();
+    let proxy = Proxy::pass(&m.url);
+    let repo = tempfile::tempdir().unwrap();
+    example::copy_dir(
+        &fixture("render-mixes-sops-and-aws"),
+        &repo.path().join("apps/mixed"),
+    );
+    let app = example::AppInput {
+        name: "mixed".into(),
+        namespace: "team-a".into(),
+        source_path: "apps/mixed".into(),
+        env: vec![("AVP_TYPE".into(), "awssecretsmanager".into())],
+        ..Default::default()
+    };
+    let keys = example::root().join("tests/fixtures/krm/keys.txt");
+    let bins = example::bin_dir();
+    let sidecar = [
+        ("AWS_ACCESS_KEY_ID", "AKIDSIDECAR"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", proxy.url.as_str()),
+        ("SOPS_AGE_KEY_FILE", keys.to_str().unwrap()),
+    ];
+    let run = example::run_cmp(
+        &example::plugin("kustodian"),
+        repo.path(),
+        &app,
+        bins.path(),
+        &sidecar,
+    );
+    assert!(run.output.status.success(), "{}", run.stderr());
+    assert!(run.stdout().contains("canary-mixed-aws") && run.stdout().contains("canary-mixed-ssm"));
+    assert!(!run.stderr().contains("canary") && !run.stderr().contains(SECRET_KEY));
+    assert_eq!(
+        key_id(&first(&proxy, "secretsmanager.GetSecretValue")),
+        "AKIDSIDECAR"
+    );
 }
 
 /// `kustodian krm`: the KRM function resolves AWS references in a ResourceList.
