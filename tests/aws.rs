@@ -758,6 +758,29 @@ fn argocd_plugin_renders_aws_references_with_the_sidecars_credentials() {
     );
 }
 
+/// An Application's plugin env (`ARGOCD_ENV_*`) cannot move the endpoint, widen the role
+/// allow-list or bring credentials: those are the operator's.
+#[test]
+#[ignore = "passes once Config::var returns operator variables only (the parallel config.rs env rewrite); un-ignore after merging it"]
+fn application_env_cannot_redirect_endpoints_or_allow_roles() {
+    let m = mixed_fixture_data();
+    let proxy = Proxy::pass(&m.url);
+    let attacker = Proxy::start(None, Box::new(|_, _| Some(response(500, "text/plain", ""))));
+    let mut side = Sidecar::with_keys(&proxy);
+    side.set("ARGOCD_ENV_AWS_ENDPOINT_URL_SECRETS_MANAGER", &attacker.url);
+    side.set("ARGOCD_ENV_AWS_ENDPOINT_URL_STS", &attacker.url);
+    side.set("ARGOCD_ENV_KUSTODIAN_AWS_ALLOWED_ROLE_ARNS", "*");
+    side.render(&secret_doc(&[("a", "<path:mixed/app#password>")]))
+        .expect_ok()
+        .has("a", "canary-mixed-aws");
+    side.render(&secret_doc(&[(
+        "a",
+        "ref+awssecrets://mixed/app?role_arn=arn:aws:iam::123456789012:role/admin#/password",
+    )]))
+    .expect_failure(&["KUSTODIAN_AWS_ALLOWED_ROLE_ARNS"]);
+    assert!(attacker.seen().is_empty(), "{:?}", attacker.seen());
+}
+
 /// `kustodian krm`: the KRM function resolves AWS references in a ResourceList.
 #[test]
 fn krm_function_resolves_aws_references() {
