@@ -578,7 +578,13 @@ pub(crate) fn parse_time_ms(t: &str) -> Option<u64> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut h = hms.split(':').map(|p| p.parse::<i64>().ok());
     let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    let ms: u64 = frac
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(3)
+        .collect::<String>()
+        .parse()
+        .ok()?;
     // Days from civil (Howard Hinnant's algorithm).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -589,7 +595,7 @@ pub(crate) fn parse_time_ms(t: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss)
         .ok()
-        .map(|s| s * 1000 + ms as u64)
+        .map(|s| s * 1000 + ms)
 }
 
 #[cfg(test)]
@@ -604,6 +610,7 @@ mod tests {
             Some(1_440_938_160_500)
         );
         assert_eq!(parse_time_ms("garbage"), None);
+        assert_eq!(parse_time_ms("2015-08-30T12:36:00.éé"), None);
     }
 
     #[test]
