@@ -77,7 +77,14 @@ impl Sidecar {
 
     /// Runs kustodian with `args` and `stdin`, and checks that nothing leaks.
     fn run(&self, args: &[&str], stdin: &str) -> Render {
-        let mut cmd = assert_cmd::Command::cargo_bin("kustodian").unwrap();
+        let bin = assert_cmd::cargo::cargo_bin("kustodian");
+        self.run_program(&bin, args, stdin)
+    }
+
+    /// Runs `program` in the sidecar's environment (and nothing of the test's own AWS, Vault,
+    /// Argo CD or kustodian variables), and checks that nothing leaks.
+    fn run_program(&self, program: &std::path::Path, args: &[&str], stdin: &str) -> Render {
+        let mut std_cmd = std::process::Command::new(program);
         for (k, _) in std::env::vars() {
             let foreign = [
                 "AWS_",
@@ -91,15 +98,17 @@ impl Sidecar {
             .iter()
             .any(|p| k.starts_with(p));
             if foreign {
-                cmd.env_remove(k);
+                std_cmd.env_remove(k);
             }
         }
-        cmd.current_dir(self.home.path())
-            .env("HOME", self.home.path());
+        std_cmd
+            .current_dir(self.home.path())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"));
         for (k, v) in &self.vars {
-            cmd.env(k, v);
+            std_cmd.env(k, v);
         }
-        let out = cmd
+        let out = assert_cmd::Command::from_std(std_cmd)
             .args(args)
             .write_stdin(stdin.to_string())
             .output()
@@ -779,6 +788,27 @@ fn application_env_cannot_redirect_endpoints_or_allow_roles() {
     )]))
     .expect_failure(&["KUSTODIAN_AWS_ALLOWED_ROLE_ARNS"]);
     assert!(attacker.seen().is_empty(), "{:?}", attacker.seen());
+}
+
+/// The legacy kustomize exec plugin (`kind: Resolver`), installed by its own verb and run by
+/// `kubectl kustomize --enable-alpha-plugins`.
+#[test]
+fn legacy_kustomize_resolver_resolves_aws_references() {
+    let m = mixed_fixture_data();
+    let proxy = Proxy::pass(&m.url);
+    let side = Sidecar::with_keys(&proxy);
+    side.run(&["install-kustomize-plugin"], "").expect_ok();
+    let dir = fixture("legacy-resolver-resolves-aws-references");
+    let kubectl = std::path::Path::new("kubectl");
+    side.run_program(
+        kubectl,
+        &["kustomize", "--enable-alpha-plugins", dir.to_str().unwrap()],
+        "",
+    )
+    .expect_ok()
+    .has("password", "canary-mixed-aws")
+    .has("flag", "canary-mixed-ssm");
+    assert_eq!(proxy.seen().len(), 2);
 }
 
 /// `kustodian krm`: the KRM function resolves AWS references in a ResourceList.
