@@ -195,7 +195,7 @@ impl Http {
     fn backoff_for(&self, attempt: u32) -> Duration {
         let cap = self
             .backoff
-            .saturating_mul(1 << attempt.min(6))
+            .saturating_mul(1 << attempt.saturating_sub(1).min(6))
             .min(Duration::from_secs(5));
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(attempt);
@@ -349,6 +349,19 @@ mod tests {
         let e = error_of(429, "", Some("ThrottlingException".into()));
         assert!(throttled(&e));
         assert_eq!(error_of(503, "", None).code, "HTTP 503");
+    }
+
+    #[test]
+    fn backoff_is_jittered_below_a_doubling_cap() {
+        let c = crate::Config::from_vars(std::path::Path::new("/"), std::path::Path::new("/"), []);
+        let http = Http::new(&Settings::from_config(&c).unwrap());
+        for (attempt, cap_ms) in [(1, 100), (2, 200), (3, 400), (30, 5000)] {
+            let waits: Vec<Duration> = (0..20).map(|_| http.backoff_for(attempt)).collect();
+            assert!(waits
+                .iter()
+                .all(|w| *w > Duration::ZERO && *w <= Duration::from_millis(cap_ms)));
+            assert!(waits.iter().any(|w| *w != waits[0]), "no jitter: {waits:?}");
+        }
     }
 
     #[test]
