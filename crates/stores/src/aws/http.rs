@@ -281,14 +281,17 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
-/// `https://host:port` of a URL (never a path or query, which may name a secret).
+/// `https://host:port` of a URL: never a path or query (they may name a secret), nor a user
+/// name and password.
 fn origin(url: &str) -> String {
     let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
     let end = url[scheme_end..]
         .find(['/', '?'])
         .map(|i| scheme_end + i)
         .unwrap_or(url.len());
-    url[..end].to_string()
+    let authority = &url[scheme_end..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{}{host}", &url[..scheme_end])
 }
 
 /// The `Host` header ureq sends for a URL: the authority without a default port.
@@ -303,8 +306,9 @@ fn host(url: &str) -> String {
 }
 
 fn path_of(url: &str) -> &str {
-    let o = origin(url).len();
-    let p = &url[o..];
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[scheme_end..];
+    let p = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
     let p = p.split('?').next().unwrap_or("");
     if p.is_empty() {
         "/"
@@ -373,7 +377,10 @@ mod tests {
         assert_eq!(host("https://h:443/x"), "h");
         assert_eq!(host("http://127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(path_of("http://127.0.0.1:5000"), "/");
+        assert_eq!(path_of("http://h?x=1"), "/");
+        assert_eq!(path_of("https://u:p@h/v1/c"), "/v1/c");
         assert_eq!(path_of("http://127.0.0.1:5000/v1/creds?x=1"), "/v1/creds");
         assert_eq!(origin("http://h:1/secret/name"), "http://h:1");
+        assert_eq!(origin("https://u:canary-pw@h/x"), "https://h");
     }
 }
