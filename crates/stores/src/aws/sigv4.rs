@@ -113,17 +113,10 @@ fn collapse(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// SigV4's URI encoding: every byte but `A-Za-z0-9-_.~` as `%XX`, upper-case hex.
+/// SigV4's URI encoding: every byte but `A-Za-z0-9-_.~` as `%XX`, upper-case hex (the same
+/// RFC 3986 rule the Vault store uses for path segments).
 pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::vault::http::encode_segment(s)
 }
 
 /// The `x-amz-date` form of a Unix time: `20150830T123600Z`.

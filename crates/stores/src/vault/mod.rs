@@ -17,7 +17,7 @@
 
 mod auth;
 pub(crate) mod cache;
-mod http;
+pub(crate) mod http;
 mod kv;
 mod settings;
 
