@@ -391,6 +391,9 @@ fn real_signature_checks_and_iam_denials() {
         ["iam", "create_user", {"UserName": "nobody"}],
         ["iam", "create_access_key", {"UserName": "nobody"}],
         secret("enforced", json!(r#"{"k":"canary-enforced"}"#)),
+        ["iam", "create_role", {"RoleName": "secret-reader", "AssumeRolePolicyDocument": json!({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}).to_string()}],
     ]);
     let count = setup.as_array().unwrap().len().to_string();
     let m = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", &count)]);
@@ -426,6 +429,26 @@ fn real_signature_checks_and_iam_denials() {
     ]);
     as_user((key(1).0, "wrong-secret-key".into()))
         .expect_failure(&["SignatureDoesNotMatch", "check the key pair"]);
+    // AssumeRole for a role the operator allows, signed with the user's key: moto checks the
+    // signature (a bad one says SignatureDoesNotMatch) and then IAM, which refuses this user.
+    let (id, secret) = key(4);
+    let mut side = Sidecar::with_keys(&proxy);
+    side.set("AWS_ACCESS_KEY_ID", &id);
+    side.set("AWS_SECRET_ACCESS_KEY", &secret);
+    side.set(
+        "KUSTODIAN_AWS_ALLOWED_ROLE_ARNS",
+        "arn:aws:iam::123456789012:role/secret-reader",
+    );
+    side.secrets.push(secret);
+    side.render(&secret_doc(&[(
+        "a",
+        "ref+awssecrets://enforced?role_arn=arn:aws:iam::123456789012:role/secret-reader#/k",
+    )]))
+    .expect_failure(&[
+        "STS AssumeRole for arn:aws:iam::123456789012:role/secret-reader failed",
+        "AccessDenied",
+        "trust policy must allow sts:AssumeRole",
+    ]);
 }
 
 #[test]
