@@ -209,6 +209,10 @@ fn sts(
     let a = http.send(&call).map_err(Failure::Auth)?;
     if let Some(e) = &a.error {
         let hint = match e.code.as_str() {
+            "AccessDenied" if signer.is_some() => format!(
+                "; the role's trust policy must allow {action} for {who}, and {who}'s own IAM \
+                 policy must allow {action} on the role"
+            ),
             "AccessDenied" => format!("; the role's trust policy must allow {action} for {who}"),
             "InvalidIdentityToken" | "ExpiredTokenException" => {
                 "; check the projected service-account token and the role's OIDC provider".into()
