@@ -9,6 +9,8 @@
 mod bao;
 #[path = "support/k8s.rs"]
 mod k8s;
+#[path = "support/rendered.rs"]
+mod rendered;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -16,58 +18,8 @@ use std::process::Command as StdCommand;
 use assert_cmd::Command;
 use bao::{count, logins, Bao};
 use k8s::ServiceAccount;
+use rendered::Render;
 use serde_json::json;
-
-/// What a render printed.
-struct Render {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Render {
-    #[track_caller]
-    fn expect_ok(&self) -> &Self {
-        assert!(self.ok, "render failed:\n{}", self.stderr);
-        self
-    }
-
-    #[track_caller]
-    fn expect_failure(&self, parts: &[&str]) -> &Self {
-        assert!(!self.ok, "expected a failure, got:\n{}", self.stdout);
-        assert!(
-            self.stdout.is_empty(),
-            "a failed render printed to stdout:\n{}",
-            self.stdout
-        );
-        for p in parts {
-            assert!(
-                self.stderr.contains(p),
-                "stderr lacks {p:?}:\n{}",
-                self.stderr
-            );
-        }
-        self
-    }
-
-    /// `key: value` (plain or quoted) appears in the output.
-    #[track_caller]
-    fn has(&self, key: &str, value: &str) -> &Self {
-        let forms = [
-            format!("{key}: {value}"),
-            format!("{key}: \"{value}\""),
-            format!("{key}: '{value}'"),
-        ];
-        assert!(
-            self.stdout
-                .lines()
-                .any(|l| forms.contains(&l.trim().to_string())),
-            "output lacks {key}: {value}:\n{}",
-            self.stdout
-        );
-        self
-    }
-}
 
 /// A client machine: its own HOME (token cache, ~/.vault-token) and variables.
 struct Client {

@@ -137,8 +137,9 @@ fn plan(r: &Reference, s: &DocSettings, stores: &Stores) -> Result<Plan, String>
                 }
             }
             let store = Stores::scheme_store(&v.scheme).to_string();
-            if store == "vault" {
-                // vals paths leave out KV v2's `data/`; the vault store adds it.
+            if matches!(store.as_str(), "vault" | "aws" | "awsssm") {
+                // vals paths leave out KV v2's `data/`; the vault store adds it. The AWS stores
+                // shape a secret for a JSON pointer rather than for a placeholder key.
                 params.push(("syntax".to_string(), "vals".to_string()));
             }
             params.sort();

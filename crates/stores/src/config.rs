@@ -266,11 +266,13 @@ impl Config {
     }
 
     /// The stores an Application may pick: `sops`, `env`, `echo`, the operator's own store,
-    /// and `vault` when the operator set `VAULT_ADDR` or `BAO_ADDR`.
+    /// `vault` when the operator set `VAULT_ADDR` or `BAO_ADDR`, and `aws` when the operator set
+    /// a region (`AWS_REGION` / `AWS_DEFAULT_REGION`).
     fn app_may_pick(&self, store: &str) -> bool {
         matches!(store, "sops" | "env" | "echo")
             || store == self.operator_store()
             || (store == "vault" && self.var_any(&["VAULT_ADDR", "BAO_ADDR"]).is_some())
+            || (store == "aws" && self.var_any(&["AWS_REGION", "AWS_DEFAULT_REGION"]).is_some())
     }
 
     /// The Application's store choice, when it made one: `Ok(name)` or why it is refused.
@@ -367,6 +369,8 @@ impl Stores {
         s.register("echo", |_| Ok(Arc::new(echo::Echo)));
         s.register("env", |c| Ok(Arc::new(env::Env::new(c))));
         s.register("vault", vault_factory);
+        s.register("aws", crate::aws::SecretsManager::factory);
+        s.register("awsssm", crate::aws::Ssm::factory);
         s
     }
 

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod config;
 pub mod echo;
 pub mod env;

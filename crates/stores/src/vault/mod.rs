@@ -16,9 +16,9 @@
 //! paths and statuses, never values, tokens or credentials.
 
 mod auth;
-mod cache;
+pub(crate) mod cache;
 mod files;
-mod http;
+pub(crate) mod http;
 mod kv;
 mod settings;
 
