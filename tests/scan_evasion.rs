@@ -1,0 +1,99 @@
+//! The scanner must not fail open: ways of writing a plaintext secret that slipped past
+//! `kustodian scan` (inline kustomize patches, builtin generator configs, `ref+echo://`, literal
+//! text around references and templates, plaintext lines in SOPS dotenv stores, PEM bodies under
+//! public labels, force-added ignored files) are blocked.
+//!
+//! Each folder under tests/fixtures/scan/ named in [`evasions!`] is copied into a fresh git
+//! repository and scanned as a walk and, staged, with `--staged`; both must print
+//! `expected.json` (refresh with `KUSTODIAN_BLESS=1`). Every output format (human, json, sarif,
+//! github) must exit 1 when it lists findings and must hold no canary: the fixtures' secrets
+//! contain `canary` (or `Y2FuYXJ5`, its base64), and `canaries.txt` lists other forms.
+
+#[macro_use]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{commit_all, findings, git, kustodian, new_repo, text, write, CANARIES};
+
+fn case_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/scan")
+        .join(name)
+}
+
+fn canaries(case: &Path) -> Vec<String> {
+    let extra = std::fs::read_to_string(case.join("canaries.txt")).unwrap_or_default();
+    CANARIES
+        .iter()
+        .map(|c| c.to_string())
+        .chain(extra.lines().filter(|l| !l.is_empty()).map(str::to_string))
+        .collect()
+}
+
+fn scan(dir: &Path, args: &[&str]) -> Output {
+    kustodian(dir).arg("scan").args(args).output().unwrap()
+}
+
+fn assert_clean_output(what: &str, out: &Output, canaries: &[String]) {
+    let refs: Vec<&str> = canaries.iter().map(String::as_str).collect();
+    common::assert_no_canary(what, out, &refs);
+}
+
+/// Runs one fixture: walk and staged JSON against `expected.json`, then every format.
+fn run_evasion(name: &str) {
+    let case = case_dir(name);
+    let canaries = canaries(&case);
+    let tmp = new_repo();
+    let dir = tmp.path();
+    let status = Command::new("cp")
+        .arg("-R")
+        .arg(case.join("repo/."))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let golden = case.join("expected.json");
+    let walk = scan(dir, &["--format", "json"]);
+    assert_clean_output(name, &walk, &canaries);
+    if std::env::var_os("KUSTODIAN_BLESS").is_some() {
+        std::fs::write(&golden, &walk.stdout).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|_| panic!("{name}: no expected.json; run with KUSTODIAN_BLESS=1"));
+    let blocks = !findings(&walk).is_empty();
+    git(dir, &["add", "-A"]);
+    let staged = scan(dir, &["--staged", "--format", "json"]);
+    for (mode, out) in [("walk", &walk), ("--staged", &staged)] {
+        assert_eq!(
+            text(&out.stdout),
+            want,
+            "{name}: {mode} differs from expected.json; stderr:\n{}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(blocks as i32), "{name}: {mode}");
+    }
+    for format in ["human", "sarif", "github"] {
+        let out = scan(dir, &["--format", format]);
+        assert_clean_output(&format!("{name} {format}"), &out, &canaries);
+        assert_eq!(out.status.code(), Some(blocks as i32), "{name}: {format}");
+    }
+}
+
+macro_rules! evasions {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            run_evasion(&stringify!($name).replace('_', "-"));
+        }
+    )*};
+}
+
+evasions!(
+    echo_references_are_literal,
+    literal_text_around_references,
+    literal_text_around_templates,
+    pem_labels_checked,
+    other_reference_forms_are_safe,
+);
