@@ -97,3 +97,24 @@ evasions!(
     pem_labels_checked,
     other_reference_forms_are_safe,
 );
+
+#[test]
+fn since_outside_a_repository_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["--since", "HEAD~1"][..], &["--range", "HEAD~2..HEAD"][..]] {
+        let out = kustodian(tmp.path())
+            .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap())
+            .arg("scan")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("`--since` (or `--range`) needs a git repository")
+                && stderr.contains("not a git repository"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--staged"), "{stderr}");
+    }
+}

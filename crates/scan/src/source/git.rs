@@ -81,7 +81,8 @@ impl Snapshot for TreeSnapshot<'_, '_> {
 
 /// Opens the repository around `cwd`. In a hook, git names the repository and the index (a
 /// temporary one for `git commit -a` or `git commit PATH`) through the environment.
-pub(super) fn open_repo(cwd: &Path) -> Result<git2::Repository, SourceError> {
+/// `option` names what needs the repository, for the error outside one.
+pub(super) fn open_repo(cwd: &Path, option: &'static str) -> Result<git2::Repository, SourceError> {
     // libgit2 re-hashes every object it reads (SHA-1 with collision detection, a fifth of a
     // history scan); git itself trusts its object store on reads, and so does the scanner.
     git2::opts::strict_hash_verification(false);
@@ -93,7 +94,10 @@ pub(super) fn open_repo(cwd: &Path) -> Result<git2::Repository, SourceError> {
     } else {
         git2::Repository::discover(cwd)
     }
-    .map_err(|_| SourceError::NotARepository(cwd.to_path_buf()))
+    .map_err(|_| SourceError::NotARepository {
+        path: cwd.to_path_buf(),
+        option,
+    })
 }
 
 /// The work tree of `repo`, canonical.
