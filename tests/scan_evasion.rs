@@ -91,6 +91,8 @@ macro_rules! evasions {
 }
 
 evasions!(
+    kustomize_patches_add_secret_data,
+    builtin_secret_generator,
     echo_references_are_literal,
     literal_text_around_references,
     literal_text_around_templates,
@@ -116,5 +118,24 @@ fn since_outside_a_repository_says_so() {
             "{stderr}"
         );
         assert!(!stderr.contains("--staged"), "{stderr}");
+    }
+}
+
+/// The kustomize fixtures are real: `kubectl kustomize` puts their plaintext into its output.
+#[test]
+fn kustomize_outputs_what_the_fixtures_hide() {
+    for (case, dir, canaries) in [
+        ("kustomize-patches-add-secret-data", "app", 7),
+        ("builtin-secret-generator", "", 3),
+    ] {
+        let out = Command::new("kubectl")
+            .args(["kustomize", "."])
+            .current_dir(case_dir(case).join("repo").join(dir))
+            .output()
+            .expect("kubectl runs");
+        assert!(out.status.success(), "{case}: {}", text(&out.stderr));
+        let rendered = text(&out.stdout);
+        let found = rendered.matches("canary").count() + rendered.matches("Y2FuYXJ5").count();
+        assert_eq!(found, canaries, "{case}:\n{rendered}");
     }
 }

@@ -247,7 +247,8 @@ impl Parts {
 /// `None` when it has neither.
 fn take_apart(value: &str, cx: Context<'_>) -> Option<Parts> {
     let has_template = value.find("{{").is_some_and(|i| value[i..].contains("}}"));
-    if !has_template && !refs_present(value, cx) && !other_reference().is_match(value) {
+    let other = cx.generic_placeholders && other_reference().is_match(value);
+    if !has_template && !refs_present(value, cx) && !other {
         return None;
     }
     let mut parts = Parts {
@@ -290,7 +291,7 @@ fn outside(text: &str, cx: Context<'_>, parts: &mut Parts) {
     let mut last = 0;
     for r in &refs {
         if let Some(gap) = text.get(last..r.span.start) {
-            gap_text(gap, parts);
+            gap_text(gap, cx, parts);
         }
         last = r.span.end.max(last);
         match &r.kind {
@@ -298,12 +299,18 @@ fn outside(text: &str, cx: Context<'_>, parts: &mut Parts) {
             _ => parts.computed = true,
         }
     }
-    gap_text(text.get(last..).unwrap_or(""), parts);
+    gap_text(text.get(last..).unwrap_or(""), cx, parts);
 }
 
-/// Literal text between references, where `${VAR}` (Flux post-build substitution, envsubst)
-/// and `op://VAULT/ITEM/FIELD` (1Password secret references) also supply values.
-fn gap_text(text: &str, parts: &mut Parts) {
+/// Literal text between references. In a document annotated `avp.kubernetes.io/path` (where
+/// generic `<KEY>` placeholders count), `${VAR}` (envsubst, Flux post-build substitution) and
+/// `op://VAULT/ITEM/FIELD` (1Password secret references) also supply values; elsewhere they are
+/// text (a policy's `safe_values` can let them through).
+fn gap_text(text: &str, cx: Context<'_>, parts: &mut Parts) {
+    if !cx.generic_placeholders {
+        parts.literal(text);
+        return;
+    }
     let mut last = 0;
     for m in other_reference().find_iter(text) {
         parts.literal(&text[last..m.start()]);
@@ -1051,16 +1058,24 @@ mod tests {
     }
 
     #[test]
-    fn other_reference_forms_are_references() {
+    fn other_reference_forms_are_references_in_annotated_documents() {
+        let annotated = Context {
+            generic_placeholders: true,
+            ..cx()
+        };
         for v in [
             "${DB_PASSWORD}",
             "postgres://${DB_USER}:${DB_PASSWORD}@db/app",
             "op://prod/db/password",
         ] {
-            assert!(matches!(judge_text(v, cx()), Verdict::Safe(_)), "{v}");
+            assert!(matches!(judge_text(v, annotated), Verdict::Safe(_)), "{v}");
+            assert!(
+                matches!(judge_text(v, cx()), Verdict::Plaintext { .. }),
+                "{v}"
+            );
         }
         assert!(matches!(
-            judge_text("${DB_USER}:Xk9Pa55word!", cx()),
+            judge_text("${DB_USER}:Xk9Pa55word!", annotated),
             Verdict::Plaintext { .. }
         ));
     }

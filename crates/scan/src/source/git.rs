@@ -185,9 +185,8 @@ pub(super) fn diff_changes(
 
 /// Scans the files of a change as `snap` holds them. `changed` maps each changed path to its
 /// blob when the caller knows it (else `snap` is asked). Changed manifests are scanned; a changed
-/// file that is not a manifest (an env file, a key file) is judged through the kustomizations
-/// around it that read it, changed or not; files that changed kustomizations read come from
-/// `snap` too.
+/// file that kustomizations around it read (an env file, a key file, a patch) is judged through
+/// them, changed or not; files that changed kustomizations read come from `snap` too.
 pub(super) fn scan_changes(
     scanner: &Scanner,
     repo: &git2::Repository,
@@ -198,8 +197,9 @@ pub(super) fn scan_changes(
     let mut follows = Vec::new();
     let mut others = BTreeSet::new();
     for (path, id) in changed {
+        // Any changed file may be one a kustomization reads (an env file, a patch file).
+        others.insert(path.as_str());
         if !Scanner::is_candidate_path(path) {
-            others.insert(path.as_str());
             continue;
         }
         let Some(id) = id.map_or_else(|| snap.blob(path), |id| Ok(Some(id)))? else {

@@ -83,7 +83,8 @@ pub(super) fn walk(
         .filter_entry(|e| e.file_name() != ".git");
 
     let shared: Mutex<(ScanResult, Vec<(usize, FollowRequest)>)> = Mutex::new(Default::default());
-    // Files named on the command line that are not manifests (an env file pre-commit passes).
+    // Files named on the command line (pre-commit passes the changed ones): kustomizations around
+    // them may read them (an env file, a patch file).
     let named_others: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     let scanned = AtomicUsize::new(0);
     builder.build_parallel().run(|| {
@@ -118,10 +119,13 @@ pub(super) fn walk(
                 return ignore::WalkState::Continue;
             };
             let rel = rel_string(path.strip_prefix(&roots[ri].dir).unwrap_or(path));
+            if entry.depth() == 0 {
+                named_others
+                    .lock()
+                    .expect("not poisoned")
+                    .push((ri, rel.clone()));
+            }
             if !Scanner::is_candidate_path(&rel) {
-                if entry.depth() == 0 {
-                    named_others.lock().expect("not poisoned").push((ri, rel));
-                }
                 return ignore::WalkState::Continue;
             }
             scanned.fetch_add(1, Ordering::Relaxed);
@@ -151,8 +155,7 @@ pub(super) fn walk(
         })
     });
     let (mut result, mut follows) = shared.into_inner().expect("not poisoned");
-    // A named file that only a secretGenerator reads: judge it through the kustomizations
-    // around it that read it.
+    // A named file that a kustomization reads: judge it through the kustomizations around it.
     for (ri, rel) in named_others.into_inner().expect("not poisoned") {
         for k in kustomizations_above(&rel) {
             let mut buf = Vec::new();
@@ -169,7 +172,7 @@ pub(super) fn walk(
     }
     result.files_scanned = scanned.into_inner();
 
-    // Files read by secretGenerators, from the working tree.
+    // Files read by secretGenerators and patches, from the working tree.
     let mut seen = BTreeSet::new();
     for (ri, req) in follows {
         if !seen.insert((ri, req.path.clone(), req.entry.clone())) {
@@ -194,7 +197,7 @@ pub(super) fn walk(
             Err(_) => result.notes.push(Note::info(
                 &req.entry.path,
                 format!(
-                    "line {}: secretGenerator reads {}, which could not be read; not scanned",
+                    "line {}: the kustomization reads {}, which could not be read; not scanned",
                     req.entry.line, req.path
                 ),
             )),
