@@ -93,6 +93,7 @@ macro_rules! evasions {
 evasions!(
     kustomize_patches_add_secret_data,
     builtin_secret_generator,
+    sops_dotenv_plaintext_line,
     echo_references_are_literal,
     literal_text_around_references,
     literal_text_around_templates,

@@ -294,16 +294,24 @@ pub(crate) fn scan_followed(cx: &mut FileCx<'_>, req: &FollowRequest, bytes: &[u
         excerpt: req.entry_excerpt.clone(),
     };
     match req.kind {
-        FollowKind::Env if memchr::memchr(0, bytes).is_none() => env_file(cx, &owner, &related),
+        FollowKind::Env if memchr::memchr(0, bytes).is_none() => {
+            env_file(cx, &owner, Some(&related), &|_| false)
+        }
         _ => whole_file(cx, &owner, req, related, bytes),
     }
 }
 
-fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
+/// Judges the `KEY=VALUE` lines of an env file: one a generator reads (`related` names the
+/// generator's entry), or a SOPS dotenv store on its own (`related` is `None`). In a SOPS file,
+/// keys for which `left_clear` is true are not judged (its rules leave them plaintext).
+pub(crate) fn env_file(
+    cx: &mut FileCx<'_>,
+    owner: &Owner<'_>,
+    related: Option<&Related>,
+    left_clear: &dyn Fn(&str) -> bool,
+) {
     let text = cx.text;
-    let is_sops = text
-        .lines()
-        .any(|l| l.starts_with("sops_mac=") || l.starts_with("sops_version="));
+    let is_sops = crate::sops::is_sops_dotenv(text);
     let mut offset = 0;
     for (i, raw_line) in text.split('\n').enumerate() {
         let line_offset = offset;
@@ -325,7 +333,7 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
             None if is_valid_key(body.trim_end()) => continue,
             _ => ("?", body),
         };
-        if is_sops && key.starts_with("sops_") {
+        if is_sops && (key.starts_with("sops_") || left_clear(key)) {
             continue;
         }
         let indent = line.len() - body.len();
@@ -338,7 +346,9 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
         else {
             continue;
         };
-        let message = if is_sops {
+        let message = if related.is_none() {
+            format!("{key} holds {what} left plaintext in this SOPS-encrypted env file; it was probably added after the file was encrypted")
+        } else if is_sops {
             format!(
                 "{}: {key} holds {what} left plaintext in this SOPS-encrypted env file",
                 owner.display()
@@ -362,7 +372,7 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
             severity,
             message,
             hash_input: &hash,
-            related: Some(related.clone()),
+            related: related.cloned(),
         });
     }
 }

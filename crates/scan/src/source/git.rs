@@ -199,15 +199,22 @@ pub(super) fn scan_changes(
     for (path, id) in changed {
         // Any changed file may be one a kustomization reads (an env file, a patch file).
         others.insert(path.as_str());
-        if !Scanner::is_candidate_path(path) {
+        let env = !Scanner::is_candidate_path(path);
+        if env && !Scanner::is_env_path(path) {
             continue;
         }
         let Some(id) = id.map_or_else(|| snap.blob(path), |id| Ok(Some(id)))? else {
             continue;
         };
         result.files_scanned += 1;
-        // The scanner skips (with a note) a blob over its size limit.
-        let mut r = scanner.scan_file(path, repo.find_blob(id)?.content());
+        // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
+        // dotenv store.
+        let blob = repo.find_blob(id)?;
+        let mut r = if env {
+            scanner.scan_env_file(path, blob.content())
+        } else {
+            scanner.scan_file(path, blob.content())
+        };
         follows.append(&mut r.follow);
         result.add(r);
     }

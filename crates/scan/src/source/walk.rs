@@ -125,11 +125,14 @@ pub(super) fn walk(
                     .expect("not poisoned")
                     .push((ri, rel.clone()));
             }
-            if !Scanner::is_candidate_path(&rel) {
+            let env = !Scanner::is_candidate_path(&rel);
+            if env && !Scanner::is_env_path(&rel) {
                 return ignore::WalkState::Continue;
             }
             scanned.fetch_add(1, Ordering::Relaxed);
             let r = match read_capped(path, &mut buf) {
+                // An env file may be a SOPS dotenv store.
+                Ok(true) if env => scanner.scan_env_file(&rel, &buf),
                 Ok(true) => scanner.scan_file(&rel, &buf),
                 Ok(false) => FileScan::default().with_note(Note::too_large(&rel)),
                 Err(e) => FileScan::default().with_note(Note::error(
