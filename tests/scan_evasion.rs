@@ -140,3 +140,48 @@ fn kustomize_outputs_what_the_fixtures_hide() {
         assert_eq!(found, canaries, "{case}:\n{rendered}");
     }
 }
+
+const PLAINTEXT: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: canary-force-added\n";
+
+/// Inside a repository the walk scans what git tracks, even when `.gitignore` matches it, plus
+/// the untracked files `.gitignore` does not match.
+#[test]
+fn tracked_files_are_scanned_even_when_gitignored() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    write(dir, ".gitignore", "secrets/\n*.local.yaml\n");
+    write(dir, "secrets/db.yaml", PLAINTEXT);
+    write(dir, "apps/dev.local.yaml", PLAINTEXT);
+    write(dir, "apps/kept.local.yaml", PLAINTEXT);
+    commit_all(dir, "ignore rules");
+    git(dir, &["add", "-f", "secrets/db.yaml", "apps/kept.local.yaml"]);
+    commit_all(dir, "force-added");
+    for (cwd, args) in [
+        (dir.to_path_buf(), &["--format", "json"][..]),
+        (dir.to_path_buf(), &["--format", "json", "."][..]),
+        (dir.join("apps"), &["--format", "json"][..]),
+    ] {
+        let out = scan(&cwd, args);
+        assert_clean_output("force-added", &out, &canaries(Path::new("/nonexistent")));
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let mut paths: Vec<String> = findings(&out)
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect();
+        paths.dedup();
+        let want: &[&str] = if cwd == dir {
+            &["apps/kept.local.yaml", "secrets/db.yaml"]
+        } else {
+            &["apps/kept.local.yaml"]
+        };
+        assert_eq!(paths, want, "from {cwd:?} {args:?}");
+    }
+    // Outside a repository `.gitignore` still decides, as before.
+    std::fs::remove_dir_all(dir.join(".git")).unwrap();
+    let out = kustodian(dir)
+        .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap())
+        .args(["scan", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
