@@ -154,7 +154,10 @@ fn tracked_files_are_scanned_even_when_gitignored() {
     write(dir, "apps/dev.local.yaml", PLAINTEXT);
     write(dir, "apps/kept.local.yaml", PLAINTEXT);
     commit_all(dir, "ignore rules");
-    git(dir, &["add", "-f", "secrets/db.yaml", "apps/kept.local.yaml"]);
+    git(
+        dir,
+        &["add", "-f", "secrets/db.yaml", "apps/kept.local.yaml"],
+    );
     commit_all(dir, "force-added");
     for (cwd, args) in [
         (dir.to_path_buf(), &["--format", "json"][..]),
@@ -184,4 +187,52 @@ fn tracked_files_are_scanned_even_when_gitignored() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+/// A changed patch file is judged through the unchanged kustomization that applies it.
+#[test]
+fn staged_patch_file_under_an_unchanged_kustomization_blocks() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    write(
+        dir,
+        "app/kustomization.yaml",
+        "resources: [secret.yaml]\npatches:\n- target: {kind: Secret, name: db}\n  path: ops.yaml\n",
+    );
+    write(
+        dir,
+        "app/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData: {}\n",
+    );
+    write(
+        dir,
+        "app/ops.yaml",
+        "- op: add\n  path: /stringData/user\n  value: <path:secret/data/db#user>\n",
+    );
+    commit_all(dir, "references only");
+    write(
+        dir,
+        "app/ops.yaml",
+        "- op: add\n  path: /stringData/password\n  value: canary-staged-patch\n",
+    );
+    git(dir, &["add", "app/ops.yaml"]);
+    for args in [&["--staged"][..], &["app/ops.yaml"][..]] {
+        let out = scan(dir, &[args, &["--format", "json"]].concat());
+        assert_clean_output("staged patch", &out, &canaries(Path::new("/nonexistent")));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let f = findings(&out);
+        assert_eq!(
+            (
+                f[0]["path"].as_str(),
+                f[0]["line"].as_u64(),
+                f[0]["key"].as_str()
+            ),
+            (Some("app/ops.yaml"), Some(3), Some("password"))
+        );
+    }
 }

@@ -138,6 +138,18 @@ fn inline(cx: &mut FileCx<'_>, patch: &Node, target: Target<'_>) {
         } else {
             (start.line, start.column)
         };
+        // The excerpt's lead: what precedes the key on its line in the file.
+        let line = cx.line(f.location.line);
+        let lead = line
+            .get(..f.location.column.saturating_sub(1))
+            .filter(|p| p.len() <= 40 && p.bytes().all(|b| b == b' ' || b == b'-'))
+            .unwrap_or("… ");
+        let old = f.excerpt.label.start;
+        if let Some(rest) = f.excerpt.text.get(old..) {
+            let width = f.excerpt.label.len();
+            f.excerpt.text = format!("{lead}{rest}");
+            f.excerpt.label = lead.len()..lead.len() + width;
+        }
         cx.findings.push(f);
     }
 }
