@@ -1,6 +1,7 @@
 //! The working-tree source: a parallel walk (honouring `.gitignore`) of the paths given.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,7 +133,7 @@ pub(super) fn walk(
             let r = scan_one(scanner, path, &rel, &mut buf);
             let mut g = shared.lock().expect("not poisoned");
             if roots[ri].repo.is_some() {
-                g.2.insert((ri, rel));
+                g.2.insert(path_key(ri, &rel));
             }
             g.add(ri, r);
             drop(g);
@@ -148,12 +149,17 @@ pub(super) fn walk(
     let visited = std::mem::take(&mut found.2);
     for (ri, root) in roots.iter().enumerate() {
         let Some(repo) = &root.repo else { continue };
-        let tracked = tracked_paths(&repo.lock().expect("not poisoned"));
+        let Ok(index) = repo.lock().expect("not poisoned").index() else {
+            continue;
+        };
         let mut buf = Vec::new();
-        for rel in tracked {
-            let abs = root.dir.join(&rel);
-            if !is_scanned_path(&rel)
-                || visited.contains(&(ri, rel.clone()))
+        for entry in index.iter() {
+            let Ok(rel) = std::str::from_utf8(&entry.path) else {
+                continue;
+            };
+            let abs = root.dir.join(rel);
+            if !is_scanned_path(rel)
+                || visited.contains(&path_key(ri, rel))
                 || root_of(&abs) != Some(ri)
                 || !abs_paths.iter().any(|p| abs.starts_with(p))
                 || !std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_file())
@@ -161,7 +167,7 @@ pub(super) fn walk(
                 continue;
             }
             found.0.files_scanned += 1;
-            found.add(ri, scan_one(scanner, &abs, &rel, &mut buf));
+            found.add(ri, scan_one(scanner, &abs, rel, &mut buf));
         }
     }
     drop(visited);
@@ -218,12 +224,15 @@ pub(super) fn walk(
 }
 
 /// What the walk found: results, the files kustomizations read, and (inside repositories) the
-/// files it scanned.
-type Found = (
-    ScanResult,
-    Vec<(usize, FollowRequest)>,
-    BTreeSet<(usize, String)>,
-);
+/// files it scanned, as [`path_key`]s.
+type Found = (ScanResult, Vec<(usize, FollowRequest)>, HashSet<u64>);
+
+/// A file of a root as 8 bytes, so that remembering every file walked stays small.
+fn path_key(root: usize, rel: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (root, rel).hash(&mut h);
+    h.finish()
+}
 
 trait AddScan {
     fn add(&mut self, root: usize, r: FileScan);
@@ -258,19 +267,6 @@ fn scan_one(scanner: &Scanner, path: &Path, rel: &str, buf: &mut Vec<u8>) -> Fil
             format!("could not read: {e}"),
         )),
     }
-}
-
-/// The paths of the index's entries (repository-relative), without conflict stages twice.
-fn tracked_paths(repo: &git2::Repository) -> Vec<String> {
-    let Ok(index) = repo.index() else {
-        return Vec::new();
-    };
-    let mut paths: Vec<String> = index
-        .iter()
-        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-        .collect();
-    paths.dedup();
-    paths
 }
 
 trait WithNote {
