@@ -1079,4 +1079,25 @@ mod tests {
             Verdict::Plaintext { .. }
         ));
     }
+
+    #[test]
+    fn never_panics_on_truncated_values() {
+        let samples = [
+            r#"{{- /* c */ -}}x{{ "a\"b" | b64enc }}`{{ `raw` }}{{ .V | default "Xk9Pa55word!" }}"#,
+            "ref+echo://a+<path:kv/a#b> ${A} op://a/b/c <path:kv/x#y|base64encode>",
+            CERT,
+        ];
+        let generic = Context {
+            generic_placeholders: true,
+            ..cx()
+        };
+        for sample in samples {
+            for (i, _) in sample.char_indices() {
+                for v in [&sample[..i], &sample[i..]] {
+                    let _ = judge_text(v, generic);
+                    let _ = judge_base64(v, cx());
+                }
+            }
+        }
+    }
 }

@@ -313,4 +313,24 @@ mod tests {
         );
         assert!(smp.findings.is_empty());
     }
+
+    #[test]
+    fn an_inline_object_patch_is_judged_in_place() {
+        let src = "patches:\n- target: {kind: Secret, name: db}\n  patch:\n    stringData:\n      password: hunter2hunter2\n";
+        assert_eq!(scan(src), vec![(5, 7, "password".into())]);
+    }
+
+    #[test]
+    fn never_panics_on_truncated_patches() {
+        let sample = include_str!(
+            "../../../../tests/fixtures/scan/kustomize-patches-add-secret-data/repo/app/kustomization.yaml"
+        );
+        let s = Scanner::new();
+        for (i, _) in sample.char_indices() {
+            let r = s.scan_file("k/kustomization.yaml", &sample.as_bytes()[..i]);
+            for req in &r.follow {
+                let _ = s.scan_followed(req, &sample.as_bytes()[i..]);
+            }
+        }
+    }
 }

@@ -197,11 +197,13 @@ pub(super) fn scan_changes(
     let mut follows = Vec::new();
     let mut others = BTreeSet::new();
     for (path, id) in changed {
-        // Any changed file may be one a kustomization reads (an env file, a patch file).
-        others.insert(path.as_str());
         let env = !Scanner::is_candidate_path(path);
-        if env && !Scanner::is_env_path(path) {
-            continue;
+        if env {
+            // A file a kustomization may read (an env file, a key file).
+            others.insert(path.as_str());
+            if !Scanner::is_env_path(path) {
+                continue;
+            }
         }
         let Some(id) = id.map_or_else(|| snap.blob(path), |id| Ok(Some(id)))? else {
             continue;
@@ -210,6 +212,10 @@ pub(super) fn scan_changes(
         // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
         // dotenv store.
         let blob = repo.find_blob(id)?;
+        // A manifest without a `kind` may be a patch file that a kustomization applies.
+        if !env && memchr::memmem::find(blob.content(), b"kind").is_none() {
+            others.insert(path.as_str());
+        }
         let mut r = if env {
             scanner.scan_env_file(path, blob.content())
         } else {
