@@ -63,6 +63,13 @@ pub enum FollowKind {
     Env,
     /// `files:`: the whole file is one Secret key.
     File,
+    /// A kustomization's patch file (`patches`, `patchesStrategicMerge`, `patchesJson6902`
+    /// `path:`), judged as a patch of a Secret when its target or its own kind is Secret.
+    Patch {
+        /// The patch's target selects kind Secret (`Some(true)`), another kind
+        /// (`Some(false)`), or names no kind (`None`).
+        target_secret: Option<bool>,
+    },
 }
 
 /// A file read by a `secretGenerator`, to be judged once its bytes are at hand.

@@ -11,18 +11,46 @@ use crate::finding::{Excerpt, Location, Note, Related, Severity};
 use crate::rules::Rule;
 use crate::value::{self, Verdict};
 
-/// Whether a document is a kustomization (or component) with a `secretGenerator`.
+mod patch;
+
+/// Whether a document is a kustomization (or component) with a `secretGenerator` or patches, or
+/// a kustomize builtin generator config (`apiVersion: builtin`, `kind: SecretGenerator`, named
+/// under a kustomization's `generators:`).
 pub(crate) fn is_kustomization(root: &Node) -> bool {
-    root.get("secretGenerator").and_then(Node::as_seq).is_some()
-        && matches!(
-            Object::new(root).kind(),
-            None | Some("Kustomization") | Some("Component")
-        )
+    let kustomization = matches!(
+        Object::new(root).kind(),
+        None | Some("Kustomization") | Some("Component")
+    );
+    is_builtin_generator(root)
+        || (kustomization
+            && (root.get("secretGenerator").and_then(Node::as_seq).is_some()
+                || patch::has_patches(root)))
 }
 
-/// Judges the literals of every generator and asks for the files they read.
+/// `apiVersion: builtin`, `kind: SecretGenerator`: one generator's fields at the top level.
+fn is_builtin_generator(root: &Node) -> bool {
+    let o = Object::new(root);
+    o.kind() == Some("SecretGenerator") && o.api_version() == Some("builtin")
+}
+
+/// Judges the literals of every generator, asks for the files they read, and judges the patches
+/// that add Secret data.
 pub(crate) fn scan_kustomization(cx: &mut FileCx<'_>, root: &Node) {
     let dir = cx.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    if is_builtin_generator(root) {
+        let name = root
+            .get_path(&["metadata", "name"])
+            .and_then(Node::as_scalar);
+        let namespace = root
+            .get_path(&["metadata", "namespace"])
+            .and_then(Node::as_scalar);
+        let allowed = root
+            .get_path(&["metadata", "annotations", ALLOW_ANNOTATION])
+            .is_some();
+        scan_generator(cx, root, dir, name, namespace, allowed);
+        return;
+    }
+    patch::scan_patches(cx, root, dir);
     let default_ns = root.get("namespace").and_then(Node::as_str);
     let all_allowed = root
         .get_path(&["generatorOptions", "annotations", ALLOW_ANNOTATION])
@@ -31,27 +59,41 @@ pub(crate) fn scan_kustomization(cx: &mut FileCx<'_>, root: &Node) {
         return;
     };
     for g in generators {
-        let owner = Owner {
-            kind: Some("secretGenerator"),
-            name: g.get("name").and_then(Node::as_scalar),
-            namespace: g.get("namespace").and_then(Node::as_scalar).or(default_ns),
-            secret_type: None,
-            allowed: all_allowed
-                || g.get_path(&["options", "annotations", ALLOW_ANNOTATION])
-                    .is_some(),
-            generic: false,
-        };
-        for item in scalars(g.get("literals")) {
-            literal(cx, &owner, item);
-        }
-        for (field, kind) in [
-            ("envs", FollowKind::Env),
-            ("env", FollowKind::Env),
-            ("files", FollowKind::File),
-        ] {
-            for item in scalars(g.get(field)) {
-                follow(cx, &owner, dir, field, kind, item);
-            }
+        let name = g.get("name").and_then(Node::as_scalar);
+        let namespace = g.get("namespace").and_then(Node::as_scalar).or(default_ns);
+        scan_generator(cx, g, dir, name, namespace, all_allowed);
+    }
+}
+
+/// One generator: a `secretGenerator` item or a builtin generator config.
+fn scan_generator(
+    cx: &mut FileCx<'_>,
+    g: &Node,
+    dir: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    allowed: bool,
+) {
+    let owner = Owner {
+        kind: Some("secretGenerator"),
+        name,
+        namespace,
+        secret_type: None,
+        allowed: allowed
+            || g.get_path(&["options", "annotations", ALLOW_ANNOTATION])
+                .is_some(),
+        generic: false,
+    };
+    for item in scalars(g.get("literals")) {
+        literal(cx, &owner, item);
+    }
+    for (field, kind) in [
+        ("envs", FollowKind::Env),
+        ("env", FollowKind::Env),
+        ("files", FollowKind::File),
+    ] {
+        for item in scalars(g.get(field)) {
+            follow(cx, &owner, dir, field, kind, item);
         }
     }
 }
@@ -163,7 +205,7 @@ fn join_inside(dir: &str, rel: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-fn follow(
+pub(crate) fn follow(
     cx: &mut FileCx<'_>,
     owner: &Owner<'_>,
     dir: &str,
@@ -180,7 +222,7 @@ fn follow(
                 text.trim(),
             ),
         },
-        FollowKind::Env => (String::new(), text.trim()),
+        FollowKind::Env | FollowKind::Patch { .. } => (String::new(), text.trim()),
     };
     let entry = Location {
         path: cx.path.to_string(),
@@ -190,7 +232,10 @@ fn follow(
     let Some(path) = join_inside(dir, rel) else {
         cx.notes.push(Note::info(
             cx.path,
-            format!("line {}: secretGenerator {field} entry `{rel}` is outside the repository; not scanned", entry.line),
+            format!(
+                "line {}: {field} entry `{rel}` is outside the repository; not scanned",
+                entry.line
+            ),
         ));
         return;
     };
@@ -238,6 +283,10 @@ pub(crate) fn scan_followed(cx: &mut FileCx<'_>, req: &FollowRequest, bytes: &[u
     let field = match req.kind {
         FollowKind::Env => "envs",
         FollowKind::File => "files",
+        FollowKind::Patch { target_secret } => {
+            patch::scan_followed(cx, req, target_secret);
+            return;
+        }
     };
     let related = Related {
         location: req.entry.clone(),
@@ -245,16 +294,24 @@ pub(crate) fn scan_followed(cx: &mut FileCx<'_>, req: &FollowRequest, bytes: &[u
         excerpt: req.entry_excerpt.clone(),
     };
     match req.kind {
-        FollowKind::Env if memchr::memchr(0, bytes).is_none() => env_file(cx, &owner, &related),
+        FollowKind::Env if memchr::memchr(0, bytes).is_none() => {
+            env_file(cx, &owner, Some(&related), &|_| false)
+        }
         _ => whole_file(cx, &owner, req, related, bytes),
     }
 }
 
-fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
+/// Judges the `KEY=VALUE` lines of an env file: one a generator reads (`related` names the
+/// generator's entry), or a SOPS dotenv store on its own (`related` is `None`). In a SOPS file,
+/// keys for which `left_clear` is true are not judged (its rules leave them plaintext).
+pub(crate) fn env_file(
+    cx: &mut FileCx<'_>,
+    owner: &Owner<'_>,
+    related: Option<&Related>,
+    left_clear: &dyn Fn(&str) -> bool,
+) {
     let text = cx.text;
-    let is_sops = text
-        .lines()
-        .any(|l| l.starts_with("sops_mac=") || l.starts_with("sops_version="));
+    let is_sops = crate::sops::is_sops_dotenv(text);
     let mut offset = 0;
     for (i, raw_line) in text.split('\n').enumerate() {
         let line_offset = offset;
@@ -276,7 +333,7 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
             None if is_valid_key(body.trim_end()) => continue,
             _ => ("?", body),
         };
-        if is_sops && key.starts_with("sops_") {
+        if is_sops && (key.starts_with("sops_") || left_clear(key)) {
             continue;
         }
         let indent = line.len() - body.len();
@@ -289,7 +346,9 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
         else {
             continue;
         };
-        let message = if is_sops {
+        let message = if related.is_none() {
+            format!("{key} holds {what} left plaintext in this SOPS-encrypted env file; it was probably added after the file was encrypted")
+        } else if is_sops {
             format!(
                 "{}: {key} holds {what} left plaintext in this SOPS-encrypted env file",
                 owner.display()
@@ -313,7 +372,7 @@ fn env_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
             severity,
             message,
             hash_input: &hash,
-            related: Some(related.clone()),
+            related: related.cloned(),
         });
     }
 }

@@ -67,13 +67,19 @@ pub struct Context<'a> {
 
 /// Judges a plain text value (`stringData`, a generator literal, an env file value, a SOPS leaf).
 pub fn judge_text(value: &str, cx: Context<'_>) -> Verdict {
-    if let Some(v) = judge_shape(value, cx) {
-        return v;
+    match judge_shape(value, cx) {
+        Shape::Judged(v) => v,
+        Shape::Literal(text, _) => judge_plain(&text, cx.key),
+        Shape::Plain => judge_plain(value, cx.key),
     }
+}
+
+/// Judges text that holds no reference and no template expression.
+fn judge_plain(value: &str, key: &str) -> Verdict {
     if is_public_pem(value.as_bytes()) {
         return Verdict::Safe(Safe::Public);
     }
-    let class = classify(value.as_bytes(), cx.key);
+    let class = classify(value.as_bytes(), key);
     Verdict::Plaintext {
         class,
         hash_input: Zeroizing::new(value.as_bytes().to_vec()),
@@ -84,75 +90,116 @@ pub fn judge_text(value: &str, cx: Context<'_>) -> Verdict {
 /// Judges a `data` value of a Secret: base64, judged after decoding. A value whose decoded text
 /// holds references is safe, as argocd-vault-plugin resolves those.
 pub fn judge_base64(value: &str, cx: Context<'_>) -> Verdict {
-    if let Some(v) = judge_shape(value, cx) {
-        return v;
-    }
-    match decode_base64(value) {
-        Some(bytes) => {
-            if bytes.is_empty() {
-                return Verdict::Safe(Safe::Empty);
-            }
-            if is_public_pem(&bytes) {
-                return Verdict::Safe(Safe::Public);
-            }
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                if let Some(Safe::Reference) = references_only(text, cx) {
-                    return Verdict::Safe(Safe::Reference);
+    match judge_shape(value, cx) {
+        Shape::Judged(v) => v,
+        // `{{/* */}}BASE64` or `{{ "TEXT" | b64enc }}`: the literal, decoded if it is base64.
+        Shape::Literal(text, false) => match decode_base64(&text) {
+            Some(bytes) => judge_decoded(bytes, cx),
+            None => judge_plain(&text, cx.key),
+        },
+        Shape::Literal(text, true) => judge_plain(&text, cx.key),
+        Shape::Plain => match decode_base64(value) {
+            Some(bytes) => judge_decoded(bytes, cx),
+            None => {
+                let class = classify(value.as_bytes(), cx.key);
+                Verdict::Plaintext {
+                    class,
+                    hash_input: Zeroizing::new(value.as_bytes().to_vec()),
+                    note: Some("it is not valid base64, so Kubernetes would reject it, but the text is still committed"),
                 }
             }
-            let class = classify(&bytes, cx.key);
-            Verdict::Plaintext {
-                class,
-                hash_input: bytes,
-                note: None,
-            }
-        }
-        None => {
-            let class = classify(value.as_bytes(), cx.key);
-            Verdict::Plaintext {
-                class,
-                hash_input: Zeroizing::new(value.as_bytes().to_vec()),
-                note: Some("it is not valid base64, so Kubernetes would reject it, but the text is still committed"),
-            }
-        }
+        },
     }
 }
 
+/// Judges the decoded bytes of a `data` value.
+fn judge_decoded(bytes: Zeroizing<Vec<u8>>, cx: Context<'_>) -> Verdict {
+    if bytes.is_empty() {
+        return Verdict::Safe(Safe::Empty);
+    }
+    if is_public_pem(&bytes) {
+        return Verdict::Safe(Safe::Public);
+    }
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        match judge_shape(text, cx) {
+            Shape::Judged(v @ Verdict::Safe(Safe::Reference)) => return v,
+            Shape::Judged(Verdict::Plaintext { class, note, .. }) if refs_present(text, cx) => {
+                return Verdict::Plaintext {
+                    class,
+                    hash_input: bytes,
+                    note,
+                }
+            }
+            _ => {}
+        }
+    }
+    let class = classify(&bytes, cx.key);
+    Verdict::Plaintext {
+        class,
+        hash_input: bytes,
+        note: None,
+    }
+}
+
+/// What the shape of a value says before its text is judged.
+enum Shape {
+    /// The shape decides: empty, SOPS, references or templates (with the literal text around them
+    /// judged).
+    Judged(Verdict),
+    /// Templates or references that supply nothing (`{{/* */}}`, `ref+echo://`, `{{ "x" }}`):
+    /// this literal text is the whole value, to be judged as a value.
+    /// `true` when a template action base64-encodes it (`{{ "x" | b64enc }}`): it is text.
+    Literal(Zeroizing<String>, bool),
+    /// No reference and no template: judge the value itself.
+    Plain,
+}
+
 /// The checks common to every value: empty, SOPS, template, references.
-fn judge_shape(value: &str, cx: Context<'_>) -> Option<Verdict> {
+fn judge_shape(value: &str, cx: Context<'_>) -> Shape {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Some(Verdict::Safe(Safe::Empty));
+        return Shape::Judged(Verdict::Safe(Safe::Empty));
     }
     if sops::is_encrypted_value(trimmed) {
-        return Some(if cx.sops_document {
+        return Shape::Judged(if cx.sops_document {
             Verdict::Safe(Safe::Encrypted)
         } else {
             Verdict::EncryptedWithoutMetadata
         });
     }
-    if let Some(rest) = strip_templates(value) {
-        return match strong_class(rest.as_bytes(), cx.key) {
-            None => Some(Verdict::Safe(Safe::Template)),
-            Some(class) => Some(Verdict::Plaintext {
-                class,
-                hash_input: Zeroizing::new(value.as_bytes().to_vec()),
-                note: Some("the text around its template expressions"),
-            }),
-        };
+    let Some(parts) = take_apart(value, cx) else {
+        return Shape::Plain;
+    };
+    let plaintext = |class, note| {
+        Shape::Judged(Verdict::Plaintext {
+            class,
+            hash_input: Zeroizing::new(value.as_bytes().to_vec()),
+            note: Some(note),
+        })
+    };
+    if parts.malformed {
+        return plaintext(
+            classify(value.as_bytes(), cx.key),
+            "it holds a malformed reference, so the whole value is judged as text",
+        );
     }
-    match references_only(value, cx) {
-        Some(safe) => Some(Verdict::Safe(safe)),
-        None if refs_present(value, cx) => {
-            // References among text that holds a recognisable secret, or malformed references.
-            let class = classify(value.as_bytes(), cx.key);
-            Some(Verdict::Plaintext {
-                class,
-                hash_input: Zeroizing::new(value.as_bytes().to_vec()),
-                note: Some("it holds a reference, but also text that is not one (or a malformed reference)"),
-            })
+    if !parts.computed {
+        if parts.whole.trim().is_empty() {
+            return Shape::Judged(Verdict::Safe(Safe::Template));
         }
-        None => None,
+        return Shape::Literal(parts.whole, parts.encodes);
+    }
+    let safe = if parts.template {
+        Safe::Template
+    } else {
+        Safe::Reference
+    };
+    match literal_class(&parts.pieces, cx.key) {
+        None => Shape::Judged(Verdict::Safe(safe)),
+        Some(class) if parts.template => {
+            plaintext(class, "it stands beside its template expressions")
+        }
+        Some(class) => plaintext(class, "it stands beside its references"),
     }
 }
 
@@ -164,39 +211,228 @@ fn refs_present(value: &str, cx: Context<'_>) -> bool {
     }
 }
 
-/// `Some(Safe::Reference)` when `text` holds at least one well-formed reference, no malformed one,
-/// and the text around them holds no recognisable secret (`postgres://<path:db#user>:<path:db#pw>@db`).
-fn references_only(text: &str, cx: Context<'_>) -> Option<Safe> {
-    if !refs_present(text, cx) {
-        return None;
+/// A value with references or template expressions, taken apart.
+#[derive(Default)]
+struct Parts {
+    /// The literal text, concatenated as it stands: what the value is when nothing is computed.
+    whole: Zeroizing<String>,
+    /// The literal pieces, separated by spaces: the text outside references and template
+    /// actions, `ref+echo://` paths, and the string literals inside template actions.
+    pieces: Zeroizing<String>,
+    /// A reference or a template action supplies part of the value.
+    computed: bool,
+    /// It has template actions.
+    template: bool,
+    /// A reference is malformed.
+    malformed: bool,
+    /// A template action base64-encodes its literal (`b64enc`).
+    encodes: bool,
+}
+
+impl Parts {
+    /// Literal text that is part of the value as written.
+    fn literal(&mut self, s: &str) {
+        self.whole.push_str(s);
+        self.piece(s);
     }
-    let refs = if cx.generic_placeholders {
-        kustodian_refs::parse_all_with_generic(text)
-    } else {
-        kustodian_refs::parse_all(text)
-    }
-    .ok()?;
-    if refs.is_empty() {
-        return None;
-    }
-    let mut rest = Zeroizing::new(String::with_capacity(text.len()));
-    let mut last = 0;
-    for r in &refs {
-        if let Some(gap) = text.get(last..r.span.start) {
-            rest.push_str(gap);
-            rest.push(' ');
-        }
-        last = r.span.end.max(last);
-    }
-    rest.push_str(text.get(last..).unwrap_or(""));
-    match strong_class(rest.as_bytes(), cx.key) {
-        None => Some(Safe::Reference),
-        Some(_) => None,
+
+    /// Literal text that is judged, but is not the value itself (a template function's argument).
+    fn piece(&mut self, s: &str) {
+        self.pieces.push_str(s);
+        self.pieces.push(' ');
     }
 }
 
-/// Whether `b` is one or more PEM blocks of public material (certificates, public keys) and
-/// nothing else but white space: a CA bundle or a `tls.crt` is meant to be shared.
+/// Takes a value apart into literal text and what references and template actions supply;
+/// `None` when it has neither.
+fn take_apart(value: &str, cx: Context<'_>) -> Option<Parts> {
+    let has_template = value.find("{{").is_some_and(|i| value[i..].contains("}}"));
+    let other = cx.generic_placeholders && other_reference().is_match(value);
+    if !has_template && !refs_present(value, cx) && !other {
+        return None;
+    }
+    let mut parts = Parts {
+        template: has_template,
+        ..Parts::default()
+    };
+    let mut s = value;
+    while let Some(open) = s.find("{{") {
+        let Some(close) = s[open + 2..].find("}}") else {
+            break;
+        };
+        outside(&s[..open], cx, &mut parts);
+        action(&s[open + 2..open + 2 + close], &mut parts);
+        s = &s[open + 2 + close + 2..];
+    }
+    outside(s, cx, &mut parts);
+    Some(parts)
+}
+
+/// Text outside template actions: references in it supply values; the rest is literal. A
+/// `ref+echo://TEXT` reference is literal: its path is the value.
+fn outside(text: &str, cx: Context<'_>, parts: &mut Parts) {
+    let refs = if !refs_present(text, cx) {
+        Vec::new()
+    } else {
+        let parsed = if cx.generic_placeholders {
+            kustodian_refs::parse_all_with_generic(text)
+        } else {
+            kustodian_refs::parse_all(text)
+        };
+        match parsed {
+            Ok(refs) => refs,
+            Err(_) => {
+                parts.malformed = true;
+                parts.literal(text);
+                return;
+            }
+        }
+    };
+    let mut last = 0;
+    for r in &refs {
+        if let Some(gap) = text.get(last..r.span.start) {
+            gap_text(gap, cx, parts);
+        }
+        last = r.span.end.max(last);
+        match &r.kind {
+            kustodian_refs::RefKind::Vals(v) if v.scheme == "echo" => parts.literal(&v.path),
+            _ => parts.computed = true,
+        }
+    }
+    gap_text(text.get(last..).unwrap_or(""), cx, parts);
+}
+
+/// Literal text between references. In a document annotated `avp.kubernetes.io/path` (where
+/// generic `<KEY>` placeholders count), `${VAR}` (envsubst, Flux post-build substitution) and
+/// `op://VAULT/ITEM/FIELD` (1Password secret references) also supply values; elsewhere they are
+/// text (a policy's `safe_values` can let them through).
+fn gap_text(text: &str, cx: Context<'_>, parts: &mut Parts) {
+    if !cx.generic_placeholders {
+        parts.literal(text);
+        return;
+    }
+    let mut last = 0;
+    for m in other_reference().find_iter(text) {
+        parts.literal(&text[last..m.start()]);
+        parts.computed = true;
+        last = m.end();
+    }
+    parts.literal(&text[last..]);
+}
+
+fn other_reference() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\bop://[^\s/]+/[^\s/]+/[^\s]+")
+            .expect("compiles")
+    })
+}
+
+/// The body of a template action (between `{{` and `}}`). A comment or an empty action supplies
+/// nothing; an action that starts with a string literal and reads no variable or field
+/// (`{{ "x" | b64enc }}`) supplies that literal; any other computes its value, and the string
+/// literals among its arguments are judged as literal text.
+fn action(body: &str, parts: &mut Parts) {
+    let b = body
+        .strip_prefix('-')
+        .unwrap_or(body)
+        .trim_start()
+        .trim_end();
+    let b = b.strip_suffix('-').unwrap_or(b).trim_end();
+    if b.is_empty() || b.starts_with("/*") {
+        return;
+    }
+    let mut code = String::new();
+    let mut first = true;
+    let mut leading = false;
+    let mut rest = b;
+    while !rest.is_empty() {
+        let Some(i) = rest.find(['"', '`']) else {
+            code.push_str(rest);
+            break;
+        };
+        let (before, from) = rest.split_at(i);
+        code.push_str(before);
+        let quote = from.as_bytes()[0];
+        let (lit, after) = string_literal(from, quote);
+        if first && before.trim().is_empty() {
+            parts.literal(&lit);
+            leading = true;
+        } else {
+            parts.piece(&lit);
+        }
+        first = false;
+        rest = after;
+    }
+    if !leading || code.contains(['.', '$']) {
+        parts.computed = true;
+    }
+    parts.encodes |= leading && code.contains("b64enc");
+}
+
+/// A Go string literal at the start of `s` (`"..."` with escapes, or a raw `` `...` ``): its
+/// text and what follows it.
+fn string_literal(s: &str, quote: u8) -> (Zeroizing<String>, &str) {
+    let mut out = Zeroizing::new(String::new());
+    let mut chars = s[1..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            c if c as u32 == quote as u32 => return (out, &s[1 + i + 1..]),
+            '\\' if quote == b'"' => match chars.next() {
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, o)) => out.push(o),
+                None => {}
+            },
+            c => out.push(c),
+        }
+    }
+    (out, "")
+}
+
+/// Whether the literal text around references and template actions looks like a credential: a
+/// recognisable secret anywhere in it, or a run (text between white space and the glue
+/// characters `/ : @ ? & = , ; # | ( ) [ ] < > " '`) that is
+/// - at least 8 characters long and mixes three kinds of character out of lower-case letters,
+///   upper-case letters, digits and symbols other than `-`, `.` and `_` (`Pa55word!x`), or
+/// - holds a stretch of 16 or more characters without `-`, `.` or `_`
+///   (`correcthorsebatterystaple`, a token, a hex digest).
+///
+/// Glue such as `postgres://`, `:5432/app`, `@db.prod.svc`, `https://`, `-`, `/` is not.
+fn literal_class(pieces: &str, key: &str) -> Option<Class> {
+    if let Some(c) = strong_class(pieces.as_bytes(), key) {
+        return Some(c);
+    }
+    const GLUE: &[char] = &[
+        '/', ':', '@', '?', '&', '=', ',', ';', '#', '|', '(', ')', '[', ']', '<', '>', '"', '\'',
+    ];
+    let credential_like = pieces
+        .split(|c: char| c.is_whitespace() || GLUE.contains(&c))
+        .any(|run| {
+            let kinds = [
+                run.bytes().any(|b| b.is_ascii_lowercase()),
+                run.bytes().any(|b| b.is_ascii_uppercase()),
+                run.bytes().any(|b| b.is_ascii_digit()),
+                run.chars()
+                    .any(|c| !c.is_ascii_alphanumeric() && !"-._".contains(c)),
+            ];
+            let mixed = run.chars().count() >= 8 && kinds.iter().filter(|k| **k).count() >= 3;
+            let long = run
+                .split(['-', '.', '_'])
+                .any(|stretch| stretch.chars().count() >= 16);
+            mixed || long
+        });
+    credential_like.then_some(Class {
+        severity: Severity::Medium,
+        what: "a credential-like literal",
+    })
+}
+
+/// Whether `b` is one or more PEM blocks of public material (certificates, public keys,
+/// certificate revocation lists) and nothing else but white space: a CA bundle or a `tls.crt` is
+/// meant to be shared. The label alone does not decide: each body must be base64 of the DER
+/// structure its label names (see [`der_is_public`]), so a private key or other text under a
+/// `CERTIFICATE` label is not public.
 fn is_public_pem(b: &[u8]) -> bool {
     const PUBLIC: [&str; 3] = ["CERTIFICATE", "PUBLIC KEY", "X509 CRL"];
     let Ok(mut s) = std::str::from_utf8(b) else {
@@ -221,10 +457,10 @@ fn is_public_pem(b: &[u8]) -> bool {
         let Some((body, rest)) = rest.split_once(end.as_str()) else {
             return false;
         };
-        if !body
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+/=\r\n\t ".contains(&c))
-        {
+        let Some(der) = decode_base64(body) else {
+            return false;
+        };
+        if !der_is_public(label, &der) {
             return false;
         }
         blocks += 1;
@@ -232,22 +468,68 @@ fn is_public_pem(b: &[u8]) -> bool {
     }
 }
 
-/// If `value` holds Go template expressions (`{{ ... }}`), the text outside them; else `None`.
-fn strip_templates(value: &str) -> Option<Zeroizing<String>> {
-    let first = value.find("{{")?;
-    value[first..].find("}}")?;
-    let mut rest = Zeroizing::new(String::with_capacity(value.len()));
-    let mut s = value;
-    while let Some(open) = s.find("{{") {
-        let Some(close) = s[open..].find("}}") else {
-            break;
-        };
-        rest.push_str(&s[..open]);
-        rest.push(' ');
-        s = &s[open + close + 2..];
+/// One DER element at the start of `b`: (tag, contents, what follows). `None` when `b` does
+/// not start with a well-formed element (definite length, at most 4 length bytes).
+fn der_element(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &d| (acc << 8) | d as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The tags of the elements that make up `contents` exactly; `None` if they do not.
+fn der_children(mut contents: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    while !contents.is_empty() {
+        let (tag, inner, rest) = der_element(contents)?;
+        out.push((tag, inner));
+        contents = rest;
     }
-    rest.push_str(s);
-    Some(rest)
+    Some(out)
+}
+
+/// Whether `der` has the outline of what a public PEM label names:
+/// - `PUBLIC KEY`: a SubjectPublicKeyInfo, `SEQUENCE { SEQUENCE { OID, ... }, BIT STRING }`;
+/// - `CERTIFICATE` and `X509 CRL`: `SEQUENCE { SEQUENCE {...}, SEQUENCE { OID, ... }, BIT STRING }`
+///   (the signed structure, its signature algorithm, the signature).
+///
+/// A private key (`SEQUENCE { INTEGER, ... }`) or random bytes have neither outline.
+fn der_is_public(label: &str, der: &[u8]) -> bool {
+    const SEQUENCE: u8 = 0x30;
+    const BIT_STRING: u8 = 0x03;
+    const OID: u8 = 0x06;
+    let Some((SEQUENCE, contents, [])) = der_element(der) else {
+        return false;
+    };
+    let Some(children) = der_children(contents) else {
+        return false;
+    };
+    let algorithm_at = |i: usize| {
+        children.get(i).is_some_and(|(tag, inner)| {
+            *tag == SEQUENCE
+                && der_children(inner).is_some_and(|c| c.first().is_some_and(|(t, _)| *t == OID))
+        })
+    };
+    let tags: Vec<u8> = children.iter().map(|(t, _)| *t).collect();
+    match label {
+        "PUBLIC KEY" => tags == [SEQUENCE, BIT_STRING] && algorithm_at(0),
+        _ => {
+            tags == [SEQUENCE, SEQUENCE, BIT_STRING]
+                && algorithm_at(1)
+                && der_children(children[0].1).is_some_and(|c| c.len() >= 3)
+        }
+    }
 }
 
 /// Decodes standard or URL-safe base64, ignoring whitespace and line breaks; `None` if it is not
@@ -476,25 +758,29 @@ pub fn classify(bytes: &[u8], key: &str) -> Class {
 mod tests {
     use super::*;
 
+    const CERT: &str =
+        include_str!("../../../tests/fixtures/scan/pem-labels-checked/certificate.pem");
+    const PUBLIC_KEY: &str =
+        include_str!("../../../tests/fixtures/scan/pem-labels-checked/public-key.pem");
+
     #[test]
     fn public_pem_is_safe_private_is_not() {
-        let cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2Fub3QgYmUgYSBzZWNyZXQ=\n-----END CERTIFICATE-----\n";
-        let bundle = format!("{cert}\n{cert}-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n");
+        let bundle = format!("{CERT}\n{CERT}{PUBLIC_KEY}");
         let key =
             "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBVaxT2wq\n-----END EC PRIVATE KEY-----\n";
         let cx = Context {
             key: "ca.crt",
             ..Default::default()
         };
-        assert_eq!(judge_text(cert, cx), Verdict::Safe(Safe::Public));
+        assert_eq!(judge_text(CERT, cx), Verdict::Safe(Safe::Public));
         assert_eq!(judge_text(&bundle, cx), Verdict::Safe(Safe::Public));
         let b64 = base64::engine::general_purpose::STANDARD.encode(&bundle);
         assert_eq!(judge_base64(&b64, cx), Verdict::Safe(Safe::Public));
         // A private key, or a certificate with a key or other text beside it, is not public.
         for v in [
             key.to_string(),
-            format!("{cert}{key}"),
-            format!("{cert}password=x\n"),
+            format!("{CERT}{key}"),
+            format!("{CERT}password=x\n"),
         ] {
             assert!(
                 matches!(judge_text(&v, cx), Verdict::Plaintext { .. }),
@@ -502,6 +788,35 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_public_label_does_not_make_a_body_public() {
+        let cx = Context::default();
+        let body = |label: &str, b: &[u8]| {
+            let b64 = STANDARD.encode(b);
+            format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n")
+        };
+        // PKCS#8 private key outline: SEQUENCE { INTEGER 0, SEQUENCE { OID }, OCTET STRING }.
+        let pkcs8: &[u8] = &[
+            0x30, 0x0e, 0x02, 0x01, 0x00, 0x30, 0x03, 0x06, 0x01, 0x2a, 0x04, 0x04, 1, 2, 3, 4,
+        ];
+        let truncated = &CERT.replace("\nM7wthIFy", "");
+        for v in [
+            body("CERTIFICATE", pkcs8),
+            body("PUBLIC KEY", pkcs8),
+            body("CERTIFICATE", b"not a certificate, just text"),
+            body("X509 CRL", b"\x30\x03\x02\x01\x00"),
+            "-----BEGIN PUBLIC KEY-----\nnot base64 at all!\n-----END PUBLIC KEY-----\n".into(),
+            truncated.to_string(),
+        ] {
+            assert!(
+                matches!(judge_text(&v, cx), Verdict::Plaintext { .. }),
+                "{v}"
+            );
+        }
+        assert_eq!(judge_text(PUBLIC_KEY, cx), Verdict::Safe(Safe::Public));
+    }
+
     use base64::engine::general_purpose::STANDARD;
 
     fn cx() -> Context<'static> {
@@ -665,5 +980,124 @@ mod tests {
         assert_eq!(judge_text(enc, cx()), Verdict::EncryptedWithoutMetadata);
         assert_eq!(judge_text("  ", cx()), Verdict::Safe(Safe::Empty));
         assert_eq!(judge_base64("", cx()), Verdict::Safe(Safe::Empty));
+    }
+
+    #[test]
+    fn echo_references_are_literal_values() {
+        assert!(matches!(
+            judge_text("ref+echo://Xk9-canary-Pa55word", cx()),
+            Verdict::Plaintext { .. }
+        ));
+        assert_eq!(
+            severity(&judge_text("ref+echo://AKIAIOSFODNN7EXAMPLE", cx())),
+            Some(Severity::Critical)
+        );
+        let b = STANDARD.encode("ref+echo://hunter2");
+        assert!(matches!(judge_base64(&b, cx()), Verdict::Plaintext { .. }));
+        // Around a real reference, an echo path is literal text like any other.
+        assert!(matches!(
+            judge_text("<path:kv/app#user>:ref+echo://Xk9Pa55word!+", cx()),
+            Verdict::Plaintext { .. }
+        ));
+    }
+
+    #[test]
+    fn literal_text_around_references_and_templates() {
+        for v in [
+            "Xk9Pa55word! <path:kv/app#password>",
+            "correcthorsebatterystaple <path:kv/app#password>",
+            "prefix-S3cretValue-{{ .Values.x }}",
+            "{{ .Values.user }}:a1b2c3d4e5f6a7b8c9d0@db",
+            r#"{{ .Values.x | default "Xk9Pa55word!" }}"#,
+        ] {
+            assert!(
+                matches!(
+                    judge_text(v, cx()),
+                    Verdict::Plaintext { note: Some(_), .. }
+                ),
+                "{v}"
+            );
+        }
+        for v in [
+            "postgres://<path:kv/db#user>:<path:kv/db#pw>@db.prod.svc:5432/app",
+            "https://{{ .Values.host }}/v1",
+            "jdbc:postgresql://{{ .Values.host }}:5432/mydatabase_production",
+            "{{ .Values.user }}@ip-10-0-0-1.ec2.internal",
+            r#"{{ required "set password" .Values.password | b64enc | quote }}"#,
+            r#"{{ include "app.fullname" . }}-creds"#,
+            "{{- /* a comment */ -}}",
+        ] {
+            assert!(
+                matches!(judge_text(v, cx()), Verdict::Safe(_)),
+                "{v}: {:?}",
+                judge_text(v, cx())
+            );
+        }
+    }
+
+    #[test]
+    fn templates_that_supply_nothing_leave_the_literal_as_the_value() {
+        // Short words: as a whole value they block, although as glue they would not.
+        for v in [
+            "{{/* */}}hunter2",
+            "{{- /* x */ -}}hunter2{{/* y */}}",
+            r#"{{ "hunter2" | b64enc }}"#,
+            "{{ `hunter2` }}",
+        ] {
+            assert!(
+                matches!(judge_text(v, cx()), Verdict::Plaintext { .. }),
+                "{v}"
+            );
+        }
+        let b = format!("{{{{/* */}}}}{}", STANDARD.encode("AKIAIOSFODNN7EXAMPLE"));
+        assert_eq!(severity(&judge_base64(&b, cx())), Some(Severity::Critical));
+        assert_eq!(
+            severity(&judge_base64(r#"{{ "hunter2hunter2" | b64enc }}"#, cx())),
+            Some(Severity::Medium)
+        );
+    }
+
+    #[test]
+    fn other_reference_forms_are_references_in_annotated_documents() {
+        let annotated = Context {
+            generic_placeholders: true,
+            ..cx()
+        };
+        for v in [
+            "${DB_PASSWORD}",
+            "postgres://${DB_USER}:${DB_PASSWORD}@db/app",
+            "op://prod/db/password",
+        ] {
+            assert!(matches!(judge_text(v, annotated), Verdict::Safe(_)), "{v}");
+            assert!(
+                matches!(judge_text(v, cx()), Verdict::Plaintext { .. }),
+                "{v}"
+            );
+        }
+        assert!(matches!(
+            judge_text("${DB_USER}:Xk9Pa55word!", annotated),
+            Verdict::Plaintext { .. }
+        ));
+    }
+
+    #[test]
+    fn never_panics_on_truncated_values() {
+        let samples = [
+            r#"{{- /* c */ -}}x{{ "a\"b" | b64enc }}`{{ `raw` }}{{ .V | default "Xk9Pa55word!" }}"#,
+            "ref+echo://a+<path:kv/a#b> ${A} op://a/b/c <path:kv/x#y|base64encode>",
+            CERT,
+        ];
+        let generic = Context {
+            generic_placeholders: true,
+            ..cx()
+        };
+        for sample in samples {
+            for (i, _) in sample.char_indices() {
+                for v in [&sample[..i], &sample[i..]] {
+                    let _ = judge_text(v, generic);
+                    let _ = judge_base64(v, cx());
+                }
+            }
+        }
     }
 }

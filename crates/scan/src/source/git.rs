@@ -81,7 +81,8 @@ impl Snapshot for TreeSnapshot<'_, '_> {
 
 /// Opens the repository around `cwd`. In a hook, git names the repository and the index (a
 /// temporary one for `git commit -a` or `git commit PATH`) through the environment.
-pub(super) fn open_repo(cwd: &Path) -> Result<git2::Repository, SourceError> {
+/// `option` names what needs the repository, for the error outside one.
+pub(super) fn open_repo(cwd: &Path, option: &'static str) -> Result<git2::Repository, SourceError> {
     // libgit2 re-hashes every object it reads (SHA-1 with collision detection, a fifth of a
     // history scan); git itself trusts its object store on reads, and so does the scanner.
     git2::opts::strict_hash_verification(false);
@@ -93,7 +94,10 @@ pub(super) fn open_repo(cwd: &Path) -> Result<git2::Repository, SourceError> {
     } else {
         git2::Repository::discover(cwd)
     }
-    .map_err(|_| SourceError::NotARepository(cwd.to_path_buf()))
+    .map_err(|_| SourceError::NotARepository {
+        path: cwd.to_path_buf(),
+        option,
+    })
 }
 
 /// The work tree of `repo`, canonical.
@@ -181,9 +185,8 @@ pub(super) fn diff_changes(
 
 /// Scans the files of a change as `snap` holds them. `changed` maps each changed path to its
 /// blob when the caller knows it (else `snap` is asked). Changed manifests are scanned; a changed
-/// file that is not a manifest (an env file, a key file) is judged through the kustomizations
-/// around it that read it, changed or not; files that changed kustomizations read come from
-/// `snap` too.
+/// file that kustomizations around it read (an env file, a key file, a patch) is judged through
+/// them, changed or not; files that changed kustomizations read come from `snap` too.
 pub(super) fn scan_changes(
     scanner: &Scanner,
     repo: &git2::Repository,
@@ -194,16 +197,30 @@ pub(super) fn scan_changes(
     let mut follows = Vec::new();
     let mut others = BTreeSet::new();
     for (path, id) in changed {
-        if !Scanner::is_candidate_path(path) {
+        let env = !Scanner::is_candidate_path(path);
+        if env {
+            // A file a kustomization may read (an env file, a key file).
             others.insert(path.as_str());
-            continue;
+            if !Scanner::is_env_path(path) {
+                continue;
+            }
         }
         let Some(id) = id.map_or_else(|| snap.blob(path), |id| Ok(Some(id)))? else {
             continue;
         };
         result.files_scanned += 1;
-        // The scanner skips (with a note) a blob over its size limit.
-        let mut r = scanner.scan_file(path, repo.find_blob(id)?.content());
+        // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
+        // dotenv store.
+        let blob = repo.find_blob(id)?;
+        // A manifest without a `kind` may be a patch file that a kustomization applies.
+        if !env && memchr::memmem::find(blob.content(), b"kind").is_none() {
+            others.insert(path.as_str());
+        }
+        let mut r = if env {
+            scanner.scan_env_file(path, blob.content())
+        } else {
+            scanner.scan_file(path, blob.content())
+        };
         follows.append(&mut r.follow);
         result.add(r);
     }

@@ -24,7 +24,11 @@ pub(super) fn history(
     paths: &[PathBuf],
     cwd: &Path,
 ) -> Result<ScanResult, SourceError> {
-    let repo = git::open_repo(cwd)?;
+    let option = match commits {
+        Commits::Range(_) => "`--since` (or `--range`)",
+        Commits::Pushed(_) => "`--pushed`",
+    };
+    let repo = git::open_repo(cwd, option)?;
     let prefixes = if paths.is_empty() {
         Vec::new()
     } else {

@@ -115,10 +115,17 @@ pub enum SourceError {
         help("check the path; `kustodian scan` with no path scans the current folder")
     )]
     NoSuchPath(PathBuf),
-    /// `--staged` outside a git repository.
-    #[error("not a git repository (or any parent up to the file system root): {0}")]
-    #[diagnostic(code(kustodian::scan::not_a_repository), help("run `kustodian scan --staged` inside a git work tree, or scan files with `kustodian scan PATH`"))]
-    NotARepository(PathBuf),
+    /// `--staged`, `--since`, `--range` or `--pushed` outside a git repository.
+    #[error(
+        "{option} needs a git repository, but {path} is not a git repository (nor is any folder above it)"
+    )]
+    #[diagnostic(code(kustodian::scan::not_a_repository), help("run it inside a git work tree (the folder of a clone), or scan files without git with `kustodian scan PATH`"))]
+    NotARepository {
+        /// The folder the repository was looked for from.
+        path: PathBuf,
+        /// The option that needs one (`--staged`, `--since`/`--range`, `--pushed`).
+        option: &'static str,
+    },
     /// A path given with `--staged` is outside the repository.
     #[error("{0} is outside the repository")]
     #[diagnostic(

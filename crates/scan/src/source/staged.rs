@@ -19,7 +19,7 @@ pub(super) fn staged(
     paths: &[PathBuf],
     cwd: &Path,
 ) -> Result<ScanResult, SourceError> {
-    let repo = git::open_repo(cwd)?;
+    let repo = git::open_repo(cwd, "`--staged`")?;
     let workdir = git::workdir(&repo, "--staged")?;
     let index = IndexSnapshot::new(&repo);
 

@@ -1,6 +1,7 @@
 //! The working-tree source: a parallel walk (honouring `.gitignore`) of the paths given.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,8 +83,9 @@ pub(super) fn walk(
         .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .filter_entry(|e| e.file_name() != ".git");
 
-    let shared: Mutex<(ScanResult, Vec<(usize, FollowRequest)>)> = Mutex::new(Default::default());
-    // Files named on the command line that are not manifests (an env file pre-commit passes).
+    let shared: Mutex<Found> = Mutex::new(Default::default());
+    // Files named on the command line (pre-commit passes the changed ones): kustomizations around
+    // them may read them (an env file, a patch file).
     let named_others: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     let scanned = AtomicUsize::new(0);
     builder.build_parallel().run(|| {
@@ -118,41 +120,59 @@ pub(super) fn walk(
                 return ignore::WalkState::Continue;
             };
             let rel = rel_string(path.strip_prefix(&roots[ri].dir).unwrap_or(path));
-            if !Scanner::is_candidate_path(&rel) {
-                if entry.depth() == 0 {
-                    named_others.lock().expect("not poisoned").push((ri, rel));
-                }
+            if entry.depth() == 0 {
+                named_others
+                    .lock()
+                    .expect("not poisoned")
+                    .push((ri, rel.clone()));
+            }
+            if !is_scanned_path(&rel) {
                 return ignore::WalkState::Continue;
             }
             scanned.fetch_add(1, Ordering::Relaxed);
-            let r = match read_capped(path, &mut buf) {
-                Ok(true) => scanner.scan_file(&rel, &buf),
-                Ok(false) => FileScan::default().with_note(Note::too_large(&rel)),
-                Err(e) => FileScan::default().with_note(Note::error(
-                    Some(rel.clone()),
-                    format!("could not read: {e}"),
-                )),
-            };
-            if !(r.findings.is_empty() && r.notes.is_empty() && r.follow.is_empty()) {
-                let FileScan {
-                    findings,
-                    notes,
-                    follow,
-                } = r;
-                let mut g = shared.lock().expect("not poisoned");
-                g.0.findings.extend(findings);
-                g.0.notes.extend(notes);
-                g.1.extend(follow.into_iter().map(|f| (ri, f)));
+            let r = scan_one(scanner, path, &rel, &mut buf);
+            let mut g = shared.lock().expect("not poisoned");
+            if roots[ri].repo.is_some() {
+                g.2.insert(path_key(ri, &rel));
             }
+            g.add(ri, r);
+            drop(g);
             if buf.capacity() > 1024 * 1024 {
                 buf = Vec::with_capacity(64 * 1024);
             }
             ignore::WalkState::Continue
         })
     });
-    let (mut result, mut follows) = shared.into_inner().expect("not poisoned");
-    // A named file that only a secretGenerator reads: judge it through the kustomizations
-    // around it that read it.
+    let mut found = shared.into_inner().expect("not poisoned");
+    // Inside a repository, what git tracks is scanned even when `.gitignore` matches it (a file
+    // added with `git add -f` is committed all the same).
+    let visited = std::mem::take(&mut found.2);
+    for (ri, root) in roots.iter().enumerate() {
+        let Some(repo) = &root.repo else { continue };
+        let Ok(index) = repo.lock().expect("not poisoned").index() else {
+            continue;
+        };
+        let mut buf = Vec::new();
+        for entry in index.iter() {
+            let Ok(rel) = std::str::from_utf8(&entry.path) else {
+                continue;
+            };
+            let abs = root.dir.join(rel);
+            if !is_scanned_path(rel)
+                || visited.contains(&path_key(ri, rel))
+                || root_of(&abs) != Some(ri)
+                || !abs_paths.iter().any(|p| abs.starts_with(p))
+                || !std::fs::symlink_metadata(&abs).is_ok_and(|m| m.is_file())
+            {
+                continue;
+            }
+            found.0.files_scanned += 1;
+            found.add(ri, scan_one(scanner, &abs, rel, &mut buf));
+        }
+    }
+    drop(visited);
+    let (mut result, mut follows, _) = found;
+    // A named file that a kustomization reads: judge it through the kustomizations around it.
     for (ri, rel) in named_others.into_inner().expect("not poisoned") {
         for k in kustomizations_above(&rel) {
             let mut buf = Vec::new();
@@ -167,9 +187,9 @@ pub(super) fn walk(
             }
         }
     }
-    result.files_scanned = scanned.into_inner();
+    result.files_scanned += scanned.into_inner();
 
-    // Files read by secretGenerators, from the working tree.
+    // Files read by secretGenerators and patches, from the working tree.
     let mut seen = BTreeSet::new();
     for (ri, req) in follows {
         if !seen.insert((ri, req.path.clone(), req.entry.clone())) {
@@ -194,13 +214,59 @@ pub(super) fn walk(
             Err(_) => result.notes.push(Note::info(
                 &req.entry.path,
                 format!(
-                    "line {}: secretGenerator reads {}, which could not be read; not scanned",
+                    "line {}: the kustomization reads {}, which could not be read; not scanned",
                     req.entry.line, req.path
                 ),
             )),
         }
     }
     Ok(result)
+}
+
+/// What the walk found: results, the files kustomizations read, and (inside repositories) the
+/// files it scanned, as [`path_key`]s.
+type Found = (ScanResult, Vec<(usize, FollowRequest)>, HashSet<u64>);
+
+/// A file of a root as 8 bytes, so that remembering every file walked stays small.
+fn path_key(root: usize, rel: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (root, rel).hash(&mut h);
+    h.finish()
+}
+
+trait AddScan {
+    fn add(&mut self, root: usize, r: FileScan);
+}
+
+impl AddScan for Found {
+    fn add(&mut self, root: usize, r: FileScan) {
+        let FileScan {
+            findings,
+            notes,
+            follow,
+        } = r;
+        self.0.findings.extend(findings);
+        self.0.notes.extend(notes);
+        self.1.extend(follow.into_iter().map(|f| (root, f)));
+    }
+}
+
+/// Whether the walk reads a file: a manifest, or an env file (which may be a SOPS store).
+fn is_scanned_path(rel: &str) -> bool {
+    Scanner::is_candidate_path(rel) || Scanner::is_env_path(rel)
+}
+
+/// Scans one file of the working tree: a manifest, or an env file.
+fn scan_one(scanner: &Scanner, path: &Path, rel: &str, buf: &mut Vec<u8>) -> FileScan {
+    match read_capped(path, buf) {
+        Ok(true) if Scanner::is_candidate_path(rel) => scanner.scan_file(rel, buf),
+        Ok(true) => scanner.scan_env_file(rel, buf),
+        Ok(false) => FileScan::default().with_note(Note::too_large(rel)),
+        Err(e) => FileScan::default().with_note(Note::error(
+            Some(rel.to_string()),
+            format!("could not read: {e}"),
+        )),
+    }
 }
 
 trait WithNote {
