@@ -24,7 +24,7 @@ pub const SMALL_FILE_LIMIT: u64 = 1024 * 1024;
 #[non_exhaustive]
 pub enum ReadError {
     /// The file could not be opened or read.
-    #[error("{}: {}", path.display(), describe_io(source))]
+    #[error("{}: {}", path.display(), self.reason())]
     Io {
         /// The path as given.
         path: PathBuf,
@@ -33,7 +33,7 @@ pub enum ReadError {
         source: std::io::Error,
     },
     /// The path is not a regular file (a folder, FIFO, device, socket).
-    #[error("{}: not a regular file (it is {what}); point kustodian at a plain file", path.display())]
+    #[error("{}: {}", path.display(), self.reason())]
     NotRegular {
         /// The path as given.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum ReadError {
         what: &'static str,
     },
     /// The file (or stream) holds more than the limit.
-    #[error("{}: larger than the {} limit; kustodian refuses to read it (split the file, or check that the path is the one you meant)", path.display(), Size(*limit))]
+    #[error("{}: {}", path.display(), self.reason())]
     TooLarge {
         /// The path as given (or `<stdin>`).
         path: PathBuf,
@@ -49,7 +49,7 @@ pub enum ReadError {
         limit: u64,
     },
     /// The file is not UTF-8 text.
-    #[error("{}: not UTF-8 text; kustodian reads YAML, JSON and key files as UTF-8", path.display())]
+    #[error("{}: {}", path.display(), self.reason())]
     NotUtf8 {
         /// The path as given.
         path: PathBuf,
@@ -57,6 +57,24 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// What went wrong and what to do, without the path (for callers that name the file their
+    /// own way, such as a reference's path as written).
+    pub fn reason(&self) -> String {
+        match self {
+            ReadError::Io { source, .. } => describe_io(source),
+            ReadError::NotRegular { what, .. } => {
+                format!("not a regular file (it is {what}); point kustodian at a plain file")
+            }
+            ReadError::TooLarge { limit, .. } => format!(
+                "larger than the {} limit; kustodian refuses to read it (split the file, or check that the path is the one you meant)",
+                Size(*limit)
+            ),
+            ReadError::NotUtf8 { .. } => {
+                "not UTF-8 text; kustodian reads YAML, JSON and key files as UTF-8".into()
+            }
+        }
+    }
+
     /// The underlying I/O error kind, when the failure was one (`NotFound`, `PermissionDenied`).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self {

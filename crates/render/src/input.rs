@@ -5,13 +5,26 @@
 //!   `KUSTODIAN_KUSTOMIZE_ARGS` (e.g. `--enable-helm --enable-alpha-plugins`).
 //! - A folder with `Chart.yaml` is built with `helm template` (helm must be on PATH).
 //! - Any other folder: every `.yaml`, `.yml` and `.json` file below it, recursively, in path
-//!   order; hidden files and folders are skipped, SOPS-encrypted files are stores and never
-//!   output, and documents that are not Kubernetes objects (no `kind`) are left out.
+//!   order; hidden files and folders are skipped, and documents that are not Kubernetes objects
+//!   (no `kind`) are left out.
+//! - A single file: its documents, as for a file in a folder.
+//!
+//! Every file read here is confined: after following symlinks it must be a regular file inside
+//! the repository root, of at most [`MANIFEST_LIMIT`] bytes (so a symlink to `/proc/self/environ`,
+//! to a file outside the repository, or to `/dev/zero` fails the render, naming the file).
+//!
+//! SOPS: a document with a `sops` block that is also a Kubernetes object (`apiVersion` and
+//! `kind`) is an encrypted manifest: it is decrypted (MAC checked) and emitted, in files and in
+//! kustomize's or helm's output alike. A SOPS document without `apiVersion` and `kind` is a store,
+//! read through references and never emitted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-use kustodian_manifest::{parse_stream, Node, Object};
+use kustodian_manifest::read::{read_to_string_bounded, MANIFEST_LIMIT};
+use kustodian_manifest::{emit_document, parse_stream, Node, Object};
+use kustodian_sops::{Format, Identities, KeySources};
 
 /// Why input could not be read. Messages carry no file contents.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +62,22 @@ pub enum InputError {
         /// Why.
         message: String,
     },
+    /// A manifest (or a symlink's target) lies outside the repository root.
+    #[error("{path}: outside the repository ({root}); manifests (and the targets of symlinks) must be files inside the repository")]
+    Outside {
+        /// The path as found.
+        path: String,
+        /// The repository root.
+        root: String,
+    },
+    /// An encrypted manifest could not be decrypted.
+    #[error("{name}: an encrypted manifest (SOPS) could not be decrypted: {message}")]
+    Sops {
+        /// The file (or `<kustomize output>`, with the object).
+        name: String,
+        /// Why, with the identities looked for; never a value.
+        message: String,
+    },
 }
 
 /// Documents parsed from a stream; `name` is used in messages.
@@ -64,37 +93,144 @@ pub fn load_stream(text: &str, name: &str) -> Result<Vec<Node>, InputError> {
     Ok(docs.into_iter().map(|d| d.root).collect())
 }
 
-/// Documents from a folder, built with kustomize or helm when it is one of theirs.
-pub fn load_dir(dir: &Path) -> Result<Vec<Node>, InputError> {
-    if ["kustomization.yaml", "kustomization.yml", "Kustomization"]
-        .iter()
-        .any(|f| dir.join(f).is_file())
-    {
-        let out = kustomize(dir)?;
-        return load_stream(&out, "<kustomize output>");
-    }
-    if dir.join("Chart.yaml").is_file() {
-        let out = helm(dir)?;
-        return load_stream(&out, "<helm template output>");
-    }
-    let mut files = Vec::new();
-    collect_files(dir, &mut files)?;
-    files.sort();
-    let mut docs = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| InputError::Io {
-            path: f.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let name = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
-        for d in load_stream(&text, &name)? {
-            if kustodian_sops::is_sops_document(&d) || Object::new(&d).kind().is_none() {
-                continue;
-            }
-            docs.push(d);
+/// Reads manifests inside one repository root, decrypting encrypted manifests with the age
+/// identities sops would use.
+pub struct Input {
+    root: PathBuf,
+    keys: KeySources,
+    ids: OnceLock<Identities>,
+}
+
+impl Input {
+    /// Input confined to `root` (canonicalised here), decrypting with identities from `keys`.
+    pub fn new(root: &Path, keys: KeySources) -> Input {
+        Input {
+            root: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()),
+            keys,
+            ids: OnceLock::new(),
         }
     }
-    Ok(docs)
+
+    fn identities(&self) -> &Identities {
+        self.ids.get_or_init(|| Identities::load(&self.keys))
+    }
+
+    /// Documents from a folder, built with kustomize or helm when it is one of theirs.
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<Node>, InputError> {
+        if ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+            .iter()
+            .any(|f| dir.join(f).is_file())
+        {
+            let out = kustomize(dir)?;
+            return self.load_stream(&out, "<kustomize output>");
+        }
+        if dir.join("Chart.yaml").is_file() {
+            let out = helm(dir)?;
+            return self.load_stream(&out, "<helm template output>");
+        }
+        let mut files = Vec::new();
+        collect_files(dir, &mut files)?;
+        files.sort();
+        let mut docs = Vec::new();
+        for f in files {
+            let name = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
+            docs.extend(self.load_named_file(&f, &name)?);
+        }
+        Ok(docs)
+    }
+
+    /// The Kubernetes objects in one file (confined, bounded; encrypted manifests decrypted,
+    /// stores left out).
+    pub fn load_file(&self, file: &Path) -> Result<Vec<Node>, InputError> {
+        self.load_named_file(file, &file.display().to_string())
+    }
+
+    fn load_named_file(&self, file: &Path, name: &str) -> Result<Vec<Node>, InputError> {
+        let text = self.read_manifest(file, name)?;
+        let docs = load_stream(&text, name)?;
+        if docs.iter().any(is_encrypted_manifest) {
+            let format = match Format::from_path(file) {
+                Format::Json => Format::Json,
+                _ => Format::Yaml,
+            };
+            return self.decrypt(&text, format, name);
+        }
+        Ok(docs.into_iter().filter(is_manifest).collect())
+    }
+
+    /// A stream's Kubernetes objects, encrypted manifests decrypted one by one (kustomize and
+    /// helm pass them through with their `sops` block), stores left out.
+    pub fn load_stream(&self, text: &str, name: &str) -> Result<Vec<Node>, InputError> {
+        let mut out = Vec::new();
+        for d in load_stream(text, name)? {
+            if is_encrypted_manifest(&d) {
+                let o = Object::new(&d);
+                let what = format!(
+                    "{name} ({}/{})",
+                    o.kind().unwrap_or(""),
+                    o.name().unwrap_or("")
+                );
+                out.extend(self.decrypt(&emit_document(&d), Format::Yaml, &what)?);
+            } else if is_manifest(&d) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    fn decrypt(&self, text: &str, format: Format, name: &str) -> Result<Vec<Node>, InputError> {
+        let sops_err = |message: String| InputError::Sops {
+            name: name.to_string(),
+            message,
+        };
+        let plain = kustodian_sops::decrypt(text, format, self.identities(), name)
+            .map_err(|e| sops_err(e.to_string()))?;
+        let clear = plain
+            .to_text(format, name)
+            .map_err(|e| sops_err(e.to_string()))?;
+        // The decrypted text is secret: a parse error must not quote it.
+        let docs = parse_stream(&clear).map_err(|e| {
+            sops_err(format!(
+                "the decrypted text is not YAML (line {}, column {})",
+                e.pos.line, e.pos.column
+            ))
+        })?;
+        Ok(docs
+            .into_iter()
+            .map(|d| d.root)
+            .filter(is_manifest)
+            .collect())
+    }
+
+    /// The text of a manifest file: canonicalised, inside the root, a regular file, bounded.
+    fn read_manifest(&self, file: &Path, name: &str) -> Result<String, InputError> {
+        let io = |message: String| InputError::Io {
+            path: name.to_string(),
+            message,
+        };
+        let real = file.canonicalize().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => io("no such file (or a symlink to nothing)".into()),
+            _ => io(e.to_string()),
+        })?;
+        if !real.starts_with(&self.root) {
+            return Err(InputError::Outside {
+                path: name.to_string(),
+                root: self.root.display().to_string(),
+            });
+        }
+        read_to_string_bounded(&real, MANIFEST_LIMIT).map_err(|e| io(e.reason()))
+    }
+}
+
+/// A Kubernetes object that is not a SOPS document.
+fn is_manifest(d: &Node) -> bool {
+    !kustodian_sops::is_sops_document(d) && Object::new(d).kind().is_some()
+}
+
+/// A SOPS document that is a Kubernetes object (`apiVersion` and `kind`): an encrypted manifest
+/// to decrypt and emit, as opposed to a store.
+pub fn is_encrypted_manifest(d: &Node) -> bool {
+    kustodian_sops::is_sops_document(d) && d.get("apiVersion").is_some() && d.get("kind").is_some()
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
