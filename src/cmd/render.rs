@@ -90,6 +90,10 @@ pub fn input_report(e: InputError) -> miette::Report {
             at: (offset, 0).into(),
         }
         .into(),
+        e @ InputError::Sops { .. } => miette::miette!(
+            help = "give kustodian an age identity for one of the file's recipients (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or ~/.config/sops/age/keys.txt); nothing was rendered",
+            "{e}"
+        ),
         other => miette::miette!(
             help = "see the message above; nothing was rendered",
             "{other}"

@@ -71,11 +71,11 @@ pub enum InputError {
         root: String,
     },
     /// An encrypted manifest could not be decrypted.
-    #[error("{name}: an encrypted manifest (SOPS) could not be decrypted: {message}")]
+    #[error("an encrypted manifest (SOPS) could not be decrypted: {message}")]
     Sops {
         /// The file (or `<kustomize output>`, with the object).
         name: String,
-        /// Why, with the identities looked for; never a value.
+        /// Why, naming the file and the identities looked for; never a value.
         message: String,
     },
 }
