@@ -17,6 +17,7 @@ const CANARIES: &[&str] = &[
     "canary-store-token",
     "canary-unclosed-quote",
     "canary-flow",
+    "canary-kustomized-password",
     "Y2FuYXJ5", // base64 of "canary": the kustodian-written Secret's data
 ];
 const RECIPIENT: &str = "age1e8h5ntgq60yrh6rqrx6ukr472and89xedd8s64layhjcl4pevyhqeye4j3";
@@ -160,6 +161,33 @@ fn a_parse_error_excerpt_masks_values() {
     let err = text(&out.stderr);
     assert!(
         err.contains("secret.yaml:6:13") && err.contains("password: \"***"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kustomize_builds_decrypt_encrypted_objects_and_drop_the_sops_block() {
+    let case = fixtures().join("kustomize-builds-decrypt-encrypted-objects");
+    let out = render(&case, "overlay");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let want = std::fs::read_to_string(case.join("expected.yaml")).unwrap();
+    assert_eq!(text(&out.stdout), want);
+}
+
+#[test]
+fn kustomize_builds_without_the_identity_fail_naming_the_source_file() {
+    let case = fixtures().join("kustomize-builds-decrypt-encrypted-objects");
+    let none = tempfile::tempdir().unwrap();
+    let out = kustodian(&case, &none.path().join("keys.txt"))
+        .args(["render", "overlay"])
+        .output()
+        .unwrap();
+    assert_no_canary("kustomize build without the identity", &out, CANARIES);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("secret.enc.yaml") && err.contains(RECIPIENT),
         "{err}"
     );
 }

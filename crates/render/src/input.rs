@@ -18,6 +18,9 @@
 //! kustomize's or helm's output alike. A SOPS document without `apiVersion` and `kind` is a store,
 //! read through references and never emitted.
 
+mod encrypted;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -99,6 +102,8 @@ pub struct Input {
     root: PathBuf,
     keys: KeySources,
     ids: OnceLock<Identities>,
+    /// The repository's SOPS files by MAC, indexed on first need (see [`encrypted`]).
+    by_mac: OnceLock<HashMap<String, PathBuf>>,
 }
 
 impl Input {
@@ -108,6 +113,7 @@ impl Input {
             root: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()),
             keys,
             ids: OnceLock::new(),
+            by_mac: OnceLock::new(),
         }
     }
 
@@ -149,11 +155,7 @@ impl Input {
         let text = self.read_manifest(file, name)?;
         let docs = load_stream(&text, name)?;
         if docs.iter().any(is_encrypted_manifest) {
-            let format = match Format::from_path(file) {
-                Format::Json => Format::Json,
-                _ => Format::Yaml,
-            };
-            return self.decrypt(&text, format, name);
+            return self.decrypt(&text, format_of(file), name);
         }
         Ok(docs.into_iter().filter(is_manifest).collect())
     }
@@ -170,7 +172,7 @@ impl Input {
                     o.kind().unwrap_or(""),
                     o.name().unwrap_or("")
                 );
-                out.extend(self.decrypt(&emit_document(&d), Format::Yaml, &what)?);
+                out.extend(self.decrypt_built(&d, &what)?);
             } else if is_manifest(&d) {
                 out.push(d);
             }
@@ -178,28 +180,32 @@ impl Input {
         Ok(out)
     }
 
-    fn decrypt(&self, text: &str, format: Format, name: &str) -> Result<Vec<Node>, InputError> {
-        let sops_err = |message: String| InputError::Sops {
-            name: name.to_string(),
-            message,
+    /// An encrypted object from a stream: decrypted as it is when nothing changed it, else
+    /// from its source file in the repository, found by its MAC.
+    fn decrypt_built(&self, d: &Node, what: &str) -> Result<Vec<Node>, InputError> {
+        let as_is = self.decrypt(&emit_document(d), Format::Yaml, what);
+        let Err(first) = as_is else {
+            return as_is;
         };
-        let plain = kustodian_sops::decrypt(text, format, self.identities(), name)
-            .map_err(|e| sops_err(e.to_string()))?;
-        let clear = plain
-            .to_text(format, name)
-            .map_err(|e| sops_err(e.to_string()))?;
-        // The decrypted text is secret: a parse error must not quote it.
-        let docs = parse_stream(&clear).map_err(|e| {
-            sops_err(format!(
-                "the decrypted text is not YAML (line {}, column {})",
-                e.pos.line, e.pos.column
-            ))
-        })?;
-        Ok(docs
-            .into_iter()
-            .map(|d| d.root)
-            .filter(is_manifest)
-            .collect())
+        let by_mac = self
+            .by_mac
+            .get_or_init(|| encrypted::index_by_mac(&self.root));
+        let Some(file) = encrypted::mac_of(d).and_then(|m| by_mac.get(m)) else {
+            return Err(first);
+        };
+        let name = file
+            .strip_prefix(&self.root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        let source = self.read_manifest(file, &name)?;
+        let one = encrypted::from_source(d, &source, format_of(file), self.identities(), &name)?;
+        Ok(vec![one].into_iter().filter(is_manifest).collect())
+    }
+
+    fn decrypt(&self, text: &str, format: Format, name: &str) -> Result<Vec<Node>, InputError> {
+        let docs = encrypted::decrypt_text(text, format, self.identities(), name)?;
+        Ok(docs.into_iter().filter(is_manifest).collect())
     }
 
     /// The text of a manifest file: canonicalised, inside the root, a regular file, bounded.
@@ -220,6 +226,22 @@ impl Input {
         }
         read_to_string_bounded(&real, MANIFEST_LIMIT).map_err(|e| io(e.reason()))
     }
+}
+
+/// The SOPS format of a manifest file: JSON for `.json`, else YAML.
+fn format_of(file: &Path) -> Format {
+    match Format::from_path(file) {
+        Format::Json => Format::Json,
+        _ => Format::Yaml,
+    }
+}
+
+/// Whether a file name is one render reads: `.yaml`, `.yml`, `.json`.
+fn is_manifest_name(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
 }
 
 /// A Kubernetes object that is not a SOPS document.
@@ -250,10 +272,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
         };
         if ft.is_dir() {
             collect_files(&p, out)?;
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
+        } else if is_manifest_name(&p) {
             out.push(p);
         }
     }
