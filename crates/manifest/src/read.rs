@@ -112,13 +112,19 @@ impl fmt::Display for Size {
 /// Fails with [`ReadError::NotRegular`] for folders, FIFOs, devices and sockets (checked before
 /// opening, so a FIFO never blocks, and again on the open file), and with
 /// [`ReadError::TooLarge`] as soon as the file holds more than `limit` bytes, whatever its
-/// reported size (files under `/proc` report 0).
+/// reported size. Files under `/proc` and `/sys` (which claim to be regular) are refused too.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
     check_regular(path, &std::fs::metadata(path).map_err(io)?)?;
+    if let Some(what) = pseudo_file(path) {
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            what,
+        });
+    }
     let file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     check_regular(path, &meta)?;
@@ -175,6 +181,16 @@ fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 {
         path: path.to_path_buf(),
     })
+}
+
+/// Files under `/proc` and `/sys` claim to be regular but are the kernel's views of processes
+/// (a process's environment, its memory maps): never input.
+fn pseudo_file(path: &Path) -> Option<&'static str> {
+    let real = path.canonicalize().ok()?;
+    ["/proc", "/sys"]
+        .iter()
+        .any(|p| real.starts_with(p))
+        .then_some("a kernel pseudo-file under /proc or /sys")
 }
 
 fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), ReadError> {
@@ -267,10 +283,11 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn bounds_proc_files_that_report_size_zero() {
-        // /proc/self/maps reports a length of 0 but has content.
-        let e = read_bounded(Path::new("/proc/self/maps"), 8).unwrap_err();
-        assert!(matches!(e, ReadError::TooLarge { .. }), "{e}");
+    fn refuses_proc_files_that_claim_to_be_regular() {
+        for p in ["/proc/self/environ", "/proc/self/maps"] {
+            let e = read_bounded(Path::new(p), MANIFEST_LIMIT).unwrap_err();
+            assert!(matches!(e, ReadError::NotRegular { .. }), "{e}");
+        }
     }
 
     #[test]
