@@ -313,3 +313,25 @@ fn legacy_plugin_config_is_bounded() {
         .unwrap();
     assert_refused("Resolver /dev/zero", &out, &["not a regular file"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn render_refuses_a_kustomization_or_chart_with_a_symlink_out_of_the_repository() {
+    let tmp = layout();
+    let repo = tmp.path().join("repo");
+    let outside = tmp.path().join("outside/cm.yaml");
+    write(&repo, "kz/kustomization.yaml", "resources:\n  - cm.yaml\n");
+    write(
+        &repo,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
+    std::os::unix::fs::symlink(&outside, repo.join("kz/cm.yaml")).unwrap();
+    std::fs::create_dir_all(repo.join("chart/templates")).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("chart/templates/cm.yaml")).unwrap();
+    for (dir, file) in [("kz", "cm.yaml"), ("chart", "templates/cm.yaml")] {
+        let out = render(&repo, &[dir], Vec::new());
+        assert_refused(dir, &out, &[file, "outside the repository"]);
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -127,10 +127,12 @@ impl Input {
             .iter()
             .any(|f| dir.join(f).is_file())
         {
+            self.check_symlinks(dir, dir)?;
             let out = kustomize(dir)?;
             return self.load_stream(&out, "<kustomize output>");
         }
         if dir.join("Chart.yaml").is_file() {
+            self.check_symlinks(dir, dir)?;
             let out = helm(dir)?;
             return self.load_stream(&out, "<helm template output>");
         }
@@ -206,6 +208,32 @@ impl Input {
     fn decrypt(&self, text: &str, format: Format, name: &str) -> Result<Vec<Node>, InputError> {
         let docs = encrypted::decrypt_text(text, format, self.identities(), name)?;
         Ok(docs.into_iter().filter(is_manifest).collect())
+    }
+
+    /// Refuses a folder handed to kustomize or helm (which read files themselves) when a symlink
+    /// below it points out of the repository, as Argo CD's out-of-bounds symlink check does.
+    fn check_symlinks(&self, top: &Path, dir: &Path) -> Result<(), InputError> {
+        let rd = std::fs::read_dir(dir).map_err(|e| InputError::Io {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        for entry in rd.flatten() {
+            let (p, Ok(ft)) = (entry.path(), entry.file_type()) else {
+                continue;
+            };
+            if ft.is_symlink() {
+                let inside = p.canonicalize().map_or(true, |t| t.starts_with(&self.root));
+                if !inside {
+                    return Err(InputError::Outside {
+                        path: p.strip_prefix(top).unwrap_or(&p).display().to_string(),
+                        root: self.root.display().to_string(),
+                    });
+                }
+            } else if ft.is_dir() && entry.file_name() != ".git" {
+                self.check_symlinks(top, &p)?;
+            }
+        }
+        Ok(())
     }
 
     /// The text of a manifest file: canonicalised, inside the root, a regular file, bounded.
