@@ -11,7 +11,7 @@
 //! the generators in [`generate`]; every path resolves references through the render pipeline.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,11 +52,17 @@ pub fn run(_args: Args) -> miette::Result<ExitCode> {
 }
 
 fn run_function() -> ExitCode {
-    let mut input = String::new();
-    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
-        eprintln!("kustodian: could not read the ResourceList on stdin: {e}");
-        return ExitCode::from(1);
-    }
+    let input = match kustodian_manifest::read::read_stream_to_string_bounded(
+        std::io::stdin().lock(),
+        kustodian_manifest::read::MANIFEST_LIMIT,
+        "<stdin>",
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kustodian: could not read the ResourceList on stdin: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let outcome = resource_list::process(&input, &cwd);
     let mut stdout = std::io::stdout().lock();
@@ -98,13 +104,10 @@ const FUNCTION_NAMES: &[&str] = &["Resolver", "SecretGenerator", "ksops", "kusto
 
 /// Whether `path` is a small file holding a kustodian or KSOPS plugin configuration.
 fn is_config_file(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    if !meta.is_file() || meta.len() > 1 << 20 {
-        return false;
-    }
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = kustodian_manifest::read::read_to_string_bounded(
+        path,
+        kustodian_manifest::read::SMALL_FILE_LIMIT,
+    ) else {
         return false;
     };
     if !text.contains(config::API_VERSION) && !text.contains(config::KSOPS_API_VERSION) {

@@ -1,9 +1,10 @@
 //! `kustodian render [DIR|-]`: resolve references and print the finished manifests.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use kustodian_manifest::read::{read_stream_to_string_bounded, MANIFEST_LIMIT};
 use kustodian_render::input::{self, InputError};
 use kustodian_stores::Config;
 use miette::{Diagnostic, NamedSource, SourceSpan};
@@ -11,7 +12,8 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 /// Arguments of `render`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A folder (kustomization, Helm chart, or plain manifests) or `-` for a stream on stdin.
+    /// A folder (kustomization, Helm chart, or plain manifests), one manifest file, or `-` for a
+    /// stream on stdin.
     #[arg(default_value = ".")]
     pub input: String,
     /// Most store requests in flight at once.
@@ -46,6 +48,37 @@ struct RefDiag(String);
 #[diagnostic(code(kustodian::render::store), help("the store itself could not be used, so no reference to it was resolved; fix what the message says (address, credentials, identity) and render again; nothing was printed"))]
 struct StoreDiag(String);
 
+/// The text of a manifest for an error excerpt, with every value masked: keys, indentation and
+/// YAML punctuation stay (so the position still points at the problem), any other character of
+/// a value or a comment becomes `*`. A manifest that does not parse may hold a secret in plain
+/// text (or be a file that should never have been read), so excerpts never show values.
+pub fn mask_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start_matches([' ', '\t', '-']);
+        out.push_str(&line[..line.len() - body.len()]);
+        let key_end = body
+            .find(": ")
+            .or_else(|| body.trim_end().strip_suffix(':').map(str::len))
+            .filter(|&i| {
+                body[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-/\"'".contains(c))
+            })
+            .unwrap_or(0);
+        out.push_str(&body[..key_end]);
+        for c in body[key_end..].chars() {
+            if c.is_ascii_whitespace() || ":-[]{},|>'\"".contains(c) {
+                out.push(c);
+            } else {
+                // One `*` per byte, so the error's byte offset still points at the same place.
+                out.extend(std::iter::repeat_n('*', c.len_utf8()));
+            }
+        }
+    }
+    out
+}
+
 /// Turns an input error into a diagnostic with a source snippet where there is one.
 pub fn input_report(e: InputError) -> miette::Report {
     match e {
@@ -58,10 +91,14 @@ pub fn input_report(e: InputError) -> miette::Report {
             column,
         } => ParseDiag {
             message: format!("{name}:{line}:{column}: {message}"),
-            src: NamedSource::new(name, text),
+            src: NamedSource::new(name, mask_values(&text)),
             at: (offset, 0).into(),
         }
         .into(),
+        e @ InputError::Sops { .. } => miette::miette!(
+            help = "give kustodian an age identity for one of the file's recipients (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or ~/.config/sops/age/keys.txt); nothing was rendered",
+            "{e}"
+        ),
         other => miette::miette!(
             help = "see the message above; nothing was rendered",
             "{other}"
@@ -69,23 +106,43 @@ pub fn input_report(e: InputError) -> miette::Report {
     }
 }
 
-/// The repository root: the nearest folder at or above `dir` holding `.git`, else `dir`.
-pub fn repo_root(dir: &Path) -> PathBuf {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+/// The repository root for a run in `cwd`: the nearest folder at or above it holding `.git` (the
+/// git top level), else `cwd` itself; canonical. Computed once per run, from the working
+/// directory only: a plugin configuration's `dir` never moves it.
+pub fn repo_root(cwd: &Path) -> PathBuf {
+    let dir = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
     dir.ancestors()
         .find(|a| a.join(".git").exists())
         .map(Path::to_path_buf)
         .unwrap_or(dir)
 }
 
-/// Renders documents against the stores for `base`: the YAML stream and the counts, or the errors.
+/// The repository root of a render: the git top level of the working directory (or the working
+/// directory itself outside git). A path given on the command line outside the working
+/// directory brings its own repository root. Nothing in a manifest or a config moves it.
+pub fn root_for(cwd: &Path, target: &Path) -> PathBuf {
+    let root = repo_root(cwd);
+    let target = cwd.join(target);
+    // The folder the target sits in: a file's own folder (its symlink not followed: the file is
+    // confined to the root like any manifest), or the folder itself.
+    let folder = match target.is_dir() {
+        true => target.canonicalize(),
+        false => target.parent().unwrap_or(&target).canonicalize(),
+    };
+    match folder {
+        Ok(f) if !f.starts_with(&root) => repo_root(&f),
+        _ => root,
+    }
+}
+
+/// Renders documents against the stores for `base` inside `root`: the YAML stream and the
+/// counts, or the errors.
 pub fn render_with_stats(
     docs: Vec<kustodian_manifest::Node>,
-    base: &Path,
+    config: Config,
     concurrency: usize,
 ) -> Result<(String, kustodian_render::Stats), Vec<kustodian_render::RenderError>> {
-    let root = repo_root(base);
-    let stores = crate::cmd::stores_for(Config::from_process_env(&root, base));
+    let stores = crate::cmd::stores_for(config);
     match kustodian_render::render(docs, &stores, &kustodian_render::Options { concurrency }) {
         Ok(r) => Ok((kustodian_manifest::emit_stream(r.docs.iter()), r.stats)),
         Err(errs) => Err(errs),
@@ -94,29 +151,57 @@ pub fn render_with_stats(
 
 /// Runs `render`.
 pub fn run(args: Args) -> miette::Result<ExitCode> {
-    let (docs, base) = if args.input == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| miette::miette!("reading stdin: {e}"))?;
-        let cwd = std::env::current_dir().map_err(|e| miette::miette!("{e}"))?;
-        (
-            input::load_stream(&text, "<stdin>").map_err(input_report)?,
-            cwd,
-        )
+    let cwd = std::env::current_dir().map_err(|e| miette::miette!("no working directory: {e}"))?;
+    let path = PathBuf::from(&args.input);
+    let stdin = args.input == "-";
+    let root = if stdin {
+        repo_root(&cwd)
     } else {
-        let dir = PathBuf::from(&args.input);
-        if !dir.is_dir() {
-            return Err(miette::miette!(
-                help =
-                    "give a folder (kustomization, Helm chart or manifests) or `-` to read stdin",
-                "{}: not a folder",
-                dir.display()
-            ));
-        }
-        (input::load_dir(&dir).map_err(input_report)?, dir)
+        root_for(&cwd, &path)
     };
-    match render_with_stats(docs, &base, args.concurrency) {
+    let meta = if stdin {
+        None
+    } else {
+        Some(std::fs::metadata(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                miette::miette!(
+                    help = "give a folder (kustomization, Helm chart or manifests), a manifest file, or `-` to read stdin",
+                    "{}: no such file or folder",
+                    path.display()
+                )
+            } else {
+                miette::miette!("{}: {e}", path.display())
+            }
+        })?)
+    };
+    let base = match &meta {
+        Some(m) if m.is_file() => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| cwd.clone(), |p| cwd.join(p)),
+        Some(_) => cwd.join(&path),
+        None => cwd.clone(),
+    };
+    let config = Config::from_process_env(&root, &base);
+    let input = input::Input::new(&root, kustodian_stores::sops_files::key_sources(&config));
+    let docs = match &meta {
+        None => {
+            let text =
+                read_stream_to_string_bounded(std::io::stdin().lock(), MANIFEST_LIMIT, "<stdin>")
+                    .map_err(|e| miette::miette!("{e}"))?;
+            input.load_stream(&text, "<stdin>")
+        }
+        Some(m) if m.is_dir() => input.load_dir(&path),
+        Some(_) => input.load_file(&path),
+    }
+    .map_err(input_report)?;
+    if docs.is_empty() {
+        eprintln!(
+            "kustodian: {}: no Kubernetes manifests found (no .yaml, .yml or .json document with a `kind`); nothing to render",
+            if stdin { "<stdin>".into() } else { path.display().to_string() }
+        );
+    }
+    match render_with_stats(docs, config, args.concurrency) {
         Ok((out, stats)) => {
             if args.stats {
                 eprintln!(
@@ -157,5 +242,24 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             );
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_values;
+
+    #[test]
+    fn masked_excerpts_keep_keys_and_offsets_but_no_values() {
+        let text = "apiVersion: v1\nkind: Secret\nstringData:\n  password: \"hunter2-é\n  - item: [a, b]\n# note s3cret\n";
+        let masked = mask_values(text);
+        assert_eq!(masked.len(), text.len());
+        assert!(
+            !masked.contains("hunter2") && !masked.contains("s3cret") && !masked.contains("Secret")
+        );
+        assert!(
+            masked.contains("stringData:") && masked.contains("  password: \"*******-**"),
+            "{masked}"
+        );
     }
 }

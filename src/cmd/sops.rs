@@ -87,7 +87,8 @@ pub struct EditArgs {
 /// Arguments of keygen.
 #[derive(clap::Args)]
 pub struct KeygenArgs {
-    /// Write the identity to FILE (created with mode 0600; never overwritten) instead of stdout.
+    /// Write the identity to FILE (created with mode 0600, missing folders with 0700; never
+    /// overwritten) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -336,14 +337,54 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(&self.0) {
-            for e in entries.flatten() {
-                if let Ok(len) = e.metadata().map(|m| m.len()) {
-                    let _ = std::fs::write(e.path(), vec![0u8; len as usize]);
-                }
+        wipe(&self.0);
+    }
+}
+
+/// Overwrites the files in `dir` with zeros, then removes it.
+fn wipe(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if let Ok(len) = e.metadata().map(|m| m.len()) {
+                let _ = std::fs::write(e.path(), vec![0u8; len as usize]);
             }
         }
-        let _ = std::fs::remove_dir_all(&self.0);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// While alive, SIGINT, SIGTERM and SIGHUP wipe the temporary folder and end the process
+/// (exit status 128 + the signal), so an interrupted `edit` leaves no plaintext behind.
+struct WipeOnSignal {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WipeOnSignal {
+    fn new(dir: PathBuf) -> miette::Result<WipeOnSignal> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| miette!("cannot install the signal handlers: {e}"))?;
+        let handle = signals.handle();
+        let thread = std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                wipe(&dir);
+                std::process::exit(128 + sig);
+            }
+        });
+        Ok(WipeOnSignal {
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for WipeOnSignal {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -408,6 +449,7 @@ pub fn edit(a: EditArgs) -> miette::Result<ExitCode> {
     let before = plain.to_text(fmt, &display).map_err(Report::new)?;
 
     let dir = TempDir::new()?;
+    let on_signal = WipeOnSignal::new(dir.0.clone())?;
     let base = a
         .file
         .file_name()
@@ -420,6 +462,9 @@ pub fn edit(a: EditArgs) -> miette::Result<ExitCode> {
         std::fs::read_to_string(&tmp)
             .map_err(|e| miette!("cannot read back the temporary file: {e}"))?,
     );
+    // From here on the signals are ignored (signal-hook does not restore the default action):
+    // the rest is short, and an interrupted write would truncate the encrypted file.
+    drop(on_signal);
     drop(dir);
     if *after == *before {
         eprintln!("{display}: no changes; the file is left as it was");
@@ -440,7 +485,15 @@ pub fn keygen(a: KeygenArgs) -> miette::Result<ExitCode> {
     let (public, text) = generate_identity_file();
     match &a.output {
         Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            // Missing folders are created private (0700), as for ~/.config/sops/age/.
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|e| miette!("cannot create the folder {}: {e}", parent.display()))?;
+            }
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -7,8 +7,11 @@
 //! read-only helpers for Kubernetes objects ([`Object`]): kind, name, namespace, annotations and
 //! the items of a `kind: List`.
 //!
-//! It does not do I/O, does not know about secrets or references, and does not keep comments:
-//! callers that need the raw text of a line (for `# kustodian:allow`, say) keep the source.
+//! Its one piece of I/O is [`read`]: bounded reads of regular files and streams, shared by every
+//! crate so that no input (`/dev/zero`, a FIFO, a 1 GB file) can grow without bound.
+//!
+//! It does not know about secrets or references, and does not keep comments: callers that need
+//! the raw text of a line (for `# kustodian:allow`, say) keep the source.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -18,6 +21,7 @@ mod json;
 mod k8s;
 mod node;
 mod parse;
+pub mod read;
 mod span;
 
 pub use emit::{
@@ -26,4 +30,5 @@ pub use emit::{
 pub use k8s::{objects, Object};
 pub use node::{Entry, Node, NodeKind, PathItem, ScalarStyle, ScalarType};
 pub use parse::{parse_stream, parse_stream_with, Document, Limits, ParseError};
+pub use read::{read_bounded, read_to_string_bounded, ReadError};
 pub use span::{Pos, Span};

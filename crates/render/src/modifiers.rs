@@ -12,7 +12,9 @@ pub(crate) enum ValueError {
     Bad(String),
 }
 
-/// The value under `key`: the key itself first, then a dotted path through nested maps.
+/// The value under `key`: the key itself first, then a dotted path through nested maps. When
+/// it is missing, the message lists the keys that do exist where the lookup stopped (names
+/// only, never values).
 pub(crate) fn select_key(doc: &Value, key: &str) -> Result<Value, ValueError> {
     if let Some(v) = doc.as_object().and_then(|o| o.get(key)) {
         return Ok(v.clone());
@@ -24,9 +26,35 @@ pub(crate) fn select_key(doc: &Value, key: &str) -> Result<Value, ValueError> {
             Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
             _ => None,
         }
-        .ok_or_else(|| ValueError::Missing(format!("key {key:?} not found")))?;
+        .ok_or_else(|| {
+            ValueError::Missing(format!("key {key:?} not found{}", existing_keys(cur)))
+        })?;
     }
     Ok(cur.clone())
+}
+
+/// Most key names listed in a "not found" message.
+const MAX_LISTED_KEYS: usize = 20;
+
+/// `; the keys there are: a, b, c` for a map, or a note for anything else. Names only.
+fn existing_keys(v: &Value) -> String {
+    match v {
+        Value::Object(o) if o.is_empty() => "; there are no keys there".into(),
+        Value::Object(o) => {
+            let mut names: Vec<&str> = o.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            let more = names.len().saturating_sub(MAX_LISTED_KEYS);
+            names.truncate(MAX_LISTED_KEYS);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("; the keys there are: {}{more}", names.join(", "))
+        }
+        Value::Array(a) => format!("; there is a list of {} items there", a.len()),
+        _ => "; there is a single value there, not a map".into(),
+    }
 }
 
 /// The value at a JSON pointer given as tokens; no tokens means the whole document.
@@ -192,6 +220,25 @@ fn json_path(v: &Value, template: &str) -> Result<Value, ValueError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_missing_key_lists_the_key_names_there_never_values() {
+        let d = json!({"password": "canary-v", "user": "canary-u", "db": {"host": "canary-h"}});
+        let Err(ValueError::Missing(m)) = select_key(&d, "passwd") else {
+            panic!("found")
+        };
+        assert_eq!(
+            m,
+            "key \"passwd\" not found; the keys there are: db, password, user"
+        );
+        let Err(ValueError::Missing(m)) = select_key(&d, "db.port") else {
+            panic!("found")
+        };
+        assert!(
+            m.ends_with("the keys there are: host") && !m.contains("canary"),
+            "{m}"
+        );
+    }
 
     #[test]
     fn keys_and_dotted_paths() {

@@ -57,7 +57,11 @@ pub fn load_creation_rule(file: &Path) -> Result<Option<(PathBuf, CreationRule)>
 
 /// Reads the config at `config` and picks the rule for `file`.
 pub fn load_creation_rule_from(config: &Path, file: &Path) -> Result<Option<CreationRule>> {
-    let src = std::fs::read_to_string(config).map_err(|e| Error::Config {
+    let src = kustodian_manifest::read::read_to_string_bounded(
+        config,
+        kustodian_manifest::read::SMALL_FILE_LIMIT,
+    )
+    .map_err(|e| Error::Config {
         path: config.display().to_string(),
         what: format!("cannot read: {e}"),
     })?;

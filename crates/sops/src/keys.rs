@@ -147,11 +147,14 @@ impl Identities {
     }
 
     fn add_file(&mut self, path: &Path, location: &str, must_exist: bool) {
-        match std::fs::read_to_string(path) {
+        use kustodian_manifest::read::{read_to_string_bounded, SMALL_FILE_LIMIT};
+        match read_to_string_bounded(path, SMALL_FILE_LIMIT) {
             Ok(text) => self.add_text(&Zeroizing::new(text), location),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && !must_exist => {
                 self.looked.push(format!("{location} (not found)"))
             }
+            // Bounded (a key file over 1 MiB, a FIFO or a device is refused); the message
+            // names the path and the limit, never the content.
             Err(e) => self.looked.push(format!("{location} (cannot read: {e})")),
         }
     }

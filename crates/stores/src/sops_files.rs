@@ -29,7 +29,9 @@ impl SopsFiles {
     }
 }
 
-/// Resolves `rel` against `base` and checks that it stays inside `root`.
+/// Resolves `rel` against `base` and checks that it stays inside `root`: lexically first (so a
+/// `..` out of the repository is refused whether or not the target exists), then after following
+/// symlinks. A path that stays inside but does not exist is [`StoreError::NotFound`].
 pub fn confine(root: &Path, base: &Path, rel: &str) -> Result<PathBuf, StoreError> {
     let invalid = |reason: &str| StoreError::Invalid {
         path: rel.to_string(),
@@ -44,32 +46,38 @@ pub fn confine(root: &Path, base: &Path, rel: &str) -> Result<PathBuf, StoreErro
             "absolute paths are refused; write the path relative to the directory being rendered",
         ));
     }
-    let joined = base.join(p);
     let root = root
         .canonicalize()
-        .map_err(|e| invalid(&format!("cannot resolve the repository root: {e}")))?;
-    let real = match joined.canonicalize() {
+        .map_err(|e| invalid(&format!("cannot resolve the repository root: {}", e.kind())))?;
+    let base = base.canonicalize().map_err(|e| {
+        invalid(&format!(
+            "cannot resolve the folder being rendered: {}",
+            e.kind()
+        ))
+    })?;
+    if !normalize(&base.join(p)).starts_with(&root) {
+        return Err(invalid(
+            "the path leaves the repository; keep SOPS files inside the repository",
+        ));
+    }
+    let real = match base.join(p).canonicalize() {
         Ok(r) => r,
-        Err(_) => {
-            // Still refuse an escaping path before saying it is missing.
-            if escapes(&joined, &root) {
-                return Err(invalid(
-                    "the path leaves the repository; keep SOPS files inside the repository",
-                ));
-            }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(StoreError::NotFound {
                 store: "sops".into(),
                 path: rel.to_string(),
-            });
+            })
         }
+        Err(e) => return Err(invalid(&format!("cannot resolve the path: {}", e.kind()))),
     };
     if !real.starts_with(&root) {
-        return Err(invalid("the path leaves the repository (through `..`, or a symlink); keep SOPS files inside the repository"));
+        return Err(invalid("the path leaves the repository (through a symlink); keep SOPS files inside the repository"));
     }
     Ok(real)
 }
 
-fn escapes(p: &Path, root: &Path) -> bool {
+/// `p` with `.` and `..` applied lexically (no symlinks followed).
+fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -80,8 +88,7 @@ fn escapes(p: &Path, root: &Path) -> bool {
             other => out.push(other),
         }
     }
-    let out = out.canonicalize().unwrap_or(out);
-    !out.starts_with(root)
+    out
 }
 
 impl Store for SopsFiles {
@@ -91,15 +98,7 @@ impl Store for SopsFiles {
 
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {
         let file = confine(&self.root, &self.base, &req.path)?;
-        let bytes = std::fs::read(&file).map_err(|e| StoreError::Backend {
-            store: "sops".into(),
-            path: req.path.clone(),
-            reason: format!("cannot read the file: {}", e.kind()),
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| StoreError::Invalid {
-            path: req.path.clone(),
-            reason: "not a text file; SOPS stores are YAML or JSON".into(),
-        })?;
+        let text = read_store_file(&file, &req.path)?;
         let ids = self
             .identities
             .get_or_init(|| kustodian_sops::Identities::load(&key_sources(&self.config)));
@@ -124,6 +123,23 @@ impl Store for SopsFiles {
         })?;
         Ok(SecretValue::new(plain.root().to_json()))
     }
+}
+
+/// Reads a confined SOPS file: a regular file of at most [`MANIFEST_LIMIT`] bytes of UTF-8.
+/// Errors name `rel` (the path as written), never the content.
+///
+/// [`MANIFEST_LIMIT`]: kustodian_manifest::read::MANIFEST_LIMIT
+pub fn read_store_file(file: &Path, rel: &str) -> Result<String, StoreError> {
+    use kustodian_manifest::read::{read_to_string_bounded, ReadError, MANIFEST_LIMIT};
+    read_to_string_bounded(file, MANIFEST_LIMIT).map_err(|e| StoreError::Invalid {
+        path: rel.to_string(),
+        reason: match e {
+            ReadError::NotUtf8 { .. } => {
+                "not a text file; SOPS stores are YAML, JSON or .env".into()
+            }
+            other => other.reason(),
+        },
+    })
 }
 
 /// Where to look for age identities, the way sops does, from the operator's variables only (an

@@ -39,7 +39,10 @@ impl std::fmt::Display for Problem {
 /// The place and configuration of one run.
 #[derive(Clone, Debug)]
 pub struct Context {
-    /// The folder relative store paths and files start from.
+    /// The repository root, fixed once from the working directory (see [`crate::cmd::render::repo_root`]); no
+    /// configuration moves it.
+    root: PathBuf,
+    /// The folder relative store paths and files start from; always inside `root`.
     pub base: PathBuf,
     /// The process environment (operator variables and `ARGOCD_ENV_*`).
     vars: Vec<(String, String)>,
@@ -50,21 +53,17 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for a run in `cwd` with a configuration's settings.
-    pub fn new(cwd: &Path, s: &Settings) -> Context {
+    /// A context for a run in `cwd` with a configuration's settings: the root is the repository
+    /// root of `cwd`, and `dir` (relative to `cwd`) must stay inside it.
+    pub fn new(cwd: &Path, s: &Settings) -> Result<Context, Problem> {
         let base = match &s.dir {
             Some(d) if !d.is_empty() => cwd.join(d),
             _ => cwd.to_path_buf(),
         };
-        Context::at(base, s)
-    }
-
-    /// A context for a run against `base` itself (`dir` already applied).
-    /// Warns on stderr (names only) about `ARGOCD_ENV_*` variables that name operator
-    /// settings; the plugin config's own `env` is checked when it is parsed.
-    pub fn at(base: PathBuf, s: &Settings) -> Context {
+        // Warns on stderr (names only) about `ARGOCD_ENV_*` variables that name operator
+        // settings; the plugin config's own `env` is checked when it is parsed.
         let vars: Vec<(String, String)> = kustodian_stores::config::process_vars().collect();
-        let operator = Config::from_vars(&base, &base, vars.iter().cloned());
+        let operator = Config::from_vars(cwd, cwd, vars.iter().cloned());
         operator.print_warnings();
         // The operator's limit (default 8); a plugin config may ask for less, never more.
         let limit = operator
@@ -74,40 +73,32 @@ impl Context {
             .unwrap_or(8);
         let concurrency = s.concurrency.filter(|n| *n > 0).unwrap_or(limit).min(limit);
         Context {
-            base,
+            root: crate::cmd::render::repo_root(cwd),
+            base: cwd.to_path_buf(),
             vars,
             app: s.env.clone(),
             concurrency,
         }
+        .with_base(&base)
     }
 
-    /// The same configuration against another folder.
-    pub fn with_base(&self, base: &Path) -> Context {
-        Context {
-            base: base.to_path_buf(),
+    /// The same configuration and root against another folder, which must be inside the root.
+    pub fn with_base(&self, base: &Path) -> Result<Context, Problem> {
+        let base = confine_dir(&self.root, base)?;
+        Ok(Context {
+            base,
             ..self.clone()
-        }
-    }
-
-    /// The repository root the stores confine file paths to.
-    pub fn root(&self) -> PathBuf {
-        crate::cmd::render::repo_root(&self.base)
+        })
     }
 
     /// The store configuration for this run.
     pub fn config(&self) -> Config {
-        Config::from_vars(&self.root(), &self.base, self.vars.iter().cloned())
+        Config::from_vars(&self.root, &self.base, self.vars.iter().cloned())
             .with_app_vars(self.app.iter().cloned())
     }
 
     /// Resolves every reference in `docs`; all or nothing.
     pub fn resolve(&self, docs: Vec<Node>) -> Result<Vec<Node>, Vec<Problem>> {
-        if !self.base.is_dir() {
-            return Err(vec![Problem::general(format!(
-                "{}: not a folder; set `dir` in the plugin configuration to the folder your references are relative to",
-                self.base.display()
-            ))]);
-        }
         let stores = crate::cmd::stores_for(self.config());
         match kustodian_render::render(
             docs,
@@ -154,6 +145,30 @@ impl Context {
             }
         }
     }
+}
+
+/// `dir`, canonical, if it is a folder inside `root`; else a problem saying how to fix it.
+fn confine_dir(root: &Path, dir: &Path) -> Result<PathBuf, Problem> {
+    let real = dir.canonicalize().map_err(|_| {
+        Problem::general(format!(
+            "{}: not a folder; set `dir` in the plugin configuration to a folder (relative to the kustomization) your references are relative to",
+            dir.display()
+        ))
+    })?;
+    if !real.is_dir() {
+        return Err(Problem::general(format!(
+            "{}: not a folder; set `dir` in the plugin configuration to the folder your references are relative to",
+            dir.display()
+        )));
+    }
+    if !real.starts_with(root) {
+        return Err(Problem::general(format!(
+            "{}: `dir` leaves the repository ({}); the repository root is fixed by the working directory and no configuration can move it, so keep `dir` inside the repository",
+            dir.display(),
+            root.display()
+        )));
+    }
+    Ok(real)
 }
 
 /// Documents a resolve must leave alone: plugin configurations (resolving their references

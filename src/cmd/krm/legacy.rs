@@ -8,8 +8,12 @@
 //! `ksops`) prints what it generates. On failure it prints nothing on stdout, a short report on
 //! stderr (kustomize shows it) and exits 1.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
+
+use kustodian_manifest::read::{
+    read_stream_to_string_bounded, read_to_string_bounded, MANIFEST_LIMIT, SMALL_FILE_LIMIT,
+};
 use std::process::ExitCode;
 
 use super::config::{self, PluginConfig};
@@ -37,18 +41,12 @@ pub fn report(what: &str, problems: &[Problem], help: &str) {
 }
 
 fn config_text(path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
+    match read_to_string_bounded(path, SMALL_FILE_LIMIT) {
         Ok(t) => Ok(t),
         Err(e) => std::env::var("KUSTOMIZE_PLUGIN_CONFIG_STRING")
             .ok()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "cannot read the plugin configuration {}: {}",
-                    path.display(),
-                    e.kind()
-                )
-            }),
+            .ok_or_else(|| format!("cannot read the plugin configuration {e}")),
     }
 }
 
@@ -115,13 +113,22 @@ pub fn run(config_path: &Path) -> ExitCode {
             )
         }
     };
-    let ctx = Context::new(&cwd, parsed.config.settings());
+    let ctx = match Context::new(&cwd, parsed.config.settings()) {
+        Ok(c) => c,
+        Err(p) => {
+            return fail(
+                "the plugin configuration cannot be used",
+                vec![p],
+                "keep `dir` inside the repository, relative to the kustomization folder",
+            )
+        }
+    };
     let (result, what, help) = match &parsed.config {
         PluginConfig::Resolver(_) => {
-            let mut input = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut input) {
-                return fail("could not read the resources on stdin", vec![Problem::general(e.to_string())], "run kustodian through kustomize");
-            }
+            let input = match read_stream_to_string_bounded(std::io::stdin().lock(), MANIFEST_LIMIT, "<stdin>") {
+                Ok(t) => t,
+                Err(e) => return fail("could not read the resources on stdin", vec![Problem::general(e.to_string())], "run kustodian through kustomize"),
+            };
             let result = match kustodian_render::input::load_stream(&input, "<kustomize resources>") {
                 Ok(mut docs) => ctx.resolve_except(&mut docs, is_tool_document).map(|_| docs),
                 Err(e) => Err(vec![Problem::general(e.to_string())]),

@@ -120,20 +120,13 @@ pub fn process(input: &str, cwd: &Path) -> Outcome {
     let outcome = match &parsed.config {
         PluginConfig::Resolver(_) => resolve_items(items.clone(), cwd, &settings),
         PluginConfig::SecretGenerator(spec, _) => {
-            let ctx = Context::at(
-                generator_base(cwd, &settings, function_config, &items),
-                &settings,
-            );
-            generate::secret_generator(spec, &ctx)
+            generator_context(cwd, &settings, function_config, &items)
+                .and_then(|ctx| generate::secret_generator(spec, &ctx))
                 .map(|g| merge_generated(items.clone(), function_config, g))
         }
-        PluginConfig::Ksops(spec, _) => {
-            let ctx = Context::at(
-                generator_base(cwd, &settings, function_config, &items),
-                &settings,
-            );
-            generate::ksops(spec, &ctx).map(|g| merge_generated(items.clone(), function_config, g))
-        }
+        PluginConfig::Ksops(spec, _) => generator_context(cwd, &settings, function_config, &items)
+            .and_then(|ctx| generate::ksops(spec, &ctx))
+            .map(|g| merge_generated(items.clone(), function_config, g)),
     };
     match outcome {
         Ok(out) => finish(out, results),
@@ -148,16 +141,27 @@ pub fn process(input: &str, cwd: &Path) -> Outcome {
     }
 }
 
-/// The folder a generator reads files from: `dir`, else the config's (or the items') kpt
-/// package, else the working directory.
-fn generator_base(cwd: &Path, s: &config::Settings, fc: Option<&Node>, items: &[Node]) -> PathBuf {
-    if let Some(d) = s.dir.as_deref().filter(|d| !d.is_empty()) {
-        return cwd.join(d);
+/// The context a generator runs in: files are read from `dir`, else the config's (or the
+/// items') kpt package, else the working directory; inside the repository root of the working
+/// directory in every case.
+fn generator_context(
+    cwd: &Path,
+    s: &config::Settings,
+    fc: Option<&Node>,
+    items: &[Node],
+) -> Result<Context, Vec<Problem>> {
+    let ctx = Context::new(cwd, s).map_err(|p| vec![p])?;
+    if s.dir.as_deref().is_some_and(|d| !d.is_empty()) {
+        return Ok(ctx);
     }
-    fc.into_iter()
+    match fc
+        .into_iter()
         .chain(items.iter())
         .find_map(|n| Object::new(n).annotation(PACKAGE_PATH).map(PathBuf::from))
-        .unwrap_or_else(|| cwd.to_path_buf())
+    {
+        Some(package) => ctx.with_base(&cwd.join(package)).map_err(|p| vec![p]),
+        None => Ok(ctx),
+    }
 }
 
 fn resolve_items(
@@ -165,7 +169,7 @@ fn resolve_items(
     cwd: &Path,
     s: &config::Settings,
 ) -> Result<Vec<Node>, Vec<Problem>> {
-    let ctx = Context::new(cwd, s);
+    let ctx = Context::new(cwd, s).map_err(|p| vec![p])?;
     let mut groups: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         if is_tool_document(item) {
@@ -175,7 +179,7 @@ fn resolve_items(
             Some(_) => ctx.base.clone(),
             None => Object::new(item)
                 .annotation(PACKAGE_PATH)
-                .map(PathBuf::from)
+                .map(|p| cwd.join(p))
                 .unwrap_or_else(|| cwd.to_path_buf()),
         };
         groups.entry(base).or_default().push(i);
@@ -184,7 +188,11 @@ fn resolve_items(
     let mut done: Vec<(usize, Node)> = Vec::new();
     for (base, idx) in groups {
         let taken: Vec<Node> = idx.iter().map(|&i| items[i].clone()).collect();
-        match ctx.with_base(&base).resolve(taken) {
+        match ctx
+            .with_base(&base)
+            .map_err(|p| vec![p])
+            .and_then(|c| c.resolve(taken))
+        {
             Ok(out) => done.extend(idx.into_iter().zip(out)),
             Err(p) => problems.extend(p),
         }

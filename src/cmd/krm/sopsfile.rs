@@ -54,8 +54,8 @@ impl SopsFiles {
                 "{rel}: SOPS files in the {ext} format are not supported; encrypt the values as YAML (`KEY: value` lines) instead"
             ));
         }
-        let src = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{rel}: cannot read the file: {}", e.kind()))?;
+        let src =
+            kustodian_stores::sops_files::read_store_file(&path, rel).map_err(|e| e.to_string())?;
         let format = Format::from_path(&path);
         let plain = kustodian_sops::decrypt(&src, format, self.identities(), rel)
             .map_err(|e| e.to_string())?;
