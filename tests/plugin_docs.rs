@@ -179,14 +179,18 @@ fn docs_and_plugin_configs_name_nothing_that_does_not_exist() {
             .find(|x| x.get("name").and_then(Node::as_scalar) == Some("store"))
             .unwrap();
         let tooltip = store.get("tooltip").and_then(Node::as_scalar).unwrap();
-        assert!(
-            !tooltip.to_ascii_lowercase().contains("aws"),
-            "{}: {tooltip}",
-            p.name
-        );
+        // Every store the tooltip offers is one kustodian has.
+        for word in tooltip.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if ["aws", "vault", "sops", "env", "gcp", "azure", "onepassword"].contains(&word) {
+                assert!(
+                    ["aws", "vault", "sops", "env"].contains(&word),
+                    "{}: the tooltip offers {word}, which is not a store: {tooltip}",
+                    p.name
+                );
+            }
+        }
     }
     let argocd = std::fs::read_to_string(root().join("docs/argocd.md")).unwrap();
-    assert!(!argocd.contains("AWS"), "docs/argocd.md mentions AWS");
     // The checksum arguments the docs show are the ones the Dockerfile takes.
     let dockerfile = std::fs::read_to_string(root().join("plugin/argocd/Dockerfile")).unwrap();
     for arg in ["KUSTOMIZE_SHA256", "HELM_SHA256"] {
