@@ -1094,7 +1094,7 @@ fn a_missing_key_lists_the_key_names_at_the_path() {
             &secret("s", &[("p", "<path:secret/data/app#passwd>")]),
         )
         .expect_failure(&[
-            r#"key "passwd" not found; the keys at this path are "password", "user""#,
+            r#"key "passwd" not found; the keys there are: password, user"#,
         ]);
 }
 

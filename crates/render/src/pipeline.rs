@@ -352,33 +352,6 @@ fn why(store: &str, e: &StoreError) -> Why {
     }
 }
 
-/// `e` with the names (never the values) of the keys the document does have.
-fn with_keys(e: ValueError, doc: &Value) -> ValueError {
-    const SHOWN: usize = 20;
-    let ValueError::Missing(m) = e else { return e };
-    let Some(map) = doc.as_object() else {
-        return ValueError::Missing(format!("{m}; the secret at this path is not a map of keys"));
-    };
-    if map.is_empty() {
-        return ValueError::Missing(format!("{m}; the secret at this path has no keys"));
-    }
-    let mut names: Vec<String> = map
-        .keys()
-        .take(SHOWN)
-        .map(|k| {
-            let k: String = k.chars().filter(|c| !c.is_control()).take(64).collect();
-            format!("{k:?}")
-        })
-        .collect();
-    if map.len() > SHOWN {
-        names.push(format!("and {} more", map.len() - SHOWN));
-    }
-    ValueError::Missing(format!(
-        "{m}; the keys at this path are {}",
-        names.join(", ")
-    ))
-}
-
 /// A reference that could not be resolved, and why (boxed: it is large and rare).
 type Failed = Box<(Reference, Why)>;
 
@@ -404,7 +377,7 @@ fn resolve_string(
             Pick::Pointer(Some(t)) => modifiers::select_pointer(doc.expose(), t),
             Pick::Pointer(None) => Ok(doc.expose().clone()),
         }
-        .map_err(|e| fail(with_keys(e, doc.expose()).into()))?;
+        .map_err(|e| fail(e.into()))?;
         modifiers::apply(v, &r.modifiers).map_err(|e| fail(e.into()))
     };
 
