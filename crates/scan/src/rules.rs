@@ -24,6 +24,11 @@ pub enum Rule {
     TokenOutsideSecret,
     /// A value matched a custom rule of the policy.
     CustomRule,
+    /// A file that may hold a Secret could not be read in full (bad YAML, too deep, an alias
+    /// bomb, not UTF-8, too large): what was not read was not judged.
+    UnreadableManifest,
+    /// A mapping repeats a key in or around a Secret; tools disagree on which one wins.
+    DuplicateKey,
 }
 
 /// One row of the rule table.
@@ -122,6 +127,38 @@ pub const RULES: &[RuleInfo] = &[
                       `custom-rule: off` under `rules` turns every custom rule off.",
         help: "follow the custom rule's message, or change the policy's `custom_rules`",
     },
+    RuleInfo {
+        rule: Rule::UnreadableManifest,
+        code: "unreadable-manifest",
+        summary: "A file that may hold a Secret could not be read in full",
+        description: "The scanner judges what it can read; the rest of such a file could hide \
+                      a plaintext Secret, so it blocks instead of passing in silence. It covers \
+                      YAML or JSON that does not parse (a syntax error, an invalid escape such \
+                      as a lone `\\ud800`), a document nested deeper than 256 levels or whose \
+                      aliases expand to more than 100,000 nodes, text that is not UTF-8 or \
+                      UTF-16 with a byte-order mark (a NUL byte, invalid bytes), and a file \
+                      over 8 MiB. A file counts when its raw bytes mention `Secret`, \
+                      `secretGenerator` or `sops` (also in UTF-16) or hold escapes (`\\u`, \
+                      `\\x`, `\\U`) that could spell them; other unreadable files are \
+                      skipped with a note. Documents before and after the bad one are still \
+                      judged as usual.",
+        help: "fix the file at the line and column given so that it parses as YAML or JSON \
+               (indentation, quotes, brackets, escapes), save it as UTF-8, split a document \
+               that is too deep, too large or alias-heavy into plain ones; if the file is not \
+               a manifest, rename it so it does not end in .yaml, .yml or .json",
+    },
+    RuleInfo {
+        rule: Rule::DuplicateKey,
+        code: "duplicate-key",
+        summary: "A mapping in or around a Secret repeats a key",
+        description: "YAML forbids repeated keys, and tools disagree on which one wins: \
+                      kubectl and kustomize read the last, other parsers the first. The scanner \
+                      judges every one (a `kind: ConfigMap` followed by `kind: Secret` is a \
+                      Secret for someone, and both `data` blocks are judged), and reports the \
+                      repetition itself in Secrets and SOPS documents, where a reviewer may be \
+                      looking at the wrong value.",
+        help: "remove one of the repeated keys so that every tool reads the same object",
+    },
 ];
 
 impl Rule {
@@ -192,6 +229,8 @@ mod tests {
             Rule::SopsValueWithoutMetadata,
             Rule::TokenOutsideSecret,
             Rule::CustomRule,
+            Rule::UnreadableManifest,
+            Rule::DuplicateKey,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

@@ -127,7 +127,14 @@ pub(super) fn walk(
             scanned.fetch_add(1, Ordering::Relaxed);
             let r = match read_capped(path, &mut buf) {
                 Ok(true) => scanner.scan_file(&rel, &buf),
-                Ok(false) => FileScan::default().with_note(Note::too_large(&rel)),
+                // Too large to read whole: a file that may hold a Secret blocks.
+                Ok(false) => match std::fs::File::open(path) {
+                    Ok(f) => scanner.scan_oversized(&rel, std::io::BufReader::new(f)),
+                    Err(e) => FileScan::default().with_note(Note::error(
+                        Some(rel.clone()),
+                        format!("could not read: {e}"),
+                    )),
+                },
                 Err(e) => FileScan::default().with_note(Note::error(
                     Some(rel.clone()),
                     format!("could not read: {e}"),
