@@ -177,20 +177,17 @@ impl Scanner {
         if bytes.len() > MAX_FILE_SIZE {
             return self.oversized(path, self.may_hold_secret(bytes));
         }
-        let text = match decode(bytes) {
-            Ok(text) => text,
+        // Undecodable text: the lines before the bad byte are still judged.
+        let (text, bad) = match decode(bytes) {
+            Ok(text) => (text, None),
+            Err(bad) if self.may_hold_secret(bytes) => (bad.before.clone(), Some(bad)),
             Err(bad) => {
-                if self.may_hold_secret(bytes) {
-                    let mut cx = FileCx::new(path, "", &self.policy);
-                    cx.unreadable(bad.pos, &bad.reason, "the file was not scanned");
-                    return cx.finish();
-                }
                 out.notes
                     .push(Note::info(path, format!("skipped: {}", bad.reason)));
                 return out;
             }
         };
-        if !self.prefilter(text.as_bytes()) {
+        if bad.is_none() && !self.prefilter(text.as_bytes()) {
             return out;
         }
         let mut cx = FileCx::new(path, &text, &self.policy);
@@ -200,7 +197,11 @@ impl Scanner {
         for doc in &parsed.docs {
             crate::manifest::scan_parsed(&mut cx, doc);
         }
-        if let Some(err) = parsed.error {
+        // Where the bytes stop being text, the reader stops too: that is reported below.
+        let err = parsed
+            .error
+            .filter(|e| bad.as_ref().is_none_or(|b| e.pos.line < b.pos.line));
+        if let Some(err) = err {
             let template = text.contains("{{");
             if crate::template::worth_reading(&text) {
                 crate::template::scan(&mut cx);
@@ -209,10 +210,13 @@ impl Scanner {
             if !template {
                 cx.unreadable(
                     err.pos,
-                    &format!("not valid YAML or JSON ({})", err.message),
+                    &format!("cannot be read as YAML or JSON ({})", err.message),
                     "the documents before and after it were scanned, this one was not",
                 );
             }
+        }
+        if let Some(bad) = bad {
+            cx.unreadable(bad.pos, &bad.reason, "the file was scanned up to that line only");
         }
         cx.finish()
     }
@@ -279,14 +283,38 @@ impl Scanner {
 }
 
 /// Why the bytes of a file are not text the scanner can read.
-struct Undecodable {
+struct Undecodable<'a> {
+    /// Where the first bad byte is.
     pos: Pos,
     reason: String,
+    /// The text of the lines before it.
+    before: Cow<'a, str>,
+}
+
+impl<'a> Undecodable<'a> {
+    /// `text` is everything decoded before the bad byte.
+    fn at(text: Cow<'a, str>, reason: String) -> Self {
+        let pos = end_pos(&text);
+        let keep = text.len() - (pos.column - 1).min(text.len());
+        let keep = text[..keep].rfind('\n').map_or(0, |i| i + 1);
+        let before = match text {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..keep]),
+            Cow::Owned(mut s) => {
+                s.truncate(keep);
+                Cow::Owned(s)
+            }
+        };
+        Undecodable {
+            pos,
+            reason,
+            before,
+        }
+    }
 }
 
 /// The file's text: UTF-8 (a UTF-8 byte-order mark is left for the parser), or UTF-16 with a
 /// byte-order mark, decoded. A NUL byte or invalid UTF-8 or UTF-16 makes it unreadable.
-fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, Undecodable> {
+fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, Undecodable<'_>> {
     let wide = match bytes {
         [0xFF, 0xFE, rest @ ..] => Some((rest, u16::from_le_bytes as fn([u8; 2]) -> u16, "LE")),
         [0xFE, 0xFF, rest @ ..] => Some((rest, u16::from_be_bytes as fn([u8; 2]) -> u16, "BE")),
@@ -301,29 +329,27 @@ fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, Undecodable> {
         for c in char::decode_utf16(units) {
             match c {
                 Ok('\0') | Err(_) => {
-                    return Err(Undecodable {
-                        pos: end_pos(&text),
-                        reason: format!("not valid UTF-16{order} text (a NUL character, a lone surrogate or an odd byte)"),
-                    })
+                    return Err(Undecodable::at(
+                        Cow::Owned(text),
+                        format!("not valid UTF-16{order} text (a NUL character, a lone surrogate or an odd byte)"),
+                    ))
                 }
                 Ok(c) => text.push(c),
             }
         }
         return Ok(Cow::Owned(text));
     }
-    if let Some(i) = memchr::memchr(0, bytes) {
-        return Err(Undecodable {
-            pos: end_pos(&String::from_utf8_lossy(&bytes[..i])),
-            reason: "a binary file: it has a NUL byte".into(),
-        });
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(Cow::Borrowed(s)),
-        Err(e) => Err(Undecodable {
-            pos: end_pos(std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("")),
-            reason: "not UTF-8 text (save it as UTF-8)".into(),
-        }),
-    }
+    let nul = memchr::memchr(0, bytes);
+    let upto = nul.unwrap_or(bytes.len());
+    let (valid, reason) = match std::str::from_utf8(&bytes[..upto]) {
+        Ok(s) if nul.is_none() => return Ok(Cow::Borrowed(s)),
+        Ok(s) => (s, "binary file (it has a NUL byte)"),
+        Err(e) => (
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+            "not UTF-8 text",
+        ),
+    };
+    Err(Undecodable::at(Cow::Borrowed(valid), reason.into()))
 }
 
 /// The position just after `text`.
@@ -534,8 +560,8 @@ impl<'a> FileCx<'a> {
     /// and what that left unscanned.
     pub fn unreadable(&mut self, at: Pos, reason: &str, unscanned: &str) {
         let message = format!(
-            "could not read this file from line {}, column {}: {reason}; {unscanned}, so it may hide a plaintext Secret",
-            at.line, at.column
+            "could not read {}:{}:{}: {reason}; {unscanned}, so it may hide a plaintext Secret; fix the file there so it reads as UTF-8 YAML or JSON (or rename it if it is not a manifest)",
+            self.path, at.line, at.column
         );
         self.push_structural(Rule::UnreadableManifest, at, &Owner::default(), "", message);
     }

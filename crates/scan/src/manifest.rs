@@ -80,12 +80,11 @@ fn report_duplicates(
             .map(|(_, n)| *n)
             .filter(|n| n.span.start.offset <= at && at < n.span.end.offset.max(n.span.start.offset + 1))
             .last();
-        let owner_node = match (secret, sops) {
-            (Some(n), _) => n,
-            (None, true) => root,
+        let owner = match (secret, sops) {
+            (Some(n), _) => secret_owner(n, root_allowed),
+            (None, true) => owner_of(root, root_allowed),
             (None, false) => continue,
         };
-        let owner = owner_of(owner_node, root_allowed);
         let key = crate::engine::shown_key(&d.key);
         let message = format!(
             "{}: the key `{key}` is repeated in one mapping (first at line {}, column {}); kubectl and kustomize read the last one, other tools the first, so a reviewer may see a different object than the cluster gets",
@@ -323,6 +322,16 @@ fn owner_of<'a>(node: &'a Node, allowed: bool) -> Owner<'a> {
     }
 }
 
+/// The owner of a Secret found by [`find_secrets`]: its kind is `Secret` even when a repeated
+/// `kind` says something else first (it is a Secret for someone).
+fn secret_owner(node: &Node, allowed: bool) -> Owner<'_> {
+    let mut owner = owner_of(node, allowed);
+    if owner.kind.is_some() {
+        owner.kind = Some("Secret");
+    }
+    owner
+}
+
 /// Where a key node is, as a [`KeyAt`].
 pub(crate) fn key_at<'t>(cx: &FileCx<'t>, key: &Node, sep: &'t str) -> KeyAt<'t> {
     let shown = cx
@@ -346,11 +355,7 @@ fn scan_secret(
     selection: Option<&Selection>,
     root_allowed: bool,
 ) {
-    let mut owner = owner_of(node, root_allowed);
-    // A repeated `kind` (ConfigMap, then Secret) is a Secret for someone.
-    if owner.kind.is_some() {
-        owner.kind = Some("Secret");
-    }
+    let owner = secret_owner(node, root_allowed);
     let sections = ["data", "stringData"]
         .into_iter()
         .flat_map(|section| node.get_all(section).map(move |n| (section, n)));
