@@ -195,7 +195,10 @@ pub fn parse_stream_partial(src: &str, limits: Limits) -> Parsed {
         b.root = None;
         b.skipping = false;
         b.doc_index += 1;
-        line_base += rest.as_bytes()[..skip].iter().filter(|&&c| c == b'\n').count();
+        line_base += rest.as_bytes()[..skip]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count();
         rest = &rest[skip..];
         offset += skip;
     }
@@ -433,7 +436,10 @@ impl Builder {
                             }
                         }
                     }
-                    entries.push(Entry { key: k, value: node });
+                    entries.push(Entry {
+                        key: k,
+                        value: node,
+                    });
                 }
             },
         }
@@ -603,7 +609,11 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..7 {
-            let prev = if i == 1 { "a".to_string() } else { format!("a{}", i - 1) };
+            let prev = if i == 1 {
+                "a".to_string()
+            } else {
+                format!("a{}", i - 1)
+            };
             bomb.push_str(&format!("a{i}: &a{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         for bad in [
@@ -631,7 +641,11 @@ mod tests {
         let src = "kind: ConfigMap\ndata:\n  a: x\n  a: y\nkind: Secret\n";
         let docs = parse_stream(src).unwrap();
         let d = &docs[0];
-        let dups: Vec<_> = d.duplicates.iter().map(|x| (x.key.as_str(), x.first.start.line, x.again.start.line)).collect();
+        let dups: Vec<_> = d
+            .duplicates
+            .iter()
+            .map(|x| (x.key.as_str(), x.first.start.line, x.again.start.line))
+            .collect();
         assert_eq!(dups, [("a", 3, 4), ("kind", 1, 5)]);
         let kinds: Vec<_> = d.root.get_all("kind").filter_map(Node::as_str).collect();
         assert_eq!(kinds, ["ConfigMap", "Secret"]);
@@ -639,7 +653,10 @@ mod tests {
 
     #[test]
     fn parser_messages_do_not_quote_the_input() {
-        assert_eq!(plain_message("unexpected character: `@'"), "unexpected character");
+        assert_eq!(
+            plain_message("unexpected character: `@'"),
+            "unexpected character"
+        );
         assert_eq!(plain_message("invalid indentation"), "invalid indentation");
     }
 

@@ -55,12 +55,7 @@ const NEEDLES: [&[u8]; 8] = [
 
 /// The words of [`NEEDLES`] in UTF-16 (either byte order), to tell a UTF-16 file without a
 /// byte-order mark that may hold a Secret from other binary files.
-const WIDE_NEEDLES: [&[u8]; 4] = [
-    b"S\0e\0c\0r\0e\0t",
-    b"s\0o\0p\0s",
-    b"\\\0u",
-    b"\0\\\0u",
-];
+const WIDE_NEEDLES: [&[u8]; 4] = [b"S\0e\0c\0r\0e\0t", b"s\0o\0p\0s", b"\\\0u", b"\0\\\0u"];
 
 /// The scanner: build once, share between threads.
 #[derive(Clone, Debug)]
@@ -210,13 +205,17 @@ impl Scanner {
             if !template {
                 cx.unreadable(
                     err.pos,
-                    &format!("cannot be read as YAML or JSON ({})", err.message),
+                    &format!("could not read this as YAML or JSON ({})", err.message),
                     "the documents before and after it were scanned, this one was not",
                 );
             }
         }
         if let Some(bad) = bad {
-            cx.unreadable(bad.pos, &bad.reason, "the file was scanned up to that line only");
+            cx.unreadable(
+                bad.pos,
+                &format!("could not read this as text: {}", bad.reason),
+                "the file was scanned up to that line only",
+            );
         }
         cx.finish()
     }
@@ -255,7 +254,7 @@ impl Scanner {
                 column: 1,
             },
             &format!(
-                "larger than {} MiB, the most the scanner reads",
+                "not read: larger than {} MiB, the most the scanner reads",
                 MAX_FILE_SIZE >> 20
             ),
             "the file was not scanned",
@@ -341,13 +340,14 @@ fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, Undecodable<'_>> {
     }
     let nul = memchr::memchr(0, bytes);
     let upto = nul.unwrap_or(bytes.len());
-    let (valid, reason) = match std::str::from_utf8(&bytes[..upto]) {
+    let valid = match std::str::from_utf8(&bytes[..upto]) {
         Ok(s) if nul.is_none() => return Ok(Cow::Borrowed(s)),
-        Ok(s) => (s, "binary file (it has a NUL byte)"),
-        Err(e) => (
-            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
-            "not UTF-8 text",
-        ),
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    };
+    let reason = match nul {
+        Some(_) => "binary file (it has a NUL byte)",
+        None => "not UTF-8 text",
     };
     Err(Undecodable::at(Cow::Borrowed(valid), reason.into()))
 }
@@ -440,7 +440,8 @@ pub(crate) struct FileCx<'a> {
 #[derive(Default)]
 struct More {
     count: usize,
-    worst: Option<Finding>,
+    /// Severity, rule and custom rule id of the worst.
+    worst: Option<(Severity, Rule, Option<String>)>,
     first: Option<Location>,
 }
 
@@ -465,23 +466,29 @@ impl<'a> FileCx<'a> {
         self.findings
             .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         self.findings.dedup_by(|a, b| a.sort_key() == b.sort_key());
-        if let (Some(mut worst), Some(first)) = (self.more.worst.take(), self.more.first.take()) {
+        if let (Some((severity, rule, custom_rule)), Some(location)) =
+            (self.more.worst.take(), self.more.first.take())
+        {
             let n = self.more.count;
-            worst.message = format!(
-                "{n} more finding{} in this file not listed (at most {MAX_FINDINGS_PER_FILE} are listed per file); the worst is {} {}",
-                if n == 1 { "" } else { "s" },
-                worst.severity,
-                worst.rule_id(),
-            );
-            worst.fingerprint = fingerprint(self.path, None, None, None, "more", n.to_string().as_bytes());
-            worst.location = first;
-            worst.key = String::new();
-            worst.kind = None;
-            worst.name = None;
-            worst.namespace = None;
-            worst.related = None;
-            worst.excerpt = excerpt("", "", "");
-            self.findings.push(worst);
+            let id = custom_rule.as_deref().unwrap_or(rule.code()).to_string();
+            self.findings.push(Finding {
+                message: format!(
+                    "{n} more finding{} in this file not listed (at most {MAX_FINDINGS_PER_FILE} are listed per file; the worst of the rest is {severity} {id}); fix the ones above and scan again",
+                    if n == 1 { "" } else { "s" },
+                ),
+                fingerprint: fingerprint(self.path, None, None, None, "more", id.as_bytes()),
+                location,
+                rule,
+                kind: None,
+                name: None,
+                namespace: None,
+                key: String::new(),
+                severity,
+                excerpt: excerpt("", "", ""),
+                related: None,
+                custom_rule,
+                commit: None,
+            });
         }
         FileScan {
             findings: self.findings,
@@ -490,18 +497,43 @@ impl<'a> FileCx<'a> {
         }
     }
 
-    /// Records a finding, or counts it once the file has [`MAX_FINDINGS_PER_FILE`].
-    fn record(&mut self, f: Finding) {
+    /// Whether the file already has [`MAX_FINDINGS_PER_FILE`] findings; if so, counts one more
+    /// (at `at`, of `rule` and `severity`) instead of recording it.
+    fn counted_past_cap(
+        &mut self,
+        at: &KeyAt<'_>,
+        rule: Rule,
+        severity: Severity,
+        custom: Option<&str>,
+    ) -> bool {
         if self.findings.len() < MAX_FINDINGS_PER_FILE {
-            self.findings.push(f);
-            return;
+            return false;
         }
         self.more.count += 1;
         if self.more.first.is_none() {
-            self.more.first = Some(f.location.clone());
+            self.more.first = Some(Location {
+                path: self.path.to_string(),
+                line: at.line,
+                column: at.column,
+            });
         }
-        if self.more.worst.as_ref().is_none_or(|w| f.severity > w.severity) {
-            self.more.worst = Some(f);
+        if self.more.worst.as_ref().is_none_or(|w| severity > w.0) {
+            self.more.worst = Some((severity, rule, custom.map(str::to_string)));
+        }
+        true
+    }
+
+    /// Records a finding, or counts it once the file has [`MAX_FINDINGS_PER_FILE`].
+    fn record(&mut self, f: Finding) {
+        let at = KeyAt {
+            line: f.location.line,
+            column: f.location.column,
+            offset: 0,
+            shown: "",
+            sep: "",
+        };
+        if !self.counted_past_cap(&at, f.rule, f.severity, f.custom_rule.as_deref()) {
+            self.findings.push(f);
         }
     }
 
@@ -517,12 +549,21 @@ impl<'a> FileCx<'a> {
         message: String,
     ) {
         if !self.policy.rule_on(rule)
-            || self.policy.allows(self.path, owner.namespace, owner.name, owner.secret_type, key)
+            || self.policy.allows(
+                self.path,
+                owner.namespace,
+                owner.name,
+                owner.secret_type,
+                key,
+            )
         {
             return;
         }
         let line = self.line(at.line);
-        let lead: String = line.chars().take_while(|c| *c == ' ' || *c == '-').collect();
+        let lead: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '-')
+            .collect();
         let excerpt = if key.is_empty() {
             excerpt("", "", "")
         } else {
@@ -556,11 +597,11 @@ impl<'a> FileCx<'a> {
         });
     }
 
-    /// An `unreadable-manifest` finding: what could not be read (`reason`, no file text), where,
-    /// and what that left unscanned.
+    /// An `unreadable-manifest` finding: where (file:line:column), what could not be read
+    /// (`reason`, no file text), what that left unscanned, and how to fix it.
     pub fn unreadable(&mut self, at: Pos, reason: &str, unscanned: &str) {
         let message = format!(
-            "could not read {}:{}:{}: {reason}; {unscanned}, so it may hide a plaintext Secret; fix the file there so it reads as UTF-8 YAML or JSON (or rename it if it is not a manifest)",
+            "{}:{}:{}: {reason}; {unscanned}, so it may hide a plaintext Secret; fix the file there so it reads as UTF-8 YAML or JSON (or rename it if it is not a manifest)",
             self.path, at.line, at.column
         );
         self.push_structural(Rule::UnreadableManifest, at, &Owner::default(), "", message);
@@ -684,6 +725,9 @@ impl<'a> FileCx<'a> {
                 &hit.key,
             )
         {
+            return;
+        }
+        if self.counted_past_cap(&hit.at, hit.rule, hit.severity, custom_rule.as_deref()) {
             return;
         }
         let excerpt = self.excerpt(&hit.at);
@@ -929,7 +973,10 @@ mod tests {
         assert!(r.notes[0].message.contains("larger"));
         let r = s.scan_file("a.yaml", b"kind: Secret\0\x01");
         assert_eq!(r.findings[0].rule, Rule::UnreadableManifest);
-        assert_eq!((r.findings[0].location.line, r.findings[0].location.column), (1, 13));
+        assert_eq!(
+            (r.findings[0].location.line, r.findings[0].location.column),
+            (1, 13)
+        );
         let mut big = b"kind: Secret\n".to_vec();
         big.resize(MAX_FILE_SIZE + 1, b'#');
         let r = s.scan_file("b.yaml", &big);

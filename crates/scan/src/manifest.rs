@@ -48,7 +48,14 @@ fn scan_document_with(cx: &mut FileCx<'_>, root: &Node, duplicates: &[Duplicate]
     for (path, node) in &secrets {
         scan_secret(cx, node, path, selection.as_ref(), root_allowed);
     }
-    report_duplicates(cx, root, &secrets, selection.is_some(), root_allowed, duplicates);
+    report_duplicates(
+        cx,
+        root,
+        &secrets,
+        selection.is_some(),
+        root_allowed,
+        duplicates,
+    );
     if let Some(sel) = &selection {
         scan_sops_leaves(cx, root, sel, &secrets, root_allowed);
     }
@@ -75,11 +82,9 @@ fn report_duplicates(
 ) {
     for d in duplicates {
         let at = d.again.start.offset;
-        let secret = secrets
-            .iter()
-            .map(|(_, n)| *n)
-            .filter(|n| n.span.start.offset <= at && at < n.span.end.offset.max(n.span.start.offset + 1))
-            .last();
+        let secret = secrets.iter().map(|(_, n)| *n).rfind(|n| {
+            n.span.start.offset <= at && at < n.span.end.offset.max(n.span.start.offset + 1)
+        });
         let owner = match (secret, sops) {
             (Some(n), _) => secret_owner(n, root_allowed),
             (None, true) => owner_of(root, root_allowed),
@@ -105,7 +110,8 @@ fn all_scalars<'a>(n: &'a Node, key: &'a str) -> impl Iterator<Item = &'a str> +
 fn is_secret(n: &Node, object_position: bool) -> bool {
     let kind_secret = all_scalars(n, "kind").any(|k| k == "Secret");
     if object_position {
-        kind_secret && (n.get("apiVersion").is_none() || all_scalars(n, "apiVersion").any(|v| v == "v1"))
+        kind_secret
+            && (n.get("apiVersion").is_none() || all_scalars(n, "apiVersion").any(|v| v == "v1"))
     } else {
         kind_secret
             && all_scalars(n, "apiVersion").any(|v| v == "v1")
