@@ -54,5 +54,5 @@ pub use engine::{
 };
 pub use finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
 pub use policy::{Allow, CustomRule, Policy, PolicyError, POLICY_FILE};
-pub use rules::{Rule, RuleInfo, UnknownRule, RULES};
+pub use rules::{finding_help, Rule, RuleInfo, StoreHint, UnknownRule, RULES};
 pub use source::{scan, Commits, ScanResult, Source, SourceError};

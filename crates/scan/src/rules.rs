@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::finding::Finding;
+
 /// What a finding is about. The code of each rule is stable: baselines, policies and CI
 /// annotations refer to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,9 +59,12 @@ pub const RULES: &[RuleInfo] = &[
                       read them. A value is safe when it is a reference (`<path:...#key>`, \
                       `ref+...`), a SOPS `ENC[...]` value in a SOPS-encrypted document, or a \
                       template expression (`{{ ... }}`).",
-        help: "replace the value with a reference such as `<path:secret/data/app#key>` (kustodian \
-               render resolves it), encrypt the file with `kustodian encrypt --in-place` (or sops), \
-               or seal it with kubeseal; if this is not a secret, mark the line `# kustodian:allow`",
+        help: "encrypt the Secret's values and keep apiVersion, kind and metadata readable with \
+               `kustodian encrypt --in-place --encrypted-regex '^(data|stringData)$' FILE`, or \
+               replace the value with a reference that kustodian render resolves, such as \
+               `<path:secrets.enc.yaml#key>` (a key of a SOPS file in the repository) or \
+               `<path:secret/data/app#key>` (Vault/OpenBao); if this is not a secret, mark the \
+               line `# kustodian:allow`",
     },
     RuleInfo {
         rule: Rule::GeneratorLiteral,
@@ -109,7 +114,7 @@ pub const RULES: &[RuleInfo] = &[
         rule: Rule::TokenOutsideSecret,
         code: "token-outside-secret",
         summary: "A private key or cloud token sits in YAML outside a Secret's data",
-        description: "Only with `scan_everywhere: true` in the policy (as in `policies/strict.yaml`): \
+        description: "Only with `scan_everywhere: true` in the policy (as in kustodian's strict policy): \
                       private keys and cloud or VCS tokens in any YAML value, such as a \
                       ConfigMap, Helm values or an Argo CD Application, are as readable as a \
                       plaintext Secret.",
@@ -160,6 +165,85 @@ pub const RULES: &[RuleInfo] = &[
         help: "remove one of the repeated keys so that every tool reads the same object",
     },
 ];
+
+/// Which store a reference example in a help line should name: the repository's SOPS files
+/// (the default), or Vault/OpenBao when the scanner's environment points at one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreHint {
+    /// SOPS/age files in the repository: `<path:secrets.enc.yaml#key>`.
+    #[default]
+    Sops,
+    /// Vault or OpenBao: `<path:secret/data/app#key>`.
+    Vault,
+}
+
+impl StoreHint {
+    /// [`StoreHint::Vault`] when `VAULT_ADDR` is set or `AVP_TYPE` is `vault` (also as their
+    /// `ARGOCD_ENV_` twins), as `var` reads them.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> StoreHint {
+        let set = |k: &str| {
+            var(k)
+                .or_else(|| var(&format!("ARGOCD_ENV_{k}")))
+                .filter(|v| !v.is_empty())
+        };
+        if set("VAULT_ADDR").is_some() || set("AVP_TYPE").is_some_and(|t| t == "vault") {
+            StoreHint::Vault
+        } else {
+            StoreHint::Sops
+        }
+    }
+
+    /// A reference to write in place of a value, and what it points at.
+    fn example(self) -> &'static str {
+        match self {
+            StoreHint::Sops => "`<path:secrets.enc.yaml#key>` (a key of a SOPS file in the repository, made with `kustodian encrypt`)",
+            StoreHint::Vault => "`<path:secret/data/app#key>` (a Vault/OpenBao secret)",
+        }
+    }
+}
+
+/// What a finding's help line says: how to fix this finding in this file, with a reference
+/// example for `store`. A finding from history says first that the value is already in Git
+/// history.
+pub fn finding_help(f: &Finding, store: StoreHint) -> String {
+    let base = match f.rule {
+        Rule::PlaintextSecretData => format!(
+            "encrypt the Secret's values and keep apiVersion, kind and metadata readable with \
+             `kustodian encrypt --in-place --encrypted-regex '^(data|stringData)$' {}`, or \
+             replace the value with a reference that kustodian render resolves, such as {}; if \
+             this is not a secret, mark the line `# kustodian:allow`",
+            shell_word(&f.location.path),
+            store.example()
+        ),
+        rule => rule.help().to_string(),
+    };
+    match history_advice(f) {
+        Some(h) => format!("{h}; then {base}"),
+        None => base,
+    }
+}
+
+/// For a finding from history about a value: it is already in Git history, and what to do.
+pub(crate) fn history_advice(f: &Finding) -> Option<&'static str> {
+    let structural = matches!(f.rule, Rule::UnreadableManifest | Rule::DuplicateKey);
+    (f.commit.is_some() && !structural).then_some(
+        "the value is already in Git history: rotate the credential and rewrite or revert the \
+         commit; replacing the line is not enough",
+    )
+}
+
+/// A path as one shell word: as is when it is plain, else in single quotes.
+fn shell_word(path: &str) -> String {
+    if !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._/+,:@".contains(&b))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
 
 impl Rule {
     /// The row of this rule in [`RULES`].
@@ -243,6 +327,54 @@ mod tests {
             assert_eq!(code.parse::<Rule>(), Ok(r));
         }
         assert!("nope".parse::<Rule>().is_err());
+    }
+
+    #[test]
+    fn plaintext_help_encrypts_only_data_and_names_the_right_store() {
+        let mut f = crate::engine::Scanner::new()
+            .scan_file(
+                "apps/db secret.yaml",
+                b"kind: Secret\nstringData:\n  p: plaintext-value\n",
+            )
+            .findings
+            .remove(0);
+        let sops = finding_help(&f, StoreHint::Sops);
+        assert!(
+            sops.contains("kustodian encrypt --in-place --encrypted-regex '^(data|stringData)$' 'apps/db secret.yaml'"),
+            "{sops}"
+        );
+        assert!(sops.contains("<path:secrets.enc.yaml#key>"), "{sops}");
+        assert!(!sops.contains("history"), "{sops}");
+        let vault = finding_help(&f, StoreHint::Vault);
+        assert!(vault.contains("<path:secret/data/app#key>"), "{vault}");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            StoreHint::from_env(move |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(env(&[]), StoreHint::Sops);
+        assert_eq!(
+            env(&[("VAULT_ADDR", "https://vault:8200")]),
+            StoreHint::Vault
+        );
+        assert_eq!(env(&[("ARGOCD_ENV_AVP_TYPE", "vault")]), StoreHint::Vault);
+        assert_eq!(env(&[("AVP_TYPE", "sops")]), StoreHint::Sops);
+        f.commit = Some(crate::finding::Commit {
+            id: "a".repeat(40),
+            author: "A".into(),
+            email: "a@example.com".into(),
+            date: "2024-01-01T00:00:00Z".into(),
+        });
+        let h = finding_help(&f, StoreHint::Sops);
+        assert!(
+            h.starts_with("the value is already in Git history: rotate the credential"),
+            "{h}"
+        );
+        assert!(f
+            .full_message()
+            .contains("replacing the line is not enough"));
     }
 
     #[test]
