@@ -1016,6 +1016,60 @@ mod tests {
         }
     }
 
+    /// Whether `scan_file` must have found `bytes` unreadable: undecodable bytes that may hold
+    /// a Secret, or text the prefilter lets through that does not parse and is not a template.
+    fn could_not_read(s: &Scanner, bytes: &[u8]) -> bool {
+        if bytes.len() > MAX_FILE_SIZE {
+            return s.may_hold_secret(bytes);
+        }
+        match decode(bytes) {
+            Err(_) => s.may_hold_secret(bytes),
+            Ok(text) => {
+                s.prefilter(text.as_bytes())
+                    && !text.contains("{{")
+                    && kustodian_manifest::parse_stream(&text).is_err()
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        /// The scanner never reports clean on input it could not read, and a Secret before the
+        /// part it could not read is still reported.
+        #[test]
+        fn never_clean_on_input_it_could_not_read(
+            tail in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"{}[]:#'\"|>-\n \t&*!%@`\\,?\0".to_vec()),
+                    proptest::sample::select(b"Secretkindsopdau0".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..200,
+            ),
+            depth in 0usize..300,
+        ) {
+            let s = Scanner::new();
+            let mut file = b"kind: Secret\nstringData:\n  password: plaintext-value\n---\n".to_vec();
+            file.extend(std::iter::repeat_n(b'[', depth));
+            file.extend(&tail);
+            let r = s.scan_file("p.yaml", &file);
+            if could_not_read(&s, &file) {
+                proptest::prop_assert!(
+                    r.findings.iter().any(|f| f.rule == Rule::UnreadableManifest),
+                    "no unreadable-manifest finding: {:?}", r.findings
+                );
+            }
+            if !String::from_utf8_lossy(&tail).contains("{{") {
+                proptest::prop_assert!(
+                    r.findings.iter().any(|f| f.rule == Rule::PlaintextSecretData && f.location.line == 3),
+                    "the Secret before the tail was not reported: {:?}", r.findings
+                );
+            }
+            proptest::prop_assert!(!r.findings.is_empty());
+        }
+    }
+
     #[test]
     fn lines_handle_crlf_and_the_last_line() {
         let text = "a\r\nb\nc";
