@@ -294,8 +294,8 @@ impl<'a> Undecodable<'a> {
     /// `text` is everything decoded before the bad byte.
     fn at(text: Cow<'a, str>, reason: String) -> Self {
         let pos = end_pos(&text);
-        let keep = text.len() - (pos.column - 1).min(text.len());
-        let keep = text[..keep].rfind('\n').map_or(0, |i| i + 1);
+        // The start of the bad byte's line.
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
         let before = match text {
             Cow::Borrowed(s) => Cow::Borrowed(&s[..keep]),
             Cow::Owned(mut s) => {
@@ -484,7 +484,7 @@ impl<'a> FileCx<'a> {
                 namespace: None,
                 key: String::new(),
                 severity,
-                excerpt: excerpt("", "", ""),
+                excerpt: line_not_shown(),
                 related: None,
                 custom_rule,
                 commit: None,
@@ -565,7 +565,7 @@ impl<'a> FileCx<'a> {
             .take_while(|c| *c == ' ' || *c == '-')
             .collect();
         let excerpt = if key.is_empty() {
-            excerpt("", "", "")
+            line_not_shown()
         } else {
             excerpt(&lead, key, ": ")
         };
@@ -873,6 +873,16 @@ pub(crate) fn is_valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
+/// The excerpt of a finding about a place rather than a value: the line is not shown (it
+/// may hold anything).
+fn line_not_shown() -> Excerpt {
+    let text = "[line not shown]".to_string();
+    Excerpt {
+        label: 0..text.len(),
+        text,
+    }
+}
+
 /// `key` if it is a valid key, else `?`.
 pub(crate) fn shown_key(key: &str) -> &str {
     if is_valid_key(key) {
@@ -1068,6 +1078,16 @@ mod tests {
             }
             proptest::prop_assert!(!r.findings.is_empty());
         }
+    }
+
+    #[test]
+    fn invalid_bytes_after_multibyte_text_do_not_panic() {
+        let r = Scanner::new().scan_file("u.yaml", b"kind: Secret\n\xc2\x80{\x80");
+        assert_eq!(r.findings[0].rule, Rule::UnreadableManifest);
+        assert_eq!(
+            (r.findings[0].location.line, r.findings[0].location.column),
+            (2, 3)
+        );
     }
 
     #[test]
