@@ -290,3 +290,27 @@ fn findings_are_capped_per_file_and_memory_stays_bounded() {
     let last = f.last().unwrap()["message"].as_str().unwrap().to_string();
     assert!(last.contains("more findings in this file"), "{last}");
 }
+
+#[test]
+fn the_policy_can_turn_unreadable_manifest_off_like_any_rule() {
+    let tmp = new_repo();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "kind: Secret\nmetadata: {name: x\n",
+    )
+    .unwrap();
+    let out = scan(dir, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        brief(&out),
+        BTreeSet::from([b("broken.yaml", 3, "unreadable-manifest")])
+    );
+    std::fs::write(
+        dir.join(".kustodian.yaml"),
+        "version: 1\nrules:\n  unreadable-manifest: off\n",
+    )
+    .unwrap();
+    let out = scan(dir, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
