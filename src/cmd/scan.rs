@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use kustodian_scan::baseline::{self, Baseline};
 use kustodian_scan::report::{Github, Human, Json, Report, Sarif};
-use kustodian_scan::{Commits, Policy, Scanner, Source};
+use kustodian_scan::{Commits, Policy, Scanner, Source, StoreHint};
 
 /// Arguments of `scan`.
 #[derive(clap::Args)]
@@ -50,7 +50,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
     /// The policy file (default: `.kustodian.yaml` at the repository root, or in the current
-    /// folder outside a repository; see docs/policy.md).
+    /// folder outside a repository). A policy turns rules off, allowlists findings and sets
+    /// the severity that blocks.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 }
@@ -85,7 +86,8 @@ impl Format {
                     .with_context_lines(0)
                     .with_show_related_as_nested(true)
                     .with_wrap_lines(false);
-                Box::new(Human::new(Box::new(handler)))
+                let store = StoreHint::from_env(|k| std::env::var(k).ok());
+                Box::new(Human::new(Box::new(handler)).with_store(store))
             }
             Format::Json => Box::new(Json),
             Format::Sarif => Box::new(Sarif),

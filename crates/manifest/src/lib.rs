@@ -5,7 +5,8 @@
 //! small tree of [`Node`]s in which every key and scalar knows its line, column and byte range.
 //! It also writes such trees back out as a deterministic YAML stream ([`emit_stream`]) and offers
 //! read-only helpers for Kubernetes objects ([`Object`]): kind, name, namespace, annotations and
-//! the items of a `kind: List`.
+//! the items of a `kind: List`. [`parse_stream_partial`] keeps the documents read before a
+//! problem and lists repeated keys ([`Duplicate`]), for callers that must not fail open.
 //!
 //! Its one piece of I/O is [`read`]: bounded reads of regular files and streams, shared by every
 //! crate so that no input (`/dev/zero`, a FIFO, a 1 GB file) can grow without bound.
@@ -29,6 +30,9 @@ pub use emit::{
 };
 pub use k8s::{objects, Object};
 pub use node::{Entry, Node, NodeKind, PathItem, ScalarStyle, ScalarType};
-pub use parse::{parse_stream, parse_stream_with, Document, Limits, ParseError};
+pub use parse::{
+    parse_stream, parse_stream_partial, parse_stream_with, Document, Duplicate, Limits, ParseError,
+    Parsed, MAX_DUPLICATES,
+};
 pub use read::{read_bounded, read_to_string_bounded, ReadError};
 pub use span::{Pos, Span};

@@ -164,7 +164,18 @@ impl Node {
             .find(|e| e.key.as_scalar() == Some(key))
     }
 
-    /// The value under the string key `key`, if this is a mapping that has it.
+    /// Every value under the string key `key`, in source order: a mapping that repeats a key
+    /// has several (YAML forbids it, but readers disagree on which one wins).
+    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.as_map()
+            .unwrap_or(&[])
+            .iter()
+            .filter(move |e| e.key.as_scalar() == Some(key))
+            .map(|e| &e.value)
+    }
+
+    /// The value under the string key `key`, if this is a mapping that has it (the first, if
+    /// the mapping repeats the key; see [`Node::get_all`]).
     pub fn get(&self, key: &str) -> Option<&Node> {
         self.entry(key).map(|e| &e.value)
     }

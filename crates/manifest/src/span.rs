@@ -44,6 +44,8 @@ pub(crate) struct CharToByte<'a> {
     last: (usize, usize),
     ascii: bool,
     base: usize,
+    /// Lines before `src` starts (when it is the rest of a longer text).
+    line_base: usize,
 }
 
 impl<'a> CharToByte<'a> {
@@ -54,13 +56,20 @@ impl<'a> CharToByte<'a> {
             last: (0, 0),
             ascii: src.is_ascii(),
             base,
+            line_base: 0,
         }
+    }
+
+    /// The same, for a `src` that starts on line `line_base + 1` of the whole text.
+    pub(crate) fn with_line_base(mut self, line_base: usize) -> Self {
+        self.line_base = line_base;
+        self
     }
 
     pub(crate) fn pos(&mut self, m: saphyr_parser::Marker) -> Pos {
         Pos {
             offset: self.byte(m.index()) + self.base,
-            line: m.line(),
+            line: m.line() + self.line_base,
             column: m.col() + 1,
         }
     }

@@ -1,26 +1,37 @@
 //! The pure core: one file's bytes and its repository-relative path in, findings out.
 //!
-//! [`Scanner::scan_file`] skips binary and oversized input, runs a byte prefilter so that only
-//! files mentioning `Secret`, `secretGenerator` or `sops` are parsed, parses the YAML/JSON stream
-//! and judges every Secret, SOPS document and kustomization in it ([`crate::manifest`],
-//! [`crate::generator`]); a file that does not parse (a Helm template, broken YAML) but looks
-//! like a Secret is read line by line instead ([`crate::template`]). Files that a
+//! [`Scanner::scan_file`] decodes the file (UTF-8, or UTF-16 with a byte-order mark), runs a
+//! byte prefilter so that only files mentioning `Secret`, `secretGenerator` or `sops` (or
+//! holding escapes that could spell them) are parsed, parses the YAML/JSON stream and judges
+//! every Secret, SOPS document and kustomization in it ([`crate::manifest`],
+//! [`crate::generator`]). It never fails open: whatever part of a file that may hold a Secret
+//! cannot be read (bad YAML, too deep, an alias bomb, a NUL byte, not UTF-8, too large) is an
+//! `unreadable-manifest` finding, and the documents that were read are judged as usual. A Helm
+//! template (a file with `{{`) that does not parse is read line by line instead
+//! ([`crate::template`]), as is broken YAML that looks like a Secret. Files that a
 //! `secretGenerator` reads come back as [`FollowRequest`]s: the caller reads them from wherever
 //! it reads files (the working tree, the git index) and hands them to
 //! [`Scanner::scan_followed`].
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::io::Read;
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
+use kustodian_manifest::{Document, Node, NodeKind, Pos};
 
 use crate::finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
 use crate::policy::Policy;
 use crate::rules::Rule;
 use crate::value::Verdict;
 
-/// Files larger than this are skipped with a note.
+/// Files larger than this are not parsed: one that may hold a Secret is an
+/// `unreadable-manifest` finding, any other is skipped with a note.
 pub const MAX_FILE_SIZE: usize = 8 * 1024 * 1024;
+
+/// Findings listed per file; the rest are counted in one summary finding that still blocks.
+pub const MAX_FINDINGS_PER_FILE: usize = 100;
 
 /// The line marker that lets one line through.
 pub const ALLOW_MARKER: &str = "kustodian:allow";
@@ -28,13 +39,31 @@ pub const ALLOW_MARKER: &str = "kustodian:allow";
 /// The annotation that lets a whole object through; its value should say why.
 pub const ALLOW_ANNOTATION: &str = "kustodian.io/allow";
 
-/// Byte strings of which a file must hold one to be worth parsing.
-const NEEDLES: [&str; 3] = ["Secret", "secretGenerator", "sops"];
+/// Byte strings of which a file must hold one to be worth parsing: the words, and the escapes
+/// of double-quoted YAML and JSON strings that could spell them (`"\u0053ecret"`, a `\` line
+/// continuation).
+const NEEDLES: [&[u8]; 8] = [
+    b"Secret",
+    b"secretGenerator",
+    b"sops",
+    b"\\u",
+    b"\\U",
+    b"\\x",
+    b"\\\n",
+    b"\\\r\n",
+];
+
+/// The words of [`NEEDLES`] in UTF-16 (either byte order), to tell a UTF-16 file without a
+/// byte-order mark that may hold a Secret from other binary files.
+const WIDE_NEEDLES: [&[u8]; 4] = [b"S\0e\0c\0r\0e\0t", b"s\0o\0p\0s", b"\\\0u", b"\0\\\0u"];
 
 /// The scanner: build once, share between threads.
 #[derive(Clone, Debug)]
 pub struct Scanner {
     prefilter: AhoCorasick,
+    /// [`NEEDLES`] and [`WIDE_NEEDLES`]: whether raw bytes that cannot be read may hold a
+    /// Secret.
+    raw_prefilter: AhoCorasick,
     policy: Arc<Policy>,
 }
 
@@ -104,6 +133,8 @@ impl Scanner {
     pub fn with_policy(policy: Policy) -> Scanner {
         Scanner {
             prefilter: AhoCorasick::new(NEEDLES).expect("fixed needles build"),
+            raw_prefilter: AhoCorasick::new(NEEDLES.iter().chain(WIDE_NEEDLES.iter()))
+                .expect("fixed needles build"),
             policy: Arc::new(policy),
         }
     }
@@ -129,59 +160,214 @@ impl Scanner {
     }
 
     /// Whether the bytes hold anything worth parsing (cheap; used before reading a whole file
-    /// would be wasted).
+    /// would be wasted): `Secret`, `secretGenerator`, `sops`, or an escape that could spell
+    /// them once decoded.
     pub fn prefilter(&self, bytes: &[u8]) -> bool {
         self.policy.scan_everywhere || self.prefilter.is_match(bytes)
+    }
+
+    /// Whether raw bytes that cannot be read may hold a Secret: [`Scanner::prefilter`], also
+    /// on UTF-16 text without a byte-order mark. Such a file is an `unreadable-manifest`
+    /// finding; any other unreadable file is skipped with a note.
+    pub fn may_hold_secret(&self, bytes: &[u8]) -> bool {
+        self.policy.scan_everywhere || self.raw_prefilter.is_match(bytes)
     }
 
     /// Scans one file. `path` is what findings report (repository-relative).
     pub fn scan_file(&self, path: &str, bytes: &[u8]) -> FileScan {
         let mut out = FileScan::default();
         if bytes.len() > MAX_FILE_SIZE {
+            return self.oversized(path, self.may_hold_secret(bytes));
+        }
+        // Undecodable text: the lines before the bad byte are still judged.
+        let (text, bad) = match decode(bytes) {
+            Ok(text) => (text, None),
+            Err(bad) if self.may_hold_secret(bytes) => (bad.before.clone(), Some(bad)),
+            Err(bad) => {
+                out.notes
+                    .push(Note::info(path, format!("skipped: {}", bad.reason)));
+                return out;
+            }
+        };
+        if bad.is_none() && !self.prefilter(text.as_bytes()) {
+            return out;
+        }
+        let mut cx = FileCx::new(path, &text, &self.policy);
+        let parsed =
+            kustodian_manifest::parse_stream_partial(&text, kustodian_manifest::Limits::default());
+        cx.find_comments(&parsed.docs);
+        for doc in &parsed.docs {
+            crate::manifest::scan_parsed(&mut cx, doc);
+        }
+        // Where the bytes stop being text, the reader stops too: that is reported below.
+        let err = parsed
+            .error
+            .filter(|e| bad.as_ref().is_none_or(|b| e.pos.line < b.pos.line));
+        if let Some(err) = err {
+            let template = text.contains("{{");
+            if crate::template::worth_reading(&text) {
+                crate::template::scan(&mut cx);
+            }
+            // A Helm template is read line by line; anything else that does not parse blocks.
+            if !template {
+                cx.unreadable(
+                    err.pos,
+                    &format!("could not read this as YAML or JSON ({})", err.message),
+                    "the documents before and after it were scanned, this one was not",
+                );
+            }
+        }
+        if let Some(bad) = bad {
+            cx.unreadable(
+                bad.pos,
+                &format!("could not read this as text: {}", bad.reason),
+                "the file was scanned up to that line only",
+            );
+        }
+        cx.finish()
+    }
+
+    /// A file over [`MAX_FILE_SIZE`], read from `reader` in bounded memory to decide whether it
+    /// may hold a Secret (an `unreadable-manifest` finding) or not (a note). A walk calls this
+    /// instead of reading such a file whole.
+    pub fn scan_oversized(&self, path: &str, reader: impl Read) -> FileScan {
+        let may_hold = self.policy.scan_everywhere
+            || match self.raw_prefilter.stream_find_iter(reader).next() {
+                None => false,
+                Some(Ok(_)) => true,
+                Some(Err(e)) => {
+                    let mut out = FileScan::default();
+                    out.notes.push(Note::error(
+                        Some(path.to_string()),
+                        format!("could not read: {e}"),
+                    ));
+                    return out;
+                }
+            };
+        self.oversized(path, may_hold)
+    }
+
+    /// A file too large to read: an `unreadable-manifest` finding when it may hold a Secret
+    /// (a file a `secretGenerator` reads always may), else a note.
+    pub(crate) fn oversized(&self, path: &str, may_hold_secret: bool) -> FileScan {
+        if !may_hold_secret {
+            let mut out = FileScan::default();
             out.notes.push(Note::too_large(path));
             return out;
         }
-        if memchr::memchr(0, bytes).is_some() {
-            out.notes
-                .push(Note::info(path, "skipped: binary file (it has NUL bytes)"));
-            return out;
-        }
-        if !self.prefilter(bytes) {
-            return out;
-        }
-        let text = String::from_utf8_lossy(bytes);
-        let mut cx = FileCx::new(path, &text, &self.policy);
-        match kustodian_manifest::parse_stream(&text) {
-            Ok(docs) => {
-                for doc in &docs {
-                    crate::manifest::scan_document(&mut cx, &doc.root);
-                }
-            }
-            Err(_) => {
-                if crate::template::worth_reading(&text) {
-                    crate::template::scan(&mut cx);
-                }
-            }
-        }
-        out.findings = cx.findings;
-        out.follow = cx.follow;
-        out.notes.append(&mut cx.notes);
-        out
+        let mut cx = FileCx::new(path, "", &self.policy);
+        cx.unreadable(
+            Pos {
+                offset: 0,
+                line: 1,
+                column: 1,
+            },
+            &format!(
+                "not read: larger than {} MiB, the most the scanner reads",
+                MAX_FILE_SIZE >> 20
+            ),
+            "the file was not scanned",
+        );
+        cx.finish()
     }
 
     /// Judges a file that a `secretGenerator` reads (see [`FileScan::follow`]).
     pub fn scan_followed(&self, req: &FollowRequest, bytes: &[u8]) -> FileScan {
         let mut out = FileScan::default();
         if bytes.len() > MAX_FILE_SIZE {
-            out.notes.push(Note::too_large(&req.path));
-            return out;
+            // Secret data by the generator's word: too large to judge, so it blocks.
+            return self.oversized(&req.path, true);
         }
         let text = String::from_utf8_lossy(bytes);
         let mut cx = FileCx::new(&req.path, &text, &self.policy);
         crate::generator::scan_followed(&mut cx, req, bytes);
-        out.findings = cx.findings;
-        out.notes = cx.notes;
+        let FileScan {
+            findings, notes, ..
+        } = cx.finish();
+        out.findings = findings;
+        out.notes = notes;
         out
+    }
+}
+
+/// Why the bytes of a file are not text the scanner can read.
+struct Undecodable<'a> {
+    /// Where the first bad byte is.
+    pos: Pos,
+    reason: String,
+    /// The text of the lines before it.
+    before: Cow<'a, str>,
+}
+
+impl<'a> Undecodable<'a> {
+    /// `text` is everything decoded before the bad byte.
+    fn at(text: Cow<'a, str>, reason: String) -> Self {
+        let pos = end_pos(&text);
+        // The start of the bad byte's line.
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        let before = match text {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..keep]),
+            Cow::Owned(mut s) => {
+                s.truncate(keep);
+                Cow::Owned(s)
+            }
+        };
+        Undecodable {
+            pos,
+            reason,
+            before,
+        }
+    }
+}
+
+/// The file's text: UTF-8 (a UTF-8 byte-order mark is left for the parser), or UTF-16 with a
+/// byte-order mark, decoded. A NUL byte or invalid UTF-8 or UTF-16 makes it unreadable.
+fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, Undecodable<'_>> {
+    let wide = match bytes {
+        [0xFF, 0xFE, rest @ ..] => Some((rest, u16::from_le_bytes as fn([u8; 2]) -> u16, "LE")),
+        [0xFE, 0xFF, rest @ ..] => Some((rest, u16::from_be_bytes as fn([u8; 2]) -> u16, "BE")),
+        _ => None,
+    };
+    if let Some((rest, unit, order)) = wide {
+        let units = rest.chunks(2).map(|c| match c {
+            [a, b] => unit([*a, *b]),
+            _ => 0xD800, // an odd trailing byte: as invalid as a lone surrogate
+        });
+        let mut text = String::with_capacity(rest.len() / 2);
+        for c in char::decode_utf16(units) {
+            match c {
+                Ok('\0') | Err(_) => {
+                    return Err(Undecodable::at(
+                        Cow::Owned(text),
+                        format!("not valid UTF-16{order} text (a NUL character, a lone surrogate or an odd byte)"),
+                    ))
+                }
+                Ok(c) => text.push(c),
+            }
+        }
+        return Ok(Cow::Owned(text));
+    }
+    let nul = memchr::memchr(0, bytes);
+    let upto = nul.unwrap_or(bytes.len());
+    let valid = match std::str::from_utf8(&bytes[..upto]) {
+        Ok(s) if nul.is_none() => return Ok(Cow::Borrowed(s)),
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    };
+    let reason = match nul {
+        Some(_) => "binary file (it has a NUL byte)",
+        None => "not UTF-8 text",
+    };
+    Err(Undecodable::at(Cow::Borrowed(valid), reason.into()))
+}
+
+/// The position just after `text`.
+fn end_pos(text: &str) -> Pos {
+    let line_start = text.rfind('\n').map_or(0, |i| i + 1);
+    Pos {
+        offset: text.len(),
+        line: 1 + memchr::memchr_iter(b'\n', text.as_bytes()).count(),
+        column: 1 + text[line_start..].chars().count(),
     }
 }
 
@@ -252,6 +438,20 @@ pub(crate) struct FileCx<'a> {
     pub notes: Vec<Note>,
     pub follow: Vec<FollowRequest>,
     pub policy: &'a Policy,
+    /// Byte offsets of `#`s that look like an allow marker's comment but sit inside a scalar
+    /// (a block scalar's line, a multi-line quoted string): not comments.
+    not_comments: Vec<usize>,
+    /// Findings past [`MAX_FINDINGS_PER_FILE`].
+    more: More,
+}
+
+/// The findings of a file past [`MAX_FINDINGS_PER_FILE`]: how many, the worst, the first.
+#[derive(Default)]
+struct More {
+    count: usize,
+    /// Severity, rule and custom rule id of the worst.
+    worst: Option<(Severity, Rule, Option<String>)>,
+    first: Option<Location>,
 }
 
 impl<'a> FileCx<'a> {
@@ -264,6 +464,193 @@ impl<'a> FileCx<'a> {
             findings: Vec::new(),
             notes: Vec::new(),
             follow: Vec::new(),
+            not_comments: Vec::new(),
+            more: More::default(),
+        }
+    }
+
+    /// What the file came to: its findings (at most [`MAX_FINDINGS_PER_FILE`], then one
+    /// summary), notes and follow requests.
+    pub fn finish(mut self) -> FileScan {
+        self.findings
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.findings.dedup_by(|a, b| a.sort_key() == b.sort_key());
+        if let (Some((severity, rule, custom_rule)), Some(location)) =
+            (self.more.worst.take(), self.more.first.take())
+        {
+            let n = self.more.count;
+            let id = custom_rule.as_deref().unwrap_or(rule.code()).to_string();
+            self.findings.push(Finding {
+                message: format!(
+                    "{n} more finding{} in this file not listed (at most {MAX_FINDINGS_PER_FILE} are listed per file; the worst of the rest is {severity} {id}); fix the ones above and scan again",
+                    if n == 1 { "" } else { "s" },
+                ),
+                fingerprint: fingerprint(self.path, None, None, None, "more", id.as_bytes()),
+                location,
+                rule,
+                kind: None,
+                name: None,
+                namespace: None,
+                key: String::new(),
+                severity,
+                excerpt: line_not_shown(),
+                related: None,
+                custom_rule,
+                commit: None,
+            });
+        }
+        FileScan {
+            findings: self.findings,
+            notes: self.notes,
+            follow: self.follow,
+        }
+    }
+
+    /// Whether the file already has [`MAX_FINDINGS_PER_FILE`] findings; if so, counts one more
+    /// (at `at`, of `rule` and `severity`) instead of recording it.
+    fn counted_past_cap(
+        &mut self,
+        at: &KeyAt<'_>,
+        rule: Rule,
+        severity: Severity,
+        custom: Option<&str>,
+    ) -> bool {
+        if self.findings.len() < MAX_FINDINGS_PER_FILE {
+            return false;
+        }
+        self.more.count += 1;
+        if self.more.first.is_none() {
+            self.more.first = Some(Location {
+                path: self.path.to_string(),
+                line: at.line,
+                column: at.column,
+            });
+        }
+        if self.more.worst.as_ref().is_none_or(|w| severity > w.0) {
+            self.more.worst = Some((severity, rule, custom.map(str::to_string)));
+        }
+        true
+    }
+
+    /// Records a finding, or counts it once the file has [`MAX_FINDINGS_PER_FILE`].
+    fn record(&mut self, f: Finding) {
+        let at = KeyAt {
+            line: f.location.line,
+            column: f.location.column,
+            offset: 0,
+            shown: "",
+            sep: "",
+        };
+        if !self.counted_past_cap(&at, f.rule, f.severity, f.custom_rule.as_deref()) {
+            self.findings.push(f);
+        }
+    }
+
+    /// Records a finding about the file itself (no value, no object): `unreadable-manifest`,
+    /// `duplicate-key`. A policy may turn the rule off or allowlist the path; an allow marker
+    /// does not cover it.
+    pub fn push_structural(
+        &mut self,
+        rule: Rule,
+        at: Pos,
+        owner: &Owner<'_>,
+        key: &str,
+        message: String,
+    ) {
+        if !self.policy.rule_on(rule)
+            || self.policy.allows(
+                self.path,
+                owner.namespace,
+                owner.name,
+                owner.secret_type,
+                key,
+            )
+        {
+            return;
+        }
+        let line = self.line(at.line);
+        let lead: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '-')
+            .collect();
+        let excerpt = if key.is_empty() {
+            line_not_shown()
+        } else {
+            excerpt(&lead, key, ": ")
+        };
+        self.record(Finding {
+            location: Location {
+                path: self.path.to_string(),
+                line: at.line,
+                column: at.column,
+            },
+            rule,
+            kind: owner.kind.map(str::to_string),
+            name: owner.name.map(str::to_string),
+            namespace: owner.namespace.map(str::to_string),
+            fingerprint: fingerprint(
+                self.path,
+                owner.kind,
+                owner.namespace,
+                owner.name,
+                rule.code(),
+                format!("{key}\0{message}").as_bytes(),
+            ),
+            key: key.to_string(),
+            severity: Severity::High,
+            message,
+            excerpt,
+            related: None,
+            custom_rule: None,
+            commit: None,
+        });
+    }
+
+    /// An `unreadable-manifest` finding: where (file:line:column), what could not be read
+    /// (`reason`, no file text), what that left unscanned, and how to fix it.
+    pub fn unreadable(&mut self, at: Pos, reason: &str, unscanned: &str) {
+        let message = format!(
+            "{}:{}:{}: {reason}; {unscanned}, so it may hide a plaintext Secret; fix the file there so it reads as UTF-8 YAML or JSON (or rename it if it is not a manifest)",
+            self.path, at.line, at.column
+        );
+        self.push_structural(Rule::UnreadableManifest, at, &Owner::default(), "", message);
+    }
+
+    /// Finds the allow markers that look like comments on their line but sit inside a scalar of
+    /// the parsed documents (a block scalar, a multi-line quoted string).
+    pub fn find_comments(&mut self, docs: &[Document]) {
+        let mut hashes = Vec::new();
+        for i in memchr::memmem::find_iter(self.text.as_bytes(), ALLOW_MARKER.as_bytes()) {
+            let start = self.text[..i].rfind('\n').map_or(0, |j| j + 1);
+            let end = self.text[i..].find('\n').map_or(self.text.len(), |j| i + j);
+            if let Some(h) = comment_marker(&self.text[start..end]) {
+                hashes.push(start + h);
+            }
+        }
+        if hashes.is_empty() {
+            return;
+        }
+        fn walk(n: &Node, hashes: &[usize], out: &mut Vec<usize>) {
+            let inside = |n: &Node| {
+                hashes
+                    .iter()
+                    .filter(|h| n.span.start.offset <= **h && **h < n.span.end.offset)
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            match &n.kind {
+                NodeKind::Scalar { .. } => out.extend(inside(n)),
+                NodeKind::Seq(items) => items.iter().for_each(|i| walk(i, hashes, out)),
+                NodeKind::Map(entries) => {
+                    for e in entries {
+                        out.extend(inside(&e.key));
+                        walk(&e.value, hashes, out);
+                    }
+                }
+            }
+        }
+        for d in docs {
+            walk(&d.root, &hashes, &mut self.not_comments);
         }
     }
 
@@ -296,9 +683,13 @@ impl<'a> FileCx<'a> {
             .unwrap_or(0)
     }
 
-    /// Whether the line carries `# kustodian:allow`.
+    /// Whether the line carries `# kustodian:allow` in a real comment: a `#` at the start of
+    /// the line or after a space or tab, outside quotes and outside any scalar the parser read.
     pub fn line_allows(&self, line: usize) -> bool {
-        has_allow_marker(self.line(line))
+        match comment_marker(self.line(line)) {
+            Some(h) => !self.not_comments.contains(&(self.line_start(line) + h)),
+            None => false,
+        }
     }
 
     /// A redacted excerpt for a key: the line's indentation (or `… ` when other text precedes the
@@ -345,8 +736,11 @@ impl<'a> FileCx<'a> {
         {
             return;
         }
+        if self.counted_past_cap(&hit.at, hit.rule, hit.severity, custom_rule.as_deref()) {
+            return;
+        }
         let excerpt = self.excerpt(&hit.at);
-        self.findings.push(Finding {
+        self.record(Finding {
             location: Location {
                 path: self.path.to_string(),
                 line: hit.at.line,
@@ -488,6 +882,16 @@ pub(crate) fn is_valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
+/// The excerpt of a finding about a place rather than a value: the line is not shown (it
+/// may hold anything).
+fn line_not_shown() -> Excerpt {
+    let text = "[line not shown]".to_string();
+    Excerpt {
+        label: 0..text.len(),
+        text,
+    }
+}
+
 /// `key` if it is a valid key, else `?`.
 pub(crate) fn shown_key(key: &str) -> &str {
     if is_valid_key(key) {
@@ -506,12 +910,33 @@ pub(crate) fn key_place(section: &str, key: &str) -> String {
     }
 }
 
-/// Whether a line carries the allow marker after a `#`.
-pub(crate) fn has_allow_marker(line: &str) -> bool {
-    let Some(i) = memchr::memmem::find(line.as_bytes(), ALLOW_MARKER.as_bytes()) else {
-        return false;
-    };
-    line[..i].trim_end().ends_with('#')
+/// Where the comment holding the allow marker starts on a line (the byte index of its `#`), if
+/// it has one: the first `#` outside single and double quotes that starts the line or follows
+/// a space or tab, followed by `kustodian:allow`. A `#` glued to a value (`v#kustodian:allow`)
+/// or inside quotes is part of the value in YAML, not a comment.
+pub(crate) fn comment_marker(line: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut prev: Option<char> = None;
+    let mut chars = line.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            Some('"') if c == '\\' => {
+                chars.next();
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' if prev.is_none_or(|p| " \t:[{,-=".contains(p)) => quote = Some(c),
+                '#' if prev.is_none_or(|p| p == ' ' || p == '\t') => {
+                    let rest = line[i + 1..].trim_start_matches([' ', '\t']);
+                    return rest.starts_with(ALLOW_MARKER).then_some(i);
+                }
+                _ => {}
+            },
+        }
+        prev = Some(c);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -535,23 +960,48 @@ mod tests {
     }
 
     #[test]
-    fn allow_marker_needs_a_hash() {
-        assert!(has_allow_marker(
-            "  password: x # kustodian:allow test fixture"
-        ));
-        assert!(has_allow_marker("#kustodian:allow"));
-        assert!(!has_allow_marker("  password: kustodian:allow"));
+    fn allow_marker_must_be_a_comment() {
+        for yes in [
+            "  password: x # kustodian:allow test fixture",
+            "#kustodian:allow",
+            "  password: 'it''s' # kustodian:allow",
+            "  password: \"a\\\"b\" #kustodian:allow",
+            "KEY=value\t# kustodian:allow",
+        ] {
+            assert!(comment_marker(yes).is_some(), "{yes}");
+        }
+        for no in [
+            "  password: kustodian:allow",
+            "  password: v#kustodian:allow",
+            "  password: \"v # kustodian:allow\"",
+            "  password: 'v # kustodian:allow'",
+            "  password: v # a comment, then kustodian:allow",
+        ] {
+            assert!(comment_marker(no).is_none(), "{no}");
+        }
     }
 
     #[test]
-    fn skips_binary_and_large_files_with_a_note() {
+    fn skips_binary_and_large_files_with_a_note_unless_they_may_hold_a_secret() {
         let s = Scanner::new();
-        let r = s.scan_file("a.yaml", b"kind: Secret\0\x01");
+        let r = s.scan_file("a.yaml", b"kind: ConfigMap\0\x01");
         assert!(r.findings.is_empty());
         assert!(r.notes[0].message.contains("binary"));
         let big = vec![b'a'; MAX_FILE_SIZE + 1];
         let r = s.scan_file("b.yaml", &big);
         assert!(r.notes[0].message.contains("larger"));
+        let r = s.scan_file("a.yaml", b"kind: Secret\0\x01");
+        assert_eq!(r.findings[0].rule, Rule::UnreadableManifest);
+        assert_eq!(
+            (r.findings[0].location.line, r.findings[0].location.column),
+            (1, 13)
+        );
+        let mut big = b"kind: Secret\n".to_vec();
+        big.resize(MAX_FILE_SIZE + 1, b'#');
+        let r = s.scan_file("b.yaml", &big);
+        assert_eq!(r.findings[0].rule, Rule::UnreadableManifest);
+        let r = s.scan_oversized("b.yaml", &big[..]);
+        assert_eq!(r.findings[0].rule, Rule::UnreadableManifest);
     }
 
     #[test]
@@ -583,6 +1033,70 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Whether `scan_file` must have found `bytes` unreadable: undecodable bytes that may hold
+    /// a Secret, or text the prefilter lets through that does not parse and is not a template.
+    fn could_not_read(s: &Scanner, bytes: &[u8]) -> bool {
+        if bytes.len() > MAX_FILE_SIZE {
+            return s.may_hold_secret(bytes);
+        }
+        match decode(bytes) {
+            Err(_) => s.may_hold_secret(bytes),
+            Ok(text) => {
+                s.prefilter(text.as_bytes())
+                    && !text.contains("{{")
+                    && kustodian_manifest::parse_stream(&text).is_err()
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        /// The scanner never reports clean on input it could not read, and a Secret before the
+        /// part it could not read is still reported.
+        #[test]
+        fn never_clean_on_input_it_could_not_read(
+            tail in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"{}[]:#'\"|>-\n \t&*!%@`\\,?\0".to_vec()),
+                    proptest::sample::select(b"Secretkindsopdau0".to_vec()),
+                    proptest::num::u8::ANY,
+                ],
+                0..200,
+            ),
+            depth in 0usize..300,
+        ) {
+            let s = Scanner::new();
+            let mut file = b"kind: Secret\nstringData:\n  password: plaintext-value\n---\n".to_vec();
+            file.extend(std::iter::repeat_n(b'[', depth));
+            file.extend(&tail);
+            let r = s.scan_file("p.yaml", &file);
+            if could_not_read(&s, &file) {
+                proptest::prop_assert!(
+                    r.findings.iter().any(|f| f.rule == Rule::UnreadableManifest),
+                    "no unreadable-manifest finding: {:?}", r.findings
+                );
+            }
+            if !String::from_utf8_lossy(&tail).contains("{{") {
+                proptest::prop_assert!(
+                    r.findings.iter().any(|f| f.rule == Rule::PlaintextSecretData && f.location.line == 3),
+                    "the Secret before the tail was not reported: {:?}", r.findings
+                );
+            }
+            proptest::prop_assert!(!r.findings.is_empty());
+        }
+    }
+
+    #[test]
+    fn invalid_bytes_after_multibyte_text_do_not_panic() {
+        let r = Scanner::new().scan_file("u.yaml", b"kind: Secret\n\xc2\x80{\x80");
+        assert_eq!(r.findings[0].rule, Rule::UnreadableManifest);
+        assert_eq!(
+            (r.findings[0].location.line, r.findings[0].location.column),
+            (2, 3)
+        );
     }
 
     #[test]

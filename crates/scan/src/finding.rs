@@ -173,15 +173,21 @@ impl Finding {
         )
     }
 
-    /// The message, followed for a history finding by the commit that added the value.
+    /// The message, followed for a history finding by the commit that added the value and
+    /// what to do about a value already in history.
     pub fn full_message(&self) -> String {
-        match &self.commit {
+        let mut m = match &self.commit {
             Some(c) => format!(
                 "{} (added in commit {} by {} <{}>, {})",
                 self.message, c.id, c.author, c.email, c.date
             ),
             None => self.message.clone(),
+        };
+        if let Some(advice) = crate::rules::history_advice(self) {
+            m.push_str("; ");
+            m.push_str(advice);
         }
+        m
     }
 
     /// The rule id as reports print it: the custom rule's id for a custom-rule finding, else

@@ -10,6 +10,13 @@
 //! - kustomize `secretGenerator` `literals`, and the `envs`/`files` they read from the
 //!   repository.
 //!
+//! It never fails open: a file that may hold a Secret and cannot be read in full (bad YAML, a
+//! document too deep or alias-heavy, a NUL byte, not UTF-8, over 8 MiB) is an
+//! `unreadable-manifest` finding, with every document it could read judged as usual; escapes
+//! are decoded before judging (`kind: "\u0053ecret"`), and every reading of a repeated key is
+//! judged (`duplicate-key`). At most [`MAX_FINDINGS_PER_FILE`] findings are listed per file,
+//! then one that counts the rest.
+//!
 //! References (`<path:...#key>`, `ref+...`, also inside base64), SOPS values, template
 //! expressions, empty values, lines marked `# kustodian:allow` and objects annotated
 //! `kustodian.io/allow` are let through. Severity comes from what the (decoded) value looks
@@ -51,8 +58,9 @@ mod value;
 
 pub use engine::{
     FileScan, FollowKind, FollowRequest, Scanner, ALLOW_ANNOTATION, ALLOW_MARKER, MAX_FILE_SIZE,
+    MAX_FINDINGS_PER_FILE,
 };
 pub use finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
 pub use policy::{Allow, CustomRule, Policy, PolicyError, POLICY_FILE};
-pub use rules::{Rule, RuleInfo, UnknownRule, RULES};
+pub use rules::{finding_help, Rule, RuleInfo, StoreHint, UnknownRule, RULES};
 pub use source::{scan, Commits, ScanResult, Source, SourceError};

@@ -2,7 +2,7 @@
 //! objects anywhere), its values if it is SOPS-encrypted, and its `secretGenerator` if it is a
 //! kustomization.
 
-use kustodian_manifest::{Node, NodeKind, Object};
+use kustodian_manifest::{Document, Duplicate, Node, NodeKind, Object};
 
 use crate::engine::{FileCx, Hit, KeyAt, Owner, SopsState, ALLOW_ANNOTATION};
 use crate::rules::Rule;
@@ -15,8 +15,18 @@ const PATH_ANNOTATIONS: [&str; 2] = ["avp.kubernetes.io/path", "kustodian.io/pat
 /// Deepest nesting searched for Secrets.
 const MAX_DEPTH: usize = 64;
 
+/// Judges one document of a file, and reports the keys it repeats in Secrets and SOPS
+/// documents (`duplicate-key`).
+pub(crate) fn scan_parsed(cx: &mut FileCx<'_>, doc: &Document) {
+    scan_document_with(cx, &doc.root, &doc.duplicates);
+}
+
 /// Judges one document of a file.
 pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
+    scan_document_with(cx, root, &[]);
+}
+
+fn scan_document_with(cx: &mut FileCx<'_>, root: &Node, duplicates: &[Duplicate]) {
     let selection = sops::is_sops_document(root).then(|| Selection::of(root));
     let root_allowed = Object::new(root).annotation(ALLOW_ANNOTATION).is_some();
 
@@ -38,6 +48,14 @@ pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
     for (path, node) in &secrets {
         scan_secret(cx, node, path, selection.as_ref(), root_allowed);
     }
+    report_duplicates(
+        cx,
+        root,
+        &secrets,
+        selection.is_some(),
+        root_allowed,
+        duplicates,
+    );
     if let Some(sel) = &selection {
         scan_sops_leaves(cx, root, sel, &secrets, root_allowed);
     }
@@ -48,6 +66,56 @@ pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
         let owner = owner_of(root, root_allowed);
         let mut path = Vec::new();
         scan_everywhere(cx, root, &secrets, &owner, &mut path, 0);
+    }
+}
+
+/// A `duplicate-key` finding for each key repeated inside a Secret (every reading of the
+/// repeated keys counts: a `kind` repeated as ConfigMap and Secret makes a Secret) or anywhere
+/// in a SOPS document. Both values were judged already.
+fn report_duplicates(
+    cx: &mut FileCx<'_>,
+    root: &Node,
+    secrets: &[(Vec<&str>, &Node)],
+    sops: bool,
+    root_allowed: bool,
+    duplicates: &[Duplicate],
+) {
+    for d in duplicates {
+        let at = d.again.start.offset;
+        let secret = secrets.iter().map(|(_, n)| *n).rfind(|n| {
+            n.span.start.offset <= at && at < n.span.end.offset.max(n.span.start.offset + 1)
+        });
+        let owner = match (secret, sops) {
+            (Some(n), _) => secret_owner(n, root_allowed),
+            (None, true) => owner_of(root, root_allowed),
+            (None, false) => continue,
+        };
+        let key = crate::engine::shown_key(&d.key);
+        let message = format!(
+            "{}: the key `{key}` is repeated in one mapping (first at line {}, column {}); kubectl and kustomize read the last one, other tools the first, so a reviewer may see a different object than the cluster gets",
+            owner.display(),
+            d.first.start.line,
+            d.first.start.column
+        );
+        cx.push_structural(Rule::DuplicateKey, d.again.start, &owner, key, message);
+    }
+}
+
+/// The values of a mapping's key, every one when the key is repeated.
+fn all_scalars<'a>(n: &'a Node, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    n.get_all(key).filter_map(Node::as_scalar)
+}
+
+/// Whether a mapping is a core-group Secret under any reading of its repeated keys.
+fn is_secret(n: &Node, object_position: bool) -> bool {
+    let kind_secret = all_scalars(n, "kind").any(|k| k == "Secret");
+    if object_position {
+        kind_secret
+            && (n.get("apiVersion").is_none() || all_scalars(n, "apiVersion").any(|v| v == "v1"))
+    } else {
+        kind_secret
+            && all_scalars(n, "apiVersion").any(|v| v == "v1")
+            && n.get_all("metadata").any(|m| m.as_map().is_some())
     }
 }
 
@@ -223,19 +291,11 @@ fn find_secrets<'a>(
     }
     match &n.kind {
         NodeKind::Map(entries) => {
-            let o = Object::new(n);
-            let is_secret = if object_position {
-                o.is_secret()
-            } else {
-                o.kind() == Some("Secret")
-                    && o.api_version() == Some("v1")
-                    && n.get("metadata").is_some_and(|m| m.as_map().is_some())
-            };
-            if is_secret {
+            if is_secret(n, object_position) {
                 out.push((path.clone(), n));
                 return;
             }
-            let is_list = o.kind().is_some_and(|k| k.ends_with("List"));
+            let is_list = all_scalars(n, "kind").any(|k| k.ends_with("List"));
             for e in entries {
                 let Some(k) = e.key.as_scalar() else { continue };
                 if depth == 0 && k == "sops" {
@@ -268,6 +328,16 @@ fn owner_of<'a>(node: &'a Node, allowed: bool) -> Owner<'a> {
     }
 }
 
+/// The owner of a Secret found by [`find_secrets`]: its kind is `Secret` even when a repeated
+/// `kind` says something else first (it is a Secret for someone).
+fn secret_owner(node: &Node, allowed: bool) -> Owner<'_> {
+    let mut owner = owner_of(node, allowed);
+    if owner.kind.is_some() {
+        owner.kind = Some("Secret");
+    }
+    owner
+}
+
 /// Where a key node is, as a [`KeyAt`].
 pub(crate) fn key_at<'t>(cx: &FileCx<'t>, key: &Node, sep: &'t str) -> KeyAt<'t> {
     let shown = cx
@@ -291,9 +361,12 @@ fn scan_secret(
     selection: Option<&Selection>,
     root_allowed: bool,
 ) {
-    let owner = owner_of(node, root_allowed);
-    for section in ["data", "stringData"] {
-        let Some(entries) = node.get(section).and_then(Node::as_map) else {
+    let owner = secret_owner(node, root_allowed);
+    let sections = ["data", "stringData"]
+        .into_iter()
+        .flat_map(|section| node.get_all(section).map(move |n| (section, n)));
+    for (section, block) in sections {
+        let Some(entries) = block.as_map() else {
             continue;
         };
         for e in entries {

@@ -19,6 +19,7 @@ use miette::{
 
 use crate::finding::{Excerpt, Finding, Location, Severity};
 use crate::policy::Policy;
+use crate::rules::{finding_help, StoreHint};
 use crate::source::ScanResult;
 
 mod github;
@@ -51,7 +52,7 @@ struct JsonFinding<'a> {
     key: &'a str,
     severity: Severity,
     fingerprint: &'a str,
-    message: &'a str,
+    message: std::borrow::Cow<'a, str>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     commit: Option<JsonCommit<'a>>,
 }
@@ -86,7 +87,11 @@ impl Report for Json {
                 key: &f.key,
                 severity: f.severity,
                 fingerprint: &f.fingerprint,
-                message: &f.message,
+                // A finding from history also says what to do about a value already in it.
+                message: match crate::rules::history_advice(f) {
+                    Some(advice) => format!("{}; {advice}", f.message).into(),
+                    None => f.message.as_str().into(),
+                },
                 commit: f.commit.as_ref().map(|c| JsonCommit {
                     commit: &c.id,
                     author: &c.author,
@@ -103,6 +108,7 @@ impl Report for Json {
 /// Findings as miette diagnostics, then a summary line.
 pub struct Human {
     handler: Box<dyn ReportHandler>,
+    store: StoreHint,
 }
 
 impl Default for Human {
@@ -111,6 +117,7 @@ impl Default for Human {
     fn default() -> Self {
         Human {
             handler: Box::new(miette::NarratableReportHandler::new()),
+            store: StoreHint::default(),
         }
     }
 }
@@ -118,7 +125,16 @@ impl Default for Human {
 impl Human {
     /// A reporter that renders each finding with `handler`.
     pub fn new(handler: Box<dyn ReportHandler>) -> Self {
-        Human { handler }
+        Human {
+            handler,
+            store: StoreHint::default(),
+        }
+    }
+
+    /// Help lines give reference examples for `store`.
+    pub fn with_store(mut self, store: StoreHint) -> Self {
+        self.store = store;
+        self
     }
 }
 
@@ -136,7 +152,7 @@ impl fmt::Display for Rendered<'_> {
 impl Report for Human {
     fn report(&self, result: &ScanResult, policy: &Policy, out: &mut dyn Write) -> io::Result<()> {
         for f in &result.findings {
-            let diag = FindingDiagnostic::new(f, policy.blocks(f));
+            let diag = FindingDiagnostic::new(f, policy.blocks(f)).with_store(f, self.store);
             writeln!(
                 out,
                 "{}",
@@ -206,7 +222,7 @@ pub fn summary(result: &ScanResult, policy: &Policy) -> String {
 pub struct FindingDiagnostic {
     message: String,
     code: String,
-    help: &'static str,
+    help: String,
     blocking: bool,
     label: String,
     source: Excerpted,
@@ -227,12 +243,20 @@ impl FindingDiagnostic {
         FindingDiagnostic {
             message: f.full_message(),
             code: f.rule_id().to_string(),
-            help: f.rule.help(),
+            help: finding_help(f, StoreHint::default()),
             blocking,
             label: format!("{} severity", f.severity),
             source: Excerpted::new(&f.location, &f.excerpt),
             related,
         }
+    }
+}
+
+impl FindingDiagnostic {
+    /// The help line of `f` with reference examples for `store`.
+    pub fn with_store(mut self, f: &Finding, store: StoreHint) -> Self {
+        self.help = finding_help(f, store);
+        self
     }
 }
 
@@ -258,7 +282,7 @@ impl Diagnostic for FindingDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.help))
+        Some(Box::new(&self.help))
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::finding::Finding;
+
 /// What a finding is about. The code of each rule is stable: baselines, policies and CI
 /// annotations refer to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +26,11 @@ pub enum Rule {
     TokenOutsideSecret,
     /// A value matched a custom rule of the policy.
     CustomRule,
+    /// A file that may hold a Secret could not be read in full (bad YAML, too deep, an alias
+    /// bomb, not UTF-8, too large): what was not read was not judged.
+    UnreadableManifest,
+    /// A mapping repeats a key in or around a Secret; tools disagree on which one wins.
+    DuplicateKey,
 }
 
 /// One row of the rule table.
@@ -52,9 +59,12 @@ pub const RULES: &[RuleInfo] = &[
                       read them. A value is safe when it is a reference (`<path:...#key>`, \
                       `ref+...`), a SOPS `ENC[...]` value in a SOPS-encrypted document, or a \
                       template expression (`{{ ... }}`).",
-        help: "replace the value with a reference such as `<path:secret/data/app#key>` (kustodian \
-               render resolves it), encrypt the file with `kustodian encrypt --in-place` (or sops), \
-               or seal it with kubeseal; if this is not a secret, mark the line `# kustodian:allow`",
+        help: "encrypt the Secret's values and keep apiVersion, kind and metadata readable with \
+               `kustodian encrypt --in-place --encrypted-regex '^(data|stringData)$' FILE`, or \
+               replace the value with a reference that kustodian render resolves, such as \
+               `<path:secrets.enc.yaml#key>` (a key of a SOPS file in the repository) or \
+               `<path:secret/data/app#key>` (Vault/OpenBao); if this is not a secret, mark the \
+               line `# kustodian:allow`",
     },
     RuleInfo {
         rule: Rule::GeneratorLiteral,
@@ -104,7 +114,7 @@ pub const RULES: &[RuleInfo] = &[
         rule: Rule::TokenOutsideSecret,
         code: "token-outside-secret",
         summary: "A private key or cloud token sits in YAML outside a Secret's data",
-        description: "Only with `scan_everywhere: true` in the policy (as in `policies/strict.yaml`): \
+        description: "Only with `scan_everywhere: true` in the policy (as in kustodian's strict policy): \
                       private keys and cloud or VCS tokens in any YAML value, such as a \
                       ConfigMap, Helm values or an Argo CD Application, are as readable as a \
                       plaintext Secret.",
@@ -122,7 +132,118 @@ pub const RULES: &[RuleInfo] = &[
                       `custom-rule: off` under `rules` turns every custom rule off.",
         help: "follow the custom rule's message, or change the policy's `custom_rules`",
     },
+    RuleInfo {
+        rule: Rule::UnreadableManifest,
+        code: "unreadable-manifest",
+        summary: "A file that may hold a Secret could not be read in full",
+        description: "The scanner judges what it can read; the rest of such a file could hide \
+                      a plaintext Secret, so it blocks instead of passing in silence. It covers \
+                      YAML or JSON that does not parse (a syntax error, an invalid escape such \
+                      as a lone `\\ud800`), a document nested deeper than 256 levels or whose \
+                      aliases expand to more than 100,000 nodes, text that is not UTF-8 or \
+                      UTF-16 with a byte-order mark (a NUL byte, invalid bytes), and a file \
+                      over 8 MiB. A file counts when its raw bytes mention `Secret`, \
+                      `secretGenerator` or `sops` (also in UTF-16) or hold escapes (`\\u`, \
+                      `\\x`, `\\U`) that could spell them; other unreadable files are \
+                      skipped with a note. Documents before and after the bad one are still \
+                      judged as usual.",
+        help: "fix the file at the line and column given so that it parses as YAML or JSON \
+               (indentation, quotes, brackets, escapes), save it as UTF-8, split a document \
+               that is too deep, too large or alias-heavy into plain ones; if the file is not \
+               a manifest, rename it so it does not end in .yaml, .yml or .json",
+    },
+    RuleInfo {
+        rule: Rule::DuplicateKey,
+        code: "duplicate-key",
+        summary: "A mapping in or around a Secret repeats a key",
+        description: "YAML forbids repeated keys, and tools disagree on which one wins: \
+                      kubectl and kustomize read the last, other parsers the first. The scanner \
+                      judges every one (a `kind: ConfigMap` followed by `kind: Secret` is a \
+                      Secret for someone, and both `data` blocks are judged), and reports the \
+                      repetition itself in Secrets and SOPS documents, where a reviewer may be \
+                      looking at the wrong value.",
+        help: "remove one of the repeated keys so that every tool reads the same object",
+    },
 ];
+
+/// Which store a reference example in a help line should name: the repository's SOPS files
+/// (the default), or Vault/OpenBao when the scanner's environment points at one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreHint {
+    /// SOPS/age files in the repository: `<path:secrets.enc.yaml#key>`.
+    #[default]
+    Sops,
+    /// Vault or OpenBao: `<path:secret/data/app#key>`.
+    Vault,
+}
+
+impl StoreHint {
+    /// [`StoreHint::Vault`] when `VAULT_ADDR` is set or `AVP_TYPE` is `vault` (also as their
+    /// `ARGOCD_ENV_` twins), as `var` reads them.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> StoreHint {
+        let set = |k: &str| {
+            var(k)
+                .or_else(|| var(&format!("ARGOCD_ENV_{k}")))
+                .filter(|v| !v.is_empty())
+        };
+        if set("VAULT_ADDR").is_some() || set("AVP_TYPE").is_some_and(|t| t == "vault") {
+            StoreHint::Vault
+        } else {
+            StoreHint::Sops
+        }
+    }
+
+    /// A reference to write in place of a value, and what it points at.
+    fn example(self) -> &'static str {
+        match self {
+            StoreHint::Sops => "`<path:secrets.enc.yaml#key>` (a key of a SOPS file in the repository, made with `kustodian encrypt`)",
+            StoreHint::Vault => "`<path:secret/data/app#key>` (a Vault/OpenBao secret)",
+        }
+    }
+}
+
+/// What a finding's help line says: how to fix this finding in this file, with a reference
+/// example for `store`. A finding from history says first that the value is already in Git
+/// history.
+pub fn finding_help(f: &Finding, store: StoreHint) -> String {
+    let base = match f.rule {
+        Rule::PlaintextSecretData => format!(
+            "encrypt the Secret's values and keep apiVersion, kind and metadata readable with \
+             `kustodian encrypt --in-place --encrypted-regex '^(data|stringData)$' {}`, or \
+             replace the value with a reference that kustodian render resolves, such as {}; if \
+             this is not a secret, mark the line `# kustodian:allow`",
+            shell_word(&f.location.path),
+            store.example()
+        ),
+        rule => rule.help().to_string(),
+    };
+    match history_advice(f) {
+        Some(h) => format!("{h}; then {base}"),
+        None => base,
+    }
+}
+
+/// For a finding from history about a value: it is already in Git history, and what to do.
+pub(crate) fn history_advice(f: &Finding) -> Option<&'static str> {
+    let structural = matches!(f.rule, Rule::UnreadableManifest | Rule::DuplicateKey);
+    (f.commit.is_some() && !structural).then_some(
+        "the value is already in Git history: rotate the credential and rewrite or revert the \
+         commit; replacing the line is not enough",
+    )
+}
+
+/// A path as one shell word: as is when it is plain, else in single quotes.
+fn shell_word(path: &str) -> String {
+    if !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._/+,:@".contains(&b))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
 
 impl Rule {
     /// The row of this rule in [`RULES`].
@@ -192,6 +313,8 @@ mod tests {
             Rule::SopsValueWithoutMetadata,
             Rule::TokenOutsideSecret,
             Rule::CustomRule,
+            Rule::UnreadableManifest,
+            Rule::DuplicateKey,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {
@@ -204,6 +327,54 @@ mod tests {
             assert_eq!(code.parse::<Rule>(), Ok(r));
         }
         assert!("nope".parse::<Rule>().is_err());
+    }
+
+    #[test]
+    fn plaintext_help_encrypts_only_data_and_names_the_right_store() {
+        let mut f = crate::engine::Scanner::new()
+            .scan_file(
+                "apps/db secret.yaml",
+                b"kind: Secret\nstringData:\n  p: plaintext-value\n",
+            )
+            .findings
+            .remove(0);
+        let sops = finding_help(&f, StoreHint::Sops);
+        assert!(
+            sops.contains("kustodian encrypt --in-place --encrypted-regex '^(data|stringData)$' 'apps/db secret.yaml'"),
+            "{sops}"
+        );
+        assert!(sops.contains("<path:secrets.enc.yaml#key>"), "{sops}");
+        assert!(!sops.contains("history"), "{sops}");
+        let vault = finding_help(&f, StoreHint::Vault);
+        assert!(vault.contains("<path:secret/data/app#key>"), "{vault}");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            StoreHint::from_env(move |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(env(&[]), StoreHint::Sops);
+        assert_eq!(
+            env(&[("VAULT_ADDR", "https://vault:8200")]),
+            StoreHint::Vault
+        );
+        assert_eq!(env(&[("ARGOCD_ENV_AVP_TYPE", "vault")]), StoreHint::Vault);
+        assert_eq!(env(&[("AVP_TYPE", "sops")]), StoreHint::Sops);
+        f.commit = Some(crate::finding::Commit {
+            id: "a".repeat(40),
+            author: "A".into(),
+            email: "a@example.com".into(),
+            date: "2024-01-01T00:00:00Z".into(),
+        });
+        let h = finding_help(&f, StoreHint::Sops);
+        assert!(
+            h.starts_with("the value is already in Git history: rotate the credential"),
+            "{h}"
+        );
+        assert!(f
+            .full_message()
+            .contains("replacing the line is not enough"));
     }
 
     #[test]

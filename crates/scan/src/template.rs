@@ -355,11 +355,14 @@ mod tests {
     use crate::engine::Scanner;
     use crate::finding::Severity;
 
+    /// What the line reader finds (a file that does not parse is also an
+    /// `unreadable-manifest` finding, left out here).
     fn scan(src: &str) -> Vec<(usize, usize, String, Severity, Option<String>)> {
         Scanner::new()
             .scan_file("t.yaml", src.as_bytes())
             .findings
             .into_iter()
+            .filter(|f| f.rule != crate::rules::Rule::UnreadableManifest)
             .map(|f| {
                 (
                     f.location.line,

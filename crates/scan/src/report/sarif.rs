@@ -39,9 +39,78 @@ fn uri(path: &str) -> String {
     s
 }
 
+/// `results`, serialized one finding at a time so a large report is never held whole.
+struct Results<'a> {
+    result: &'a ScanResult,
+    policy: &'a Policy,
+    /// Rule ids in the order of `tool.driver.rules`.
+    ids: Vec<&'a str>,
+}
+
+impl Results<'_> {
+    fn one(&self, f: &Finding) -> Value {
+        let index = self
+            .ids
+            .iter()
+            .position(|id| *id == f.rule_id())
+            .expect("every rule id has a row in tool.driver.rules");
+        let mut properties = json!({ "severity": f.severity.as_str() });
+        if let Some(c) = &f.commit {
+            properties["commit"] = json!(c.id);
+            properties["author"] = json!(c.author);
+            properties["email"] = json!(c.email);
+            properties["date"] = json!(c.date);
+        }
+        json!({
+            "ruleId": f.rule_id(),
+            "ruleIndex": index,
+            "level": if is_error(f, self.policy) { "error" } else { "warning" },
+            "message": { "text": f.full_message() },
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": {
+                        "uri": uri(&f.location.path),
+                        "uriBaseId": "%SRCROOT%",
+                    },
+                    "region": {
+                        "startLine": f.location.line,
+                        "startColumn": f.location.column,
+                    },
+                },
+            }],
+            "partialFingerprints": { "primaryLocationLineHash": f.fingerprint },
+            "properties": properties,
+        })
+    }
+}
+
+impl serde::Serialize for Results<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.result.findings.len()))?;
+        for f in &self.result.findings {
+            seq.serialize_element(&self.one(f))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Log<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    runs: [Run<'a>; 1],
+    version: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Run<'a> {
+    results: Results<'a>,
+    tool: Value,
+}
+
 impl Sarif {
-    /// The SARIF log as a JSON value.
-    pub fn log(&self, result: &ScanResult, policy: &Policy) -> Value {
+    fn log_of<'a>(&self, result: &'a ScanResult, policy: &'a Policy) -> Log<'a> {
         let rule = |id: &str, summary: &str, description: &str, help: &str| {
             json!({
                 "id": id,
@@ -68,64 +137,37 @@ impl Sarif {
                 "follow the rule's message, or change the policy's `custom_rules`",
             ));
         }
-        let results: Vec<Value> = result
-            .findings
-            .iter()
-            .map(|f| {
-                let index = ids
-                    .iter()
-                    .position(|id| *id == f.rule_id())
-                    .expect("every rule id has a row in tool.driver.rules");
-                let mut properties = json!({ "severity": f.severity.as_str() });
-                if let Some(c) = &f.commit {
-                    properties["commit"] = json!(c.id);
-                    properties["author"] = json!(c.author);
-                    properties["email"] = json!(c.email);
-                    properties["date"] = json!(c.date);
-                }
-                json!({
-                    "ruleId": f.rule_id(),
-                    "ruleIndex": index,
-                    "level": if is_error(f, policy) { "error" } else { "warning" },
-                    "message": { "text": f.full_message() },
-                    "locations": [{
-                        "physicalLocation": {
-                            "artifactLocation": {
-                                "uri": uri(&f.location.path),
-                                "uriBaseId": "%SRCROOT%",
-                            },
-                            "region": {
-                                "startLine": f.location.line,
-                                "startColumn": f.location.column,
-                            },
-                        },
-                    }],
-                    "partialFingerprints": { "primaryLocationLineHash": f.fingerprint },
-                    "properties": properties,
-                })
-            })
-            .collect();
-        json!({
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "version": "2.1.0",
-            "runs": [{
-                "tool": {
+        Log {
+            schema: "https://json.schemastore.org/sarif-2.1.0.json",
+            version: "2.1.0",
+            runs: [Run {
+                tool: json!({
                     "driver": {
                         "name": "kustodian",
                         "version": env!("CARGO_PKG_VERSION"),
                         "informationUri": INFORMATION_URI,
                         "rules": rules,
                     },
+                }),
+                results: Results {
+                    result,
+                    policy,
+                    ids,
                 },
-                "results": results,
             }],
-        })
+        }
+    }
+
+    /// The SARIF log as a JSON value.
+    pub fn log(&self, result: &ScanResult, policy: &Policy) -> Value {
+        serde_json::to_value(self.log_of(result, policy)).expect("a SARIF log is JSON")
     }
 }
 
 impl Report for Sarif {
+    /// Writes the log as it goes: one finding's result at a time.
     fn report(&self, result: &ScanResult, policy: &Policy, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, &self.log(result, policy))?;
+        serde_json::to_writer_pretty(&mut *out, &self.log_of(result, policy))?;
         writeln!(out)
     }
 }

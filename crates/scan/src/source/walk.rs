@@ -210,7 +210,8 @@ pub(super) fn walk(
         let mut buf = Vec::new();
         match read_capped(&path, &mut buf) {
             Ok(true) => result.add(scanner.scan_followed(&req, &buf)),
-            Ok(false) => result.notes.push(Note::too_large(&req.path)),
+            // Secret data by the generator's word: too large to judge, so it blocks.
+            Ok(false) => result.add(scanner.oversized(&req.path, true)),
             Err(_) => result.notes.push(Note::info(
                 &req.entry.path,
                 format!(
@@ -261,7 +262,14 @@ fn scan_one(scanner: &Scanner, path: &Path, rel: &str, buf: &mut Vec<u8>) -> Fil
     match read_capped(path, buf) {
         Ok(true) if Scanner::is_candidate_path(rel) => scanner.scan_file(rel, buf),
         Ok(true) => scanner.scan_env_file(rel, buf),
-        Ok(false) => FileScan::default().with_note(Note::too_large(rel)),
+        // Too large to read whole: a file that may hold a Secret blocks.
+        Ok(false) => match std::fs::File::open(path) {
+            Ok(f) => scanner.scan_oversized(rel, std::io::BufReader::new(f)),
+            Err(e) => FileScan::default().with_note(Note::error(
+                Some(rel.to_string()),
+                format!("could not read: {e}"),
+            )),
+        },
         Err(e) => FileScan::default().with_note(Note::error(
             Some(rel.to_string()),
             format!("could not read: {e}"),
