@@ -305,7 +305,13 @@ fn describe(e: &ureq::Error) -> String {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             "connection refused".into()
         }
-        ureq::Error::Io(io) => io.kind().to_string(),
+        ureq::Error::Io(io) => match (io.kind(), io.get_ref()) {
+            // rustls reports certificate and handshake failures inside InvalidData.
+            (std::io::ErrorKind::InvalidData, Some(inner)) => {
+                shorten(&format!("TLS: {inner}"), MESSAGE_LIMIT)
+            }
+            (k, _) => k.to_string(),
+        },
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found; check the region and AWS_ENDPOINT_URL".into(),
         other => shorten(&other.to_string(), MESSAGE_LIMIT),

@@ -235,7 +235,7 @@ impl AzureAuth {
             sign: None,
         };
         let what = format!("login of {} at {}", self.who(), self.authority);
-        let a = oauth::send(&self.http, &call, &what)?;
+        let a = oauth::send(&self.http, &call, &what).map_err(tls_hint)?;
         let v = oauth::json(&a, &what)?;
         if !(200..300).contains(&a.status) {
             let code =
@@ -297,6 +297,22 @@ impl AzureAuth {
             value.to_string(),
             oauth::number(&v, "expires_in"),
         ))
+    }
+}
+
+/// A TLS failure names the setting that adds a private CA.
+pub(crate) fn tls_hint(f: Failure) -> Failure {
+    match f {
+        Failure::Auth(m) if m.contains("TLS:") => Failure::Auth(format!(
+            "{m}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
+        )),
+        Failure::Backend { path, reason } if reason.contains("TLS:") => Failure::Backend {
+            path,
+            reason: format!(
+                "{reason}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
+            ),
+        },
+        other => other,
     }
 }
 

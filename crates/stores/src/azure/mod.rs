@@ -101,10 +101,12 @@ impl KeyVault {
             None => (name.as_str(), self.default_suffix),
             Some((short, rest)) => match SUFFIXES.iter().find(|s| **s == rest) {
                 Some(s) => (short, *s),
-                None => return Err(invalid(format!(
+                None => {
+                    return Err(invalid(format!(
                     "{name:?} is not a Key Vault host: write the vault's name, or a host under {}",
                     SUFFIXES.join(", ")
-                ))),
+                )))
+                }
             },
         };
         if !(3..=24).contains(&short.len())
@@ -143,9 +145,11 @@ impl KeyVault {
             body: Zeroizing::new(Vec::new()),
             sign: None,
         };
-        let a = auth.http().send(&call).map_err(|reason| Failure::Backend {
-            path: shown.to_string(),
-            reason,
+        let a = auth.http().send(&call).map_err(|reason| {
+            auth::tls_hint(Failure::Backend {
+                path: shown.to_string(),
+                reason,
+            })
         })?;
         let v: Value = serde_json::from_str(&a.body).map_err(|_| Failure::Backend {
             path: shown.to_string(),
