@@ -345,3 +345,20 @@ fn application_picks_the_store_but_not_its_endpoint_or_credentials() {
     side.render(&doc)
         .expect_failure(&["azure store", "not configured"]);
 }
+
+/// The same references through `render DIR`, the KRM function, the legacy kustomize plugin and
+/// the Argo CD plugin.
+#[test]
+fn every_render_path_resolves_azure_references() {
+    let (side, stand) = with_secret();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/azure/every-render-path");
+    sidecar::every_render_path(
+        &side,
+        &dir,
+        "azurekeyvault",
+        &[("password", "canary-pw-new"), ("url", "canary-api-key")],
+    );
+    // Four processes with one HOME share the cached token; the plugin has a HOME of its own.
+    assert_eq!(stand.logins(), 2);
+}

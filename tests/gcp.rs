@@ -360,3 +360,28 @@ fn application_picks_the_store_but_not_its_endpoint_or_credentials() {
         .render(&doc)
         .expect_failure(&["gcp store", "not configured"]);
 }
+
+/// The same references through `render DIR`, the KRM function, the legacy kustomize plugin and
+/// the Argo CD plugin.
+#[test]
+fn every_render_path_resolves_gcp_references() {
+    drongo().secret(
+        "fixture-proj",
+        "app",
+        &[r#"{"password":"canary-paths-pw","url":"https://canary.example"}"#],
+    );
+    let g = with_service_account(pass());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gcp/every-render-path");
+    sidecar::every_render_path(
+        &g.side,
+        &dir,
+        "gcpsecretmanager",
+        &[
+            ("password", "canary-paths-pw"),
+            ("url", "https://canary.example"),
+        ],
+    );
+    // Four processes with one HOME share the cached token; the plugin has a HOME of its own.
+    assert_eq!(g.tokens.seen().len(), 2);
+}

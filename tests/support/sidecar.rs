@@ -139,3 +139,73 @@ pub fn secret_doc(lines: &[(&str, &str)]) -> String {
 pub fn unique(name: &str) -> String {
     format!("{name}-{}", std::process::id())
 }
+
+/// Renders `fixtures` (`app/`, `legacy/`, `krm/input.yaml`) through every render path: the
+/// CLI on a kustomize folder, the KRM function, the legacy kustomize exec plugin (run by
+/// `kubectl kustomize --enable-alpha-plugins`) and the Argo CD plugin as argocd-cmp-server
+/// runs it (the Application picks the store with `ARGOCD_ENV_AVP_TYPE`, everything else is
+/// the sidecar's). Each output must hold every `(key, value)` of `expect`.
+pub fn every_render_path(side: &Sidecar, fixtures: &Path, store: &str, expect: &[(&str, &str)]) {
+    let check = |what: &str, out: &Render| {
+        assert!(out.ok, "{what} failed:\n{}", out.stderr);
+        for (k, v) in expect {
+            out.has(k, v);
+        }
+    };
+    let app = fixtures.join("app");
+    check(
+        "render DIR",
+        &side.run(&["render", app.to_str().unwrap()], ""),
+    );
+    let krm = std::fs::read_to_string(fixtures.join("krm/input.yaml")).unwrap();
+    check("kustodian krm", &side.run(&["krm"], &krm));
+    side.run(&["install-kustomize-plugin"], "").expect_ok();
+    let legacy = fixtures.join("legacy");
+    check(
+        "the legacy Resolver",
+        &side.run_program(
+            Path::new("kubectl"),
+            &[
+                "kustomize",
+                "--enable-alpha-plugins",
+                legacy.to_str().unwrap(),
+            ],
+            "",
+        ),
+    );
+    let repo = tempfile::tempdir().unwrap();
+    crate::example::copy_dir(&app, &repo.path().join("apps/app"));
+    let input = crate::example::AppInput {
+        name: "app".into(),
+        namespace: "team-a".into(),
+        source_path: "apps/app".into(),
+        env: vec![("AVP_TYPE".into(), store.into())],
+        ..Default::default()
+    };
+    let bins = crate::example::bin_dir();
+    let env: Vec<(&str, &str)> = side
+        .vars
+        .iter()
+        .filter(|(k, _)| k != "AVP_TYPE")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let run = crate::example::run_cmp(
+        &crate::example::plugin("kustodian"),
+        repo.path(),
+        &input,
+        bins.path(),
+        &env,
+    );
+    let out = Render {
+        ok: run.output.status.success(),
+        stdout: run.stdout(),
+        stderr: run.stderr(),
+    };
+    for s in &side.secrets {
+        assert!(
+            !out.stderr.contains(s.as_str()),
+            "the plugin's stderr leaks {s:?}"
+        );
+    }
+    check("the Argo CD plugin", &out);
+}

@@ -26,13 +26,16 @@ use crate::aws::{lock, Failure};
 use crate::gcp::oauth::{self, SigningKey, Token};
 use crate::Config;
 
+/// One scope's token, fetched once.
+type TokenCell = Arc<OnceLock<Result<Token, Failure>>>;
+
 const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 const DEFAULT_IMDS: &str = "http://169.254.169.254";
 
 enum Source {
     Secret(Zeroizing<String>),
     Certificate {
-        key: SigningKey,
+        key: Box<SigningKey>,
         thumbprint: String,
         fingerprint: String,
     },
@@ -51,7 +54,7 @@ pub(crate) struct AzureAuth {
     authority: String,
     http: Http,
     cache_dir: Option<PathBuf>,
-    tokens: Mutex<HashMap<String, Arc<OnceLock<Result<Token, Failure>>>>>,
+    tokens: Mutex<HashMap<String, TokenCell>>,
 }
 
 impl AzureAuth {
@@ -328,7 +331,7 @@ fn certificate(path: PathBuf) -> Result<Source, Failure> {
     })?;
     let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
     Ok(Source::Certificate {
-        key,
+        key: Box::new(key),
         thumbprint: oauth::b64url(sha1.as_ref()),
         fingerprint: oauth::fingerprint(pem.as_bytes()),
     })
