@@ -164,13 +164,21 @@ fn avp_placeholders_name_the_vault_and_the_secret() {
     .has("c", "canary-api-key");
     assert_eq!(stand.reads("api-key"), 1);
     assert_eq!(stand.reads("db"), 1);
+    // With a version: each listed secret is read at that version; those without it are skipped.
+    side.render(&secret_doc(&[(
+        "old",
+        "<path:kustodian-kv#db#0f1e2d3c4b5a69788796a5b4c3d2e1f0>",
+    )]))
+    .expect_ok()
+    .has("old", r#"{\"password\":\"canary-pw-old\"}"#);
     assert_eq!(
         stand
             .seen()
             .iter()
             .filter(|s| s.path == "/secrets?api-version=7.4")
             .count(),
-        1
+        2,
+        "one list per render"
     );
 }
 

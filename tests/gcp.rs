@@ -283,6 +283,27 @@ fn workload_identity_federation_exchanges_the_projected_token_at_sts() {
         api.seen()[0].header("authorization"),
         Some(&*format!("Bearer {TOKEN}"))
     );
+    // With service_account_impersonation_url, the federated token generates the service
+    // account's token, which reads the secret.
+    let mut creds = creds;
+    creds["service_account_impersonation_url"] = json!(format!(
+        "{}/v1/projects/-/serviceAccounts/{EMAIL}:generateAccessToken",
+        tokens.url
+    ));
+    let f = side.file("wif-impersonate.json", &creds.to_string());
+    side.set("GOOGLE_APPLICATION_CREDENTIALS", f.to_str().unwrap());
+    side.render(&secret_doc(&[(
+        "a",
+        &format!("ref+gcpsecrets://{p}/app#/password"),
+    )]))
+    .expect_ok()
+    .has("a", "canary-wif");
+    let last = api.seen().pop().unwrap();
+    assert_eq!(
+        last.header("authorization"),
+        Some(&*format!("Bearer {TOKEN}-impersonated"))
+    );
+    assert_eq!(tokens.seen().len(), 3, "{:?}", tokens.seen());
     // A projected token the pool does not accept: the exchange's refusal, no value.
     side.file("var/run/secrets/tokens/gcp-token", "canary-stale-token");
     side.set("KUSTODIAN_GCP_TOKEN_CACHE", "off");
@@ -384,4 +405,29 @@ fn every_render_path_resolves_gcp_references() {
     );
     // Four processes with one HOME share the cached token; the plugin has a HOME of its own.
     assert_eq!(g.tokens.seen().len(), 2);
+}
+
+/// A Secret Manager that cannot be reached fails the store once, for every reference to it.
+#[test]
+fn an_unreachable_endpoint_fails_the_store_once() {
+    let mut g = with_service_account(pass());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    g.side.set(
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+        &format!("http://{closed}"),
+    );
+    g.side.set("KUSTODIAN_CLOUD_MAX_ATTEMPTS", "1");
+    let r = g.side.render(&secret_doc(&[
+        ("a", "ref+gcpsecrets://proj/one"),
+        ("b", "ref+gcpsecrets://proj/two"),
+    ]));
+    r.expect_failure(&[
+        "gcp store cannot be used",
+        "connection refused",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+        "2 references",
+    ]);
 }

@@ -12,6 +12,8 @@
 //!   `{"access_token", "issued_token_type", "token_type", "expires_in"}`.
 //! - `GET /computeMetadata/v1/instance/service-accounts/default/token` with
 //!   `Metadata-Flavor: Google` (the GKE metadata server).
+//! - `POST /v1/projects/-/serviceAccounts/EMAIL:generateAccessToken` (IAM Credentials, with the
+//!   federated token as Bearer): `{"accessToken", "expireTime"}`.
 //!
 //! Keys are made with openssl; tokens are canaries the tests grep for.
 
@@ -324,6 +326,29 @@ fn answer(g: &Google, base: &str, s: &Seen) -> String {
             json_response(
                 200,
                 &json!({"access_token": g.token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer", "expires_in": 3600}),
+            )
+        }
+        ("POST", p)
+            if p.starts_with("/v1/projects/-/serviceAccounts/")
+                && p.ends_with(":generateAccessToken") =>
+        {
+            // IAM Credentials: the federated token generates the service account's.
+            if s.header("authorization") != Some(&*format!("Bearer {}", g.token)) {
+                return json_response(
+                    401,
+                    &json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}}),
+                );
+            }
+            let body: Value = serde_json::from_str(&s.body).unwrap_or_default();
+            if body["scope"][0] != "https://www.googleapis.com/auth/cloud-platform" {
+                return json_response(
+                    400,
+                    &json!({"error": {"code": 400, "message": "scope", "status": "INVALID_ARGUMENT"}}),
+                );
+            }
+            json_response(
+                200,
+                &json!({"accessToken": format!("{}-impersonated", g.token), "expireTime": "2099-01-01T00:00:00Z"}),
             )
         }
         ("GET", "/computeMetadata/v1/instance/service-accounts/default/token") => {

@@ -33,11 +33,23 @@ pub use self::ssm::Ssm;
 #[derive(Clone, Debug)]
 pub(crate) enum Failure {
     NotFound(String),
-    Denied { path: String, detail: String },
+    Denied {
+        path: String,
+        detail: String,
+    },
     Auth(String),
-    Invalid { path: String, reason: String },
-    Backend { path: String, reason: String },
+    Invalid {
+        path: String,
+        reason: String,
+    },
+    Backend {
+        path: String,
+        reason: String,
+    },
     Config(String),
+    /// The whole store cannot be reached (the GCP and Azure stores use it for transport
+    /// failures after the retries).
+    Unavailable(String),
 }
 
 impl Failure {
@@ -58,6 +70,7 @@ impl Failure {
                 reason,
             },
             Failure::Config(m) => StoreError::Config(m),
+            Failure::Unavailable(reason) => StoreError::Unavailable { store, reason },
         }
     }
 }

@@ -309,12 +309,9 @@ pub(crate) fn tls_hint(f: Failure) -> Failure {
         Failure::Auth(m) if m.contains("TLS:") => Failure::Auth(format!(
             "{m}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
         )),
-        Failure::Backend { path, reason } if reason.contains("TLS:") => Failure::Backend {
-            path,
-            reason: format!(
-                "{reason}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
-            ),
-        },
+        Failure::Unavailable(m) if m.contains("TLS:") => Failure::Unavailable(format!(
+            "{m}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
+        )),
         other => other,
     }
 }

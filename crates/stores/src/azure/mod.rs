@@ -146,10 +146,10 @@ impl KeyVault {
             sign: None,
         };
         let a = auth.http().send(&call).map_err(|reason| {
-            auth::tls_hint(Failure::Backend {
-                path: shown.to_string(),
-                reason,
-            })
+            auth::tls_hint(Failure::Unavailable(format!(
+                "Key Vault {}: {reason}",
+                vault.name
+            )))
         })?;
         let v: Value = serde_json::from_str(&a.body).map_err(|_| Failure::Backend {
             path: shown.to_string(),

@@ -131,9 +131,10 @@ impl GcpSecrets {
             body: Zeroizing::new(Vec::new()),
             sign: None,
         };
-        let a = auth.http().send(&call).map_err(|reason| Failure::Backend {
-            path: shown.to_string(),
-            reason,
+        let a = auth.http().send(&call).map_err(|reason| {
+            Failure::Unavailable(format!(
+                "Secret Manager: {reason}; check {ENDPOINT_VAR} and the network"
+            ))
         })?;
         let v: Value = serde_json::from_str(&a.body).map_err(|_| Failure::Backend {
             path: shown.to_string(),
