@@ -82,6 +82,15 @@ impl GcpAuth {
         })
     }
 
+    /// The operator's credentials with a client of their own (`KUSTODIAN_CLOUD_*` limits):
+    /// what a SOPS `gcp_kms` key needs to call `access_token`.
+    #[allow(dead_code)] // used by the SOPS gcp_kms keys, which build on this layer
+    pub(crate) fn from_operator(c: &Config) -> Result<GcpAuth, crate::StoreError> {
+        let (timeout, attempts, deadline) = super::http_limits(c)?;
+        let http = Http::with_limits(timeout, attempts, deadline, None);
+        Self::from_config(c, http).map_err(|e| e.to_store_error("gcp"))
+    }
+
     /// The HTTP client the credentials use (the store shares it).
     pub(crate) fn http(&self) -> &Http {
         &self.http
