@@ -22,7 +22,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,16 +34,14 @@ use crate::moto::{response, Proxy, Rule, Seen};
 /// A running drongo server.
 pub struct Drongo {
     pub url: String,
-    child: Mutex<Child>,
+    _child: Mutex<Child>,
+    _stdin: Mutex<ChildStdin>,
 }
 
-impl Drop for Drongo {
-    fn drop(&mut self) {
-        let mut c = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
+const SERVE: &str = "import subprocess, sys\n\
+p = subprocess.Popen([sys.argv[1], 'server', '--host', '127.0.0.1', '--port', sys.argv[2]],\n\
+    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+sys.stdin.read()\np.terminate()\np.wait()\n";
 
 /// The test binary's drongo server, started on first use.
 pub fn drongo() -> &'static Drongo {
@@ -60,19 +58,23 @@ pub fn drongo() -> &'static Drongo {
                 .local_addr()
                 .unwrap()
                 .port();
-            let mut child = Command::new(&bin)
-                .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
-                .stdin(Stdio::null())
+            // drongo runs under a small Python parent that stops it when its stdin closes,
+            // so the server goes away with the test binary.
+            let mut child = Command::new(crate::moto::python())
+                .args(["-c", SERVE, bin.to_str().unwrap(), &port.to_string()])
+                .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("starting drongo");
+            let stdin = child.stdin.take().unwrap();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Drongo {
                         url: format!("http://127.0.0.1:{port}"),
-                        child: Mutex::new(child),
+                        _child: Mutex::new(child),
+                        _stdin: Mutex::new(stdin),
                     };
                 }
                 std::thread::sleep(Duration::from_millis(50));
