@@ -431,3 +431,32 @@ fn an_unreachable_endpoint_fails_the_store_once() {
         "2 references",
     ]);
 }
+
+/// A token Secret Manager refuses (revoked) is dropped from the cache: the next render logs in
+/// anew instead of failing until the token expires.
+#[test]
+fn a_refused_token_is_dropped_from_the_cache() {
+    let p = unique("revoked");
+    drongo().secret(&p, "app", &["canary-after-login"]);
+    let g = with_service_account(Box::new(|s: &Seen, _| {
+        s.path.contains("/secrets/revoked/").then(|| {
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+            )
+        })
+    }));
+    g.side
+        .render(&secret_doc(&[(
+            "a",
+            &format!("ref+gcpsecrets://{p}/revoked"),
+        )]))
+        .expect_failure(&["refused the token", "UNAUTHENTICATED", "log in anew"]);
+    assert!(g.side.cache_files("gcp-tokens").is_empty());
+    g.side
+        .render(&secret_doc(&[("a", &format!("ref+gcpsecrets://{p}/app"))]))
+        .expect_ok()
+        .has("a", "canary-after-login");
+    assert_eq!(g.tokens.seen().len(), 2);
+}

@@ -155,23 +155,34 @@ impl AzureAuth {
             .or_default()
             .clone();
         cell.get_or_init(|| {
-            let (kind, id) = self.cache_key();
-            oauth::cached(
-                self.cache_dir.as_deref(),
-                &[
-                    "azure-token-v1",
-                    kind,
-                    &id,
-                    &self.authority,
-                    &self.tenant,
-                    &self.client_id,
-                    scope,
-                ],
-                "Azure",
-                || self.fetch(scope),
-            )
+            let parts = self.cache_parts(scope);
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            oauth::cached(self.cache_dir.as_deref(), &parts, "Azure", || {
+                self.fetch(scope)
+            })
         })
         .clone()
+    }
+
+    /// Drops the cached token for `scope` after Key Vault refused it, so that the next render
+    /// logs in.
+    pub(crate) fn forget(&self, scope: &str) {
+        let parts = self.cache_parts(scope);
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        oauth::forget(self.cache_dir.as_deref(), &parts);
+    }
+
+    fn cache_parts(&self, scope: &str) -> Vec<String> {
+        let (kind, id) = self.cache_key();
+        vec![
+            "azure-token-v1".into(),
+            kind.into(),
+            id,
+            self.authority.clone(),
+            self.tenant.clone(),
+            self.client_id.clone(),
+            scope.into(),
+        ]
     }
 
     fn cache_key(&self) -> (&'static str, String) {

@@ -159,6 +159,9 @@ impl KeyVault {
             ),
         })?;
         let v = SecretValue::new(v);
+        if a.status == 401 {
+            auth.forget(&vault.scope);
+        }
         if !(200..300).contains(&a.status) {
             return Err(api_error(v.expose(), a.status, shown, &auth.who()));
         }
@@ -332,7 +335,7 @@ fn api_error(v: &Value, status: u16, shown: &str, who: &str) -> Failure {
             ),
         },
         401 => Failure::Auth(format!(
-            "Key Vault refused the token of {who} ({code}); check that the token's tenant is the vault's"
+            "Key Vault refused the token of {who} ({code}); check that the token's tenant is the vault's (the cached token was dropped: the next render logs in anew)"
         )),
         429 => Failure::Backend {
             path: shown.to_string(),

@@ -116,15 +116,23 @@ impl GcpAuth {
     pub(crate) fn access_token(&self) -> Result<Token, Failure> {
         self.token
             .get_or_init(|| {
-                let (kind, id) = self.cache_key();
-                oauth::cached(
-                    self.cache_dir.as_deref(),
-                    &["gcp-token-v1", kind, &id, SCOPE],
-                    "GCP",
-                    || self.fetch(),
-                )
+                let parts = self.cache_parts();
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                oauth::cached(self.cache_dir.as_deref(), &parts, "GCP", || self.fetch())
             })
             .clone()
+    }
+
+    /// Drops the cached token after Google refused it, so that the next render logs in.
+    pub(crate) fn forget(&self) {
+        let parts = self.cache_parts();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        oauth::forget(self.cache_dir.as_deref(), &parts);
+    }
+
+    fn cache_parts(&self) -> Vec<String> {
+        let (kind, id) = self.cache_key();
+        vec!["gcp-token-v1".into(), kind.into(), id, SCOPE.into()]
     }
 
     fn cache_key(&self) -> (&'static str, String) {

@@ -144,6 +144,9 @@ impl GcpSecrets {
             ),
         })?;
         let v = SecretValue::new(v);
+        if a.status == 401 {
+            auth.forget();
+        }
         if !(200..300).contains(&a.status) {
             return Err(api_error(v.expose(), a.status, shown, &auth.who()));
         }
@@ -192,7 +195,7 @@ fn api_error(v: &Value, status: u16, shown: &str, who: &str) -> Failure {
             ),
         },
         (401, _) | (_, "UNAUTHENTICATED") => Failure::Auth(format!(
-            "Secret Manager refused the token of {who} ({code}: {message})"
+            "Secret Manager refused the token of {who} ({code}: {message}); the cached token was dropped, render again to log in anew"
         )),
         (429, _) | (_, "RESOURCE_EXHAUSTED") => Failure::Backend {
             path: shown.to_string(),

@@ -109,6 +109,14 @@ pub(crate) fn cached(
     }
 }
 
+/// Removes the cached token under `parts` (the server refused it: revoked or from another
+/// tenant), so that the next render logs in anew.
+pub(crate) fn forget(dir: Option<&Path>, parts: &[&str]) {
+    if let Some(dir) = dir {
+        let _ = Slot::new(dir, parts).locked(|slot| slot.remove());
+    }
+}
+
 /// A fingerprint of a credential for a cache key: never the credential itself.
 pub(crate) fn fingerprint(secret: &[u8]) -> String {
     use sha2::{Digest, Sha256};
