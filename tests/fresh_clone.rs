@@ -216,7 +216,7 @@ fn ci_runs_exactly_the_readme_test_command() {
 
 /// A folder of links to the programs tests/setup-tools.sh calls, as found on PATH, but `missing`.
 fn path_without(missing: &[&str]) -> tempfile::TempDir {
-    const USED: [&str; 16] = [
+    const USED: [&str; 17] = [
         "bash",
         "env",
         "dirname",
@@ -231,6 +231,7 @@ fn path_without(missing: &[&str]) -> tempfile::TempDir {
         "age",
         "age-keygen",
         "git",
+        "openssl",
         "kubectl",
         "kpt",
     ];
@@ -264,6 +265,7 @@ fn setup_tools_without(missing: &[&str]) -> (Option<i32>, String) {
         "bao",
         "moto_server",
         "detect-secrets",
+        "drongo",
     ] {
         let p = bin.join(tool);
         std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();

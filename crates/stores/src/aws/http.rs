@@ -18,6 +18,8 @@ use super::sigv4;
 
 /// Largest response body read (a secret is at most 64 KB; parameters 8 KB).
 const BODY_LIMIT: u64 = 4 * 1024 * 1024;
+/// Longest `Retry-After` honoured; a longer one waits this long (within the deadline).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Longest AWS error message kept.
 const MESSAGE_LIMIT: usize = 300;
 
@@ -39,6 +41,8 @@ pub(crate) struct Answer {
     pub status: u16,
     pub body: Zeroizing<String>,
     pub error: Option<AwsError>,
+    /// The server's `Retry-After` (in seconds), honoured before the next attempt.
+    pub retry_after: Option<Duration>,
 }
 
 /// AWS's error code and message (`ResourceNotFoundException`, "Secrets Manager can't find ...").
@@ -68,17 +72,30 @@ pub(crate) struct Http {
 
 impl Http {
     pub(crate) fn new(s: &Settings) -> Self {
-        let config = ureq::Agent::config_builder()
+        Self::with_limits(s.timeout, s.max_attempts, s.retry_deadline, None)
+    }
+
+    /// A client with a per-request timeout, an attempt count, a deadline for all attempts and,
+    /// when given, its own TLS trust (the GCP and Azure stores share this client).
+    pub(crate) fn with_limits(
+        timeout: Duration,
+        max_attempts: u32,
+        deadline: Duration,
+        tls: Option<ureq::tls::TlsConfig>,
+    ) -> Self {
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(s.timeout))
-            .timeout_connect(Some(s.timeout.min(Duration::from_secs(10))))
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
             .user_agent(concat!("kustodian/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(16)
-            .build();
+            .max_idle_connections_per_host(16);
+        if let Some(tls) = tls {
+            config = config.tls_config(tls);
+        }
         Http {
-            agent: config.new_agent(),
-            max_attempts: s.max_attempts,
-            deadline: s.retry_deadline,
+            agent: config.build().new_agent(),
+            max_attempts: max_attempts.max(1),
+            deadline,
             backoff: Duration::from_millis(100),
         }
     }
@@ -96,7 +113,14 @@ impl Http {
                 }
                 Err(e) => transient(e),
             };
-            let wait = self.backoff_for(attempt);
+            let mut wait = self.backoff_for(attempt);
+            if let Ok(Answer {
+                retry_after: Some(after),
+                ..
+            }) = &result
+            {
+                wait = wait.max((*after).min(MAX_RETRY_AFTER));
+            }
             if retry && attempt < self.max_attempts && started.elapsed() + wait < self.deadline {
                 std::thread::sleep(wait);
                 attempt += 1;
@@ -174,6 +198,12 @@ impl Http {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(':').next().unwrap_or("").to_string());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let mut bytes = Zeroizing::new(Vec::new());
         response
             .body_mut()
@@ -188,6 +218,7 @@ impl Http {
             status,
             body,
             error,
+            retry_after,
         })
     }
 
@@ -274,7 +305,13 @@ fn describe(e: &ureq::Error) -> String {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             "connection refused".into()
         }
-        ureq::Error::Io(io) => io.kind().to_string(),
+        ureq::Error::Io(io) => match (io.kind(), io.get_ref()) {
+            // rustls reports certificate and handshake failures inside InvalidData.
+            (std::io::ErrorKind::InvalidData, Some(inner)) => {
+                shorten(&format!("TLS: {inner}"), MESSAGE_LIMIT)
+            }
+            (k, _) => k.to_string(),
+        },
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found; check the region and AWS_ENDPOINT_URL".into(),
         other => shorten(&other.to_string(), MESSAGE_LIMIT),

@@ -11,9 +11,9 @@
 //! tokens.
 
 mod credentials;
-mod http;
+pub(crate) mod http;
 mod secretsmanager;
-mod settings;
+pub(crate) mod settings;
 mod sigv4;
 mod ssm;
 
@@ -33,15 +33,27 @@ pub use self::ssm::Ssm;
 #[derive(Clone, Debug)]
 pub(crate) enum Failure {
     NotFound(String),
-    Denied { path: String, detail: String },
+    Denied {
+        path: String,
+        detail: String,
+    },
     Auth(String),
-    Invalid { path: String, reason: String },
-    Backend { path: String, reason: String },
+    Invalid {
+        path: String,
+        reason: String,
+    },
+    Backend {
+        path: String,
+        reason: String,
+    },
     Config(String),
+    /// The whole store cannot be reached (the GCP and Azure stores use it for transport
+    /// failures after the retries).
+    Unavailable(String),
 }
 
 impl Failure {
-    fn to_store_error(&self, store: &str) -> StoreError {
+    pub(crate) fn to_store_error(&self, store: &str) -> StoreError {
         let store = store.to_string();
         match self.clone() {
             Failure::NotFound(path) => StoreError::NotFound { store, path },
@@ -58,6 +70,7 @@ impl Failure {
                 reason,
             },
             Failure::Config(m) => StoreError::Config(m),
+            Failure::Unavailable(reason) => StoreError::Unavailable { store, reason },
         }
     }
 }
@@ -250,7 +263,7 @@ fn common_error(e: &AwsError, who: &Identity, what: &str) -> Failure {
 
 /// A stored text as a document a reference can point into: a JSON object or array as
 /// structure, a YAML mapping (several lines) as structure, anything else as the text itself.
-fn structured(text: &str) -> serde_json::Value {
+pub(crate) fn structured(text: &str) -> serde_json::Value {
     if let Ok(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) =
         serde_json::from_str::<serde_json::Value>(text)
     {
@@ -268,7 +281,7 @@ fn structured(text: &str) -> serde_json::Value {
     serde_json::Value::String(text.to_string())
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -226,17 +226,24 @@ fn cache_dir(c: &Config) -> Option<PathBuf> {
     if off {
         return None;
     }
-    let base = match (
-        c.var("KUSTODIAN_CACHE_DIR"),
-        c.var("XDG_CACHE_HOME"),
-        c.var("HOME"),
-    ) {
-        (Some(d), _, _) => PathBuf::from(d),
-        (None, Some(x), _) => PathBuf::from(x).join("kustodian"),
-        (None, None, Some(h)) => PathBuf::from(h).join(".cache/kustodian"),
-        (None, None, None) => return None,
-    };
-    Some(base.join("aws-credentials"))
+    Some(cache_root(c)?.join("aws-credentials"))
+}
+
+/// kustodian's cache folder: `$KUSTODIAN_CACHE_DIR`, else `$XDG_CACHE_HOME/kustodian`, else
+/// `~/.cache/kustodian` (the GCP and Azure token caches live beside the AWS one).
+pub(crate) fn cache_root(c: &Config) -> Option<PathBuf> {
+    Some(
+        match (
+            c.var("KUSTODIAN_CACHE_DIR"),
+            c.var("XDG_CACHE_HOME"),
+            c.var("HOME"),
+        ) {
+            (Some(d), _, _) => PathBuf::from(d),
+            (None, Some(x), _) => PathBuf::from(x).join("kustodian"),
+            (None, None, Some(h)) => PathBuf::from(h).join(".cache/kustodian"),
+            (None, None, None) => return None,
+        },
+    )
 }
 
 /// `*` matches any run of characters (including `/` and `:`); everything else literally.

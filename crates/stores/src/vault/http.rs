@@ -715,7 +715,7 @@ fn tls_config(t: &Tls) -> Result<TlsConfig, StoreError> {
     Ok(b.build())
 }
 
-fn read_certs(file: &Path, var: &str) -> Result<Vec<Certificate<'static>>, StoreError> {
+pub(crate) fn read_certs(file: &Path, var: &str) -> Result<Vec<Certificate<'static>>, StoreError> {
     let bytes = files::read_bounded(file, PEM_LIMIT)
         .map_err(|e| StoreError::Config(format!("{var} {}: {e}", file.display())))?;
     let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
