@@ -183,10 +183,10 @@ fn render_follows_a_symlink_to_a_file_inside_the_repository() {
     let repo = tmp.path().join("repo");
     write(
         &repo,
-        "shared/cm.yaml",
+        "common/cm.yaml",
         &fixture("manifest-symlinks", "cm.yaml"),
     );
-    std::os::unix::fs::symlink("../shared/cm.yaml", repo.join("app/cm.yaml")).unwrap();
+    std::os::unix::fs::symlink("../common/cm.yaml", repo.join("app/cm.yaml")).unwrap();
     let out = render(&repo, &["app"], Vec::new());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("inside the repository"));
