@@ -58,6 +58,8 @@ const OPERATOR_PREFIXES: &[&str] = &[
     "XDG_",
     "SSL_",
     "ARGOCD_",
+    "OP_",
+    "KUBE",
     "HOME",
     "PATH",
 ];
@@ -267,12 +269,18 @@ impl Config {
 
     /// The stores an Application may pick: `sops`, `env`, `echo`, the operator's own store,
     /// `vault` when the operator set `VAULT_ADDR` or `BAO_ADDR`, and `aws` when the operator set
-    /// a region (`AWS_REGION` / `AWS_DEFAULT_REGION`).
+    /// a region (`AWS_REGION` / `AWS_DEFAULT_REGION`), `onepassword` when the operator set
+    /// `OP_CONNECT_HOST`, and `k8s` when the operator set `KUSTODIAN_K8S_ALLOWED_NAMESPACES`.
     fn app_may_pick(&self, store: &str) -> bool {
         matches!(store, "sops" | "env" | "echo")
             || store == self.operator_store()
             || (store == "vault" && self.var_any(&["VAULT_ADDR", "BAO_ADDR"]).is_some())
-            || (store == "aws" && self.var_any(&["AWS_REGION", "AWS_DEFAULT_REGION"]).is_some())
+            || (store == "aws"
+                && self
+                    .var_any(&["AWS_REGION", "AWS_DEFAULT_REGION"])
+                    .is_some())
+            || (store == "onepassword" && self.var("OP_CONNECT_HOST").is_some())
+            || (store == "k8s" && self.var("KUSTODIAN_K8S_ALLOWED_NAMESPACES").is_some())
     }
 
     /// The Application's store choice, when it made one: `Ok(name)` or why it is refused.
@@ -334,7 +342,7 @@ pub fn process_vars() -> impl Iterator<Item = (String, String)> {
 }
 
 /// Store names an Application may write in `KUSTODIAN_STORE`/`AVP_TYPE`.
-const KNOWN_STORES: &[&str] = &["sops", "vault", "env", "echo", "aws"];
+const KNOWN_STORES: &[&str] = &["sops", "vault", "env", "echo", "aws", "onepassword", "k8s"];
 
 /// argocd-vault-plugin's and vals' spellings of a store name.
 fn normalize_store(v: &str) -> String {
@@ -342,6 +350,8 @@ fn normalize_store(v: &str) -> String {
     match t.as_str() {
         "openbao" => "vault".to_string(),
         "awssecretsmanager" | "awssecrets" | "awssm" => "aws".to_string(),
+        "1passwordconnect" | "1password" => "onepassword".to_string(),
+        "kubernetessecret" | "kubernetes" => "k8s".to_string(),
         _ => t,
     }
 }
@@ -371,6 +381,9 @@ impl Stores {
         s.register("vault", vault_factory);
         s.register("aws", crate::aws::SecretsManager::factory);
         s.register("awsssm", crate::aws::Ssm::factory);
+        s.register("onepassword", crate::onepassword::OnePassword::factory);
+        s.register("op", crate::onepassword::OnePassword::op_factory);
+        s.register("k8s", crate::kubernetes::Kubernetes::factory);
         s
     }
 
@@ -389,6 +402,7 @@ impl Stores {
         match scheme {
             "openbao" => "vault",
             "awssecrets" | "awssm" | "aws" => "aws",
+            "kubernetes" => "k8s",
             "envsubst" => "env",
             other => other,
         }

@@ -24,6 +24,9 @@ pub mod aws;
 pub mod config;
 pub mod echo;
 pub mod env;
+pub mod kubernetes;
+pub mod onepassword;
+mod rest;
 mod secret;
 pub mod sops_files;
 pub mod tenants;
@@ -91,7 +94,7 @@ pub trait Store: Send + Sync {
 }
 
 /// Why a fetch failed. Messages name paths and statuses, never values or tokens.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The path (or version) does not exist.

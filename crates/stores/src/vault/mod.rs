@@ -17,7 +17,7 @@
 
 mod auth;
 pub(crate) mod cache;
-mod files;
+pub(crate) mod files;
 pub(crate) mod http;
 mod kv;
 mod settings;
