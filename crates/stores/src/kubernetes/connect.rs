@@ -216,9 +216,11 @@ fn from_kubeconfig(c: &Config, paths: &[PathBuf]) -> Result<Connection, StoreErr
     let client = match (&cert, &key) {
         (Some(c), Some(k)) => Some((&c[..], &k[..])),
         (None, None) => None,
-        _ => return Err(config_err(format!(
+        _ => {
+            return Err(config_err(format!(
             "KUBECONFIG {shown}: user {user_name:?} needs both client-certificate and client-key"
-        ))),
+        )))
+        }
     };
     Ok(Connection {
         server,

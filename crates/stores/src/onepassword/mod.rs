@@ -36,7 +36,11 @@ enum Form {
 pub struct OnePassword {
     form: Form,
     api: Rest,
+    /// Vault name -> ID.
     vaults: Memo<String, String>,
+    /// (vault ID, item title) -> item ID.
+    titles: Memo<(String, String), String>,
+    /// (vault ID, item ID) -> item.
     items: Memo<(String, String), Arc<SecretValue>>,
 }
 
@@ -82,6 +86,7 @@ impl OnePassword {
                 attempts: 4,
             }),
             vaults: Memo::default(),
+            titles: Memo::default(),
             items: Memo::default(),
         })
     }
@@ -183,21 +188,24 @@ impl OnePassword {
         }
     }
 
-    /// An item, read once per render.
+    /// An item, named by ID or title in a vault named by ID or name: each lookup and each
+    /// distinct item read once per render, so that naming it both ways costs one read.
     fn item(&self, vault: &str, item: &str, what: &str) -> Result<Arc<SecretValue>, StoreError> {
-        self.items.get((vault.to_string(), item.to_string()), || {
-            let vid = self.vault_id(vault, what)?;
-            let iid = if is_id(item) {
-                item.to_string()
-            } else {
+        let vid = self.vault_id(vault, what)?;
+        let iid = if is_id(item) {
+            item.to_string()
+        } else {
+            self.titles.get((vid.clone(), item.to_string()), || {
                 let url = format!(
                     "/v1/vaults/{}/items?filter={}",
                     encode_segment(&vid),
                     filter("title", item)
                 );
                 let list = self.call(&url, what)?;
-                self.only(&list, "title", item, "item", what)?
-            };
+                self.only(&list, "title", item, "item", what)
+            })?
+        };
+        self.items.get((vid.clone(), iid.clone()), || {
             let url = format!(
                 "/v1/vaults/{}/items/{}",
                 encode_segment(&vid),
