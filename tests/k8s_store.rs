@@ -8,6 +8,8 @@
 //! Every value holds `canary`, and so do the tokens: no output but a successful render's stdout
 //! may hold either.
 
+#[path = "fixtures/example/support.rs"]
+mod example;
 #[path = "support/kube_api.rs"]
 mod kube_api;
 #[path = "support/rendered.rs"]
@@ -346,5 +348,70 @@ fn legacy_kustomize_resolver_resolves_k8s_references() {
     assert_eq!(
         (api.count("team-a", "db"), api.count("team-b", "api")),
         (1, 1)
+    );
+}
+
+/// The Argo CD plugin as argocd-cmp-server runs it, with the operator's allow-list
+/// `$ARGOCD_APP_NAMESPACE`: an Application reads the Secrets of the namespace it deploys to,
+/// and a reference to another namespace fails before any request.
+#[test]
+fn argocd_plugin_reads_only_the_applications_own_namespace() {
+    let api = api();
+    let side = sidecar(&api);
+    let repo = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kubernetes/argocd-app-reads-its-own-namespace");
+    example::copy_dir(&fixture, &repo.path().join("apps/app"));
+    let bins = example::bin_dir();
+    let kubeconfig = side
+        .vars
+        .iter()
+        .find(|(k, _)| k == "KUBECONFIG")
+        .unwrap()
+        .1
+        .clone();
+    let sidecar_env = [
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("KUSTODIAN_K8S_ALLOWED_NAMESPACES", "$ARGOCD_APP_NAMESPACE"),
+    ];
+    let run = |namespace: &str| {
+        let app = example::AppInput {
+            name: "app".into(),
+            namespace: namespace.into(),
+            source_path: "apps/app".into(),
+            env: vec![("AVP_TYPE".into(), "kubernetessecret".into())],
+            ..Default::default()
+        };
+        let r = example::run_cmp(
+            &example::plugin("kustodian"),
+            repo.path(),
+            &app,
+            bins.path(),
+            &sidecar_env,
+        );
+        assert!(
+            !r.stderr().contains("canary") && !r.stderr().contains(TOKEN),
+            "{}",
+            r.stderr()
+        );
+        r
+    };
+    let ok = run("team-a");
+    assert!(ok.output.status.success(), "{}", ok.stderr());
+    assert!(ok.stdout().contains("canary-k8s-pass") && ok.stdout().contains("canary-k8s-user"));
+    assert_eq!(api.count("team-a", "db"), 1);
+    let other = run("team-b");
+    assert!(!other.output.status.success() && other.stdout().is_empty());
+    assert!(
+        other
+            .stderr()
+            .contains("namespace team-a is not in KUSTODIAN_K8S_ALLOWED_NAMESPACES"),
+        "{}",
+        other.stderr()
+    );
+    assert_eq!(
+        api.count("team-a", "db"),
+        1,
+        "no request for another namespace"
     );
 }

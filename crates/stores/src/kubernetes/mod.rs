@@ -33,14 +33,8 @@ pub struct Kubernetes {
 impl Kubernetes {
     /// Builds the store from the operator's settings.
     pub fn factory(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-        let allowed: Vec<String> = config
-            .var("KUSTODIAN_K8S_ALLOWED_NAMESPACES")
-            .unwrap_or("")
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if allowed.is_empty() {
+        let allowed = allowed_namespaces(config);
+        if config.var("KUSTODIAN_K8S_ALLOWED_NAMESPACES").is_none() {
             return Err(StoreError::Config(
                 "KUSTODIAN_K8S_ALLOWED_NAMESPACES is not set: references may name any namespace, and the sidecar \
                  reads with its own identity, so the operator lists the namespaces they may read (comma-separated, \
@@ -159,7 +153,11 @@ impl Store for Kubernetes {
                 detail: Some(format!(
                     "namespace {ns} is not in KUSTODIAN_K8S_ALLOWED_NAMESPACES ({}); the operator decides which \
                      namespaces references may read",
-                    self.allowed.join(",")
+                    if self.allowed.is_empty() {
+                        "which allows none here".to_string()
+                    } else {
+                        self.allowed.join(",")
+                    }
                 )),
             });
         }
@@ -175,6 +173,26 @@ impl Store for Kubernetes {
             },
         }
     }
+}
+
+/// The operator's allow-list. The entry `$ARGOCD_APP_NAMESPACE` stands for the namespace Argo
+/// CD deploys the Application to (which its AppProject's destinations bound), so that each
+/// Application reads only its own namespace's Secrets; without that variable it matches nothing.
+fn allowed_namespaces(config: &Config) -> Vec<String> {
+    config
+        .var("KUSTODIAN_K8S_ALLOWED_NAMESPACES")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| match s {
+            "$ARGOCD_APP_NAMESPACE" => config
+                .var("ARGOCD_APP_NAMESPACE")
+                .map(|n| n.trim().to_string())
+                .filter(|n| is_dns_name(n)),
+            _ => Some(s.to_string()),
+        })
+        .collect()
 }
 
 /// A Secret's `data`, each value base64-decoded to text.
@@ -239,6 +257,30 @@ mod tests {
         assert!(glob("*", "argocd"));
         assert!(glob("a*b*c", "axxbyyc"));
         assert!(!glob("apps", "apps2"));
+    }
+
+    #[test]
+    fn the_applications_own_namespace_as_an_allow_list_entry() {
+        let c = |vars: &[(&str, &str)]| {
+            Config::from_vars(
+                std::path::Path::new("/"),
+                std::path::Path::new("/"),
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+        };
+        let list = "$ARGOCD_APP_NAMESPACE, shared";
+        let with = c(&[
+            ("KUSTODIAN_K8S_ALLOWED_NAMESPACES", list),
+            ("ARGOCD_APP_NAMESPACE", "team-a"),
+        ]);
+        assert_eq!(allowed_namespaces(&with), ["team-a", "shared"]);
+        let without = c(&[("KUSTODIAN_K8S_ALLOWED_NAMESPACES", list)]);
+        assert_eq!(allowed_namespaces(&without), ["shared"]);
+        let app = c(&[
+            ("KUSTODIAN_K8S_ALLOWED_NAMESPACES", "$ARGOCD_APP_NAMESPACE"),
+            ("ARGOCD_ENV_ARGOCD_APP_NAMESPACE", "kube-system"),
+        ]);
+        assert!(allowed_namespaces(&app).is_empty());
     }
 
     #[test]
