@@ -272,3 +272,22 @@ fn krm_function_resolves_op_references() {
         .has("token", "canary-op-admin");
     assert_eq!(c.count(ITEM), 1);
 }
+
+/// A Connect server over HTTPS with a private CA: trusted through the operator's
+/// `SSL_CERT_FILE`, refused without it (before the token is sent).
+#[test]
+fn https_connect_with_the_operators_ca_bundle() {
+    let c = connect();
+    let pki = standin::Pki::new("unused");
+    let front = standin::TlsFront::start(&pki, &c.server);
+    let mut side = sidecar(&c);
+    side.set("OP_CONNECT_HOST", &front.url);
+    side.set("KUSTODIAN_OP_CONNECT_TIMEOUT", "5");
+    side.render(&secret_doc(&[("a", "op://Prod/db/password")]))
+        .expect_failure(&["cannot reach https://127.0.0.1", "TLS"]);
+    assert!(c.server.seen().is_empty());
+    side.set("SSL_CERT_FILE", pki.path("ca.crt").to_str().unwrap());
+    side.render(&secret_doc(&[("a", "op://Prod/db/password")]))
+        .expect_ok()
+        .has("a", "canary-op-pass");
+}

@@ -60,7 +60,7 @@ pub(crate) fn resolve(c: &Config) -> Result<Connection, StoreError> {
     ))
 }
 
-fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+pub(crate) fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     files::read_bounded(path, FILE_LIMIT)
         .map_err(|e| config_err(format!("{what} {}: {e}", path.display())))
 }
@@ -264,7 +264,9 @@ fn pem(
     }
 }
 
-fn tls(
+/// A TLS configuration trusting `ca` (PEM; the system's roots when `None`), with a client
+/// certificate and key (PEM) when given.
+pub(crate) fn tls(
     ca: Option<&[u8]>,
     client: Option<(&[u8], &[u8])>,
     insecure: bool,

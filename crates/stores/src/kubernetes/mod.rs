@@ -9,7 +9,7 @@
 //! How to connect: [`connect`]. Messages name the Secret and the API's `Status` message,
 //! never a value or a token.
 
-mod connect;
+pub(crate) mod connect;
 
 use std::sync::Arc;
 

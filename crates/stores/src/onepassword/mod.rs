@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::kubernetes::connect;
 use crate::rest::{seconds_setting, Endpoint, Memo, Reply, Rest};
 use crate::vault::http::encode_segment;
 use crate::{Config, Request, SecretValue, Store, StoreError};
@@ -75,12 +76,20 @@ impl OnePassword {
                 "OP_CONNECT_HOST must be an http:// or https:// URL (such as http://onepassword-connect:8080)".into(),
             ));
         }
+        // A Connect server behind a private CA: the operator's CA bundle, as OpenSSL names it.
+        let tls = match c.var("SSL_CERT_FILE") {
+            Some(f) => {
+                let ca = connect::read(std::path::Path::new(f), "SSL_CERT_FILE")?;
+                connect::tls(Some(&ca), None, false, "SSL_CERT_FILE")?
+            }
+            None => ureq::tls::TlsConfig::default(),
+        };
         Ok(OnePassword {
             form,
             api: Rest::new(Endpoint {
                 base: host.to_string(),
                 token: Some(Zeroizing::new(token.trim().to_string())),
-                tls: ureq::tls::TlsConfig::default(),
+                tls,
                 setting: "OP_CONNECT_HOST",
                 budget: seconds_setting(c, "KUSTODIAN_OP_CONNECT_TIMEOUT", 30)?,
                 attempts: 4,
