@@ -7,8 +7,9 @@
 //!
 //! Backends, one module each: [`sops_files`] (SOPS/age files in the repository, the default),
 //! [`env`] (process environment, for `ref+env://` and `ref+envsubst://`), [`echo`] (vals'
-//! `ref+echo://`, for tests and plumbing). Remote stores (Vault/OpenBao, AWS) add a module and a
-//! [`config`] entry; they log in inside `fetch` and keep their token in the store.
+//! `ref+echo://`, for tests and plumbing). Remote stores (Vault/OpenBao, AWS, [`onepassword`]
+//! (1Password Connect), [`kubernetes`] (Kubernetes Secrets)) add a module and a [`config`]
+//! entry; they log in inside `fetch` and keep their token in the store.
 //!
 //! Who may set what: [`Config`] keeps the operator's variables (the process environment) apart
 //! from an Application's (`ARGOCD_ENV_*`, plugin `env:`); stores read connection and login
