@@ -308,3 +308,55 @@ fn certs(pem: &[u8]) -> Vec<Certificate<'static>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_vars(
+            Path::new("/"),
+            Path::new("/"),
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn kubeconfig_lists_merge_and_the_operator_may_name_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(
+            &a,
+            "current-context: broken\ncontexts:\n- name: broken\n  context: {cluster: nowhere, user: u}\n\
+             - name: good\n  context: {cluster: c, user: u}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "clusters:\n- name: c\n  cluster: {server: 'https://k8s.example:6443/'}\n\
+             users:\n- name: u\n  user: {tokenFile: tok}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("tok"), "canary-token-file\n").unwrap();
+        let list = format!(
+            "{}:{}:{}",
+            a.display(),
+            dir.path().join("missing").display(),
+            b.display()
+        );
+        let e = resolve(&config(&[("KUBECONFIG", &list)])).err().unwrap();
+        assert!(e.to_string().contains("cluster \"nowhere\""), "{e}");
+        let c = resolve(&config(&[
+            ("KUBECONFIG", &list),
+            ("KUSTODIAN_K8S_CONTEXT", "good"),
+        ]))
+        .unwrap();
+        assert_eq!(c.server, "https://k8s.example:6443");
+        assert_eq!(
+            c.token.as_deref().map(|t| t.as_str()),
+            Some("canary-token-file")
+        );
+        assert!(c.source.contains("context good"));
+    }
+}
