@@ -313,12 +313,10 @@ fn certs(pem: &[u8]) -> Vec<Certificate<'static>> {
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_vars(
-            Path::new("/"),
-            Path::new("/"),
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+    /// Operator variables only (tests name no Application variable).
+    fn operator(vars: &[(&str, &str)]) -> Config {
+        let owned = vars.iter().map(|&(k, v)| (k.into(), v.into()));
+        Config::from_vars(Path::new("/"), Path::new("/"), owned)
     }
 
     #[test]
@@ -345,9 +343,9 @@ mod tests {
             dir.path().join("missing").display(),
             b.display()
         );
-        let e = resolve(&config(&[("KUBECONFIG", &list)])).err().unwrap();
+        let e = resolve(&operator(&[("KUBECONFIG", &list)])).err().unwrap();
         assert!(e.to_string().contains("cluster \"nowhere\""), "{e}");
-        let c = resolve(&config(&[
+        let c = resolve(&operator(&[
             ("KUBECONFIG", &list),
             ("KUSTODIAN_K8S_CONTEXT", "good"),
         ]))
