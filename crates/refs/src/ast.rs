@@ -36,7 +36,8 @@ pub enum RefKind {
         /// The key inside the annotated secret.
         key: String,
     },
-    /// A vals URI `ref+SCHEME://PATH[?PARAMS][#FRAGMENT][+]`.
+    /// A vals URI `ref+SCHEME://PATH[?PARAMS][#FRAGMENT][+]`, or a 1Password
+    /// secret reference `op://VAULT/ITEM[/SECTION]/FIELD` (see [`ValsRef::bare`]).
     Vals(ValsRef),
 }
 
@@ -64,6 +65,11 @@ pub struct ValsRef {
     /// Ended by an explicit `+` (vals' terminator for a URI followed by more
     /// text). The `+` is inside [`Reference::span`].
     pub explicit_end: bool,
+    /// Written without `ref+`: a 1Password secret reference,
+    /// `op://VAULT/ITEM[/SECTION]/FIELD` (scheme `op`), as a whole string or
+    /// inside `{{ }}` as `op inject` templates write it. Never percent-decoded
+    /// and without a fragment.
+    pub bare: bool,
 }
 
 impl ValsRef {
@@ -172,6 +178,13 @@ fn write_modifiers(f: &mut fmt::Formatter<'_>, modifiers: &[Modifier]) -> fmt::R
 /// Canonical form of a vals URI; see [`Reference`]'s `Display`.
 impl Display for ValsRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.bare {
+            write!(f, "{}://{}", self.scheme, self.path)?;
+            for (i, (k, v)) in self.params.iter().enumerate() {
+                write!(f, "{}{k}={v}", if i == 0 { '?' } else { '&' })?;
+            }
+            return Ok(());
+        }
         if self.secretref {
             f.write_str("secret")?;
         }

@@ -14,6 +14,13 @@ use crate::ast::MODIFIER_LIST;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ParseError {
+    /// `op://` that is not `op://VAULT/ITEM[/SECTION]/FIELD`.
+    #[error("byte {offset}: a 1Password secret reference needs a vault, an item and a field; expected `op://VAULT/ITEM/FIELD` or `op://VAULT/ITEM/SECTION/FIELD`, nothing left empty")]
+    OpReference {
+        /// Offset of `op://`.
+        offset: usize,
+    },
+
     /// `<path:` with no `>` anywhere after it.
     #[error("byte {offset}: `<path:` placeholder is never closed; expected `<path:PATH#KEY>`, add the closing `>`")]
     Unclosed {
@@ -151,6 +158,7 @@ impl ParseError {
     pub fn offset(&self) -> usize {
         match self {
             ParseError::Unclosed { offset }
+            | ParseError::OpReference { offset }
             | ParseError::UnexpectedInPlaceholder { offset, .. }
             | ParseError::MissingKey { offset }
             | ParseError::TooManyHashes { offset }

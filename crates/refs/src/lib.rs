@@ -12,7 +12,10 @@
 //!   returned only by [`parse_all_with_generic`] and
 //!   [`is_whole_reference_with_generic`], so the caller decides;
 //! - vals URIs, `ref+vault://secret/data/app?version=2#/password`, with an
-//!   optional trailing `+` that ends the URI before more text.
+//!   optional trailing `+` that ends the URI before more text;
+//! - 1Password secret references, `op://VAULT/ITEM[/SECTION]/FIELD`, as a
+//!   whole string or inside `{{ }}` (`op inject` templates), returned as vals
+//!   references of scheme `op` with [`ValsRef::bare`] set.
 //!
 //! Each [`Reference`] carries its byte span, so [`substitute`] can put
 //! resolved values back, and prints itself in canonical form with `Display`
@@ -56,7 +59,7 @@ pub use error::ParseError;
 /// Substrings of which at least one is in every string holding an inline-path
 /// placeholder or a vals URI (and in every string whose parse fails), for
 /// callers that prefilter large inputs with their own multi-pattern search.
-pub const PREFILTER_NEEDLES: [&str; 2] = ["<path:", "ref+"];
+pub const PREFILTER_NEEDLES: [&str; 3] = ["<path:", "ref+", "op://"];
 
 /// Every inline-path placeholder and vals URI in `s`, in order. Generic
 /// `<KEY>` placeholders are not looked for: use [`parse_all_with_generic`] in
@@ -78,7 +81,7 @@ pub fn parse_all_with_generic(s: &str) -> Result<Vec<Reference>, ParseError> {
 }
 
 /// Cheap check: `false` means [`parse_all`] finds nothing and reports no
-/// error; `true` means `s` contains `<path:` or `ref+` and may hold a
+/// error; `true` means `s` contains `<path:`, `ref+` or `op://` and may hold a
 /// reference (parse to be sure).
 pub fn contains_reference(s: &str) -> bool {
     PREFILTER_NEEDLES.iter().any(|n| s.contains(n))

@@ -7,6 +7,9 @@ use crate::error::ParseError;
 const PATH_OPEN: &[u8] = b"<path:";
 const VALS_OPEN: &[u8] = b"ref+";
 const SECRET: &[u8] = b"secret";
+const OP_OPEN: &[u8] = b"op://";
+/// The longest `{{ op://... }}` template looked for.
+const OP_TEMPLATE_LIMIT: usize = 2048;
 
 /// Finds every reference in `input`, left to right. References never
 /// overlap: text inside one is not searched again.
@@ -22,6 +25,11 @@ pub(crate) fn parse(input: &str, generic: bool) -> Result<Vec<Reference>, ParseE
             b'<' if bytes[i..].starts_with(PATH_OPEN) => Some(parse_avp_path(input, i)?),
             b'<' if generic => parse_generic(input, i)?,
             b'r' if bytes[i..].starts_with(VALS_OPEN) => parse_vals(input, i, consumed)?,
+            b'{' if bytes[i..].starts_with(b"{{") => parse_op_template(input, i)?,
+            b'o' if bytes[i..].starts_with(OP_OPEN) && input[..i].trim().is_empty() => {
+                let end = input.trim_end().len();
+                parse_op(input, i, i, end, end)?
+            }
             _ => None,
         };
         match found {
@@ -350,6 +358,69 @@ fn parse_vals(input: &str, at: usize, consumed: usize) -> Result<Option<Referenc
             params,
             fragment,
             explicit_end,
+            bare: false,
+        }),
+        modifiers: Vec::new(),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// 1Password secret references
+
+/// `{{ op://... }}` at `start` (an `op inject` template), or `None` when the
+/// braces hold something else.
+fn parse_op_template(input: &str, start: usize) -> Result<Option<Reference>, ParseError> {
+    let inner = start + 2;
+    let rest = &input[inner..];
+    let lead = rest.len() - rest.trim_start_matches(' ').len();
+    if !rest.as_bytes()[lead..].starts_with(OP_OPEN) {
+        return Ok(None);
+    }
+    // A secret reference is short: looking for `}}` only this far keeps the
+    // scan linear however many `{{ op://` a string holds.
+    let mut window = rest.len().min(OP_TEMPLATE_LIMIT);
+    while !rest.is_char_boundary(window) {
+        window -= 1;
+    }
+    let Some(close) = rest[..window].find("}}") else {
+        return Ok(None);
+    };
+    let body_end = inner + rest[..close].trim_end_matches(' ').len();
+    parse_op(input, start, inner + lead, body_end, inner + close + 2)
+}
+
+/// `op://VAULT/ITEM[/SECTION]/FIELD[?PARAMS]` between `at` and `body_end`; the
+/// reference spans `start..end`. A line break inside means it is ordinary text.
+fn parse_op(
+    input: &str,
+    start: usize,
+    at: usize,
+    body_end: usize,
+    end: usize,
+) -> Result<Option<Reference>, ParseError> {
+    let body_start = at + OP_OPEN.len();
+    let body = &input[body_start..body_end];
+    if body.contains(['\n', '\r']) {
+        return Ok(None);
+    }
+    let (path, params) = match body.find('?') {
+        Some(p) => (&body[..p], parse_query(&body[p + 1..], body_start + p + 1)?),
+        None => (body, Vec::new()),
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    if !(3..=4).contains(&parts.len()) || parts.iter().any(|p| p.trim().is_empty()) {
+        return Err(ParseError::OpReference { offset: at });
+    }
+    Ok(Some(Reference {
+        span: start..end,
+        kind: RefKind::Vals(ValsRef {
+            secretref: false,
+            scheme: "op".into(),
+            path: path.to_string(),
+            params,
+            fragment: None,
+            explicit_end: false,
+            bare: true,
         }),
         modifiers: Vec::new(),
     }))

@@ -1167,3 +1167,61 @@ proptest! {
         assert_round_trip(&refs, false);
     }
 }
+
+// ---------------------------------------------------------------------------
+// 1Password secret references
+
+#[test]
+fn op_references_as_whole_strings_and_inject_templates() {
+    let v = vals("op://prod/db/password");
+    assert!(v.bare && v.scheme == "op" && v.path == "prod/db/password");
+    assert_eq!(one("  op://prod/db/admin/password \n").span, 2..29);
+    let v = vals("op://Home Lab/My DB/one-time password?attribute=otp");
+    assert_eq!(v.path, "Home Lab/My DB/one-time password");
+    assert_eq!(params(&v), [("attribute", "otp")]);
+    let s = "postgres://app:{{ op://prod/db/password }}@db:5432";
+    let r = one(s);
+    assert_eq!(&s[r.span.clone()], "{{ op://prod/db/password }}");
+    assert_eq!(r.to_string(), "op://prod/db/password");
+    let out = substitute(s, &[r], |_| Ok::<_, ()>("x")).unwrap();
+    assert_eq!(out, "postgres://app:x@db:5432");
+    assert!(is_whole_reference("op://prod/db/password"));
+    assert!(contains_reference("{{op://a/b/c}}"));
+    assert_eq!(parse_all("{{op://a/b/c}}").unwrap().len(), 1);
+    assert_eq!(parse_all("ref+op://a/b/c").unwrap().len(), 1);
+}
+
+#[test]
+fn op_text_that_is_not_a_reference_stays_text() {
+    for s in [
+        "see op://prod/db/password",
+        "op://prod/db/password\nsecond line",
+        "{{ .Values.x }} op://a/b/c",
+        "{{ op://a/b/c",
+        "shop://a/b/c",
+    ] {
+        assert!(parse_all(s).unwrap().is_empty(), "{s:?}");
+    }
+}
+
+#[test]
+fn op_references_need_vault_item_and_field() {
+    for s in [
+        "op://prod/db",
+        "op://prod//password",
+        "op://a/b/c/d/e",
+        "{{ op://a }}",
+    ] {
+        assert!(matches!(err(s), ParseError::OpReference { .. }), "{s:?}");
+    }
+    let e = err("op://prod/db").to_string();
+    assert!(e.contains("op://VAULT/ITEM/FIELD"), "{e}");
+}
+
+#[test]
+fn op_templates_scan_in_linear_time() {
+    let s = "{{ op://".repeat(200_000);
+    let t = std::time::Instant::now();
+    let _ = parse_all(&s);
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+}

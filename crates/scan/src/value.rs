@@ -1063,10 +1063,16 @@ mod tests {
             generic_placeholders: true,
             ..cx()
         };
+        // A whole `op://` value is a reference everywhere (kustodian renders it): see
+        // kustodian_refs; inside other text it counts only in annotated documents.
+        assert!(matches!(
+            judge_text("op://prod/db/password", cx()),
+            Verdict::Safe(_)
+        ));
         for v in [
             "${DB_PASSWORD}",
             "postgres://${DB_USER}:${DB_PASSWORD}@db/app",
-            "op://prod/db/password",
+            "x op://prod/db/password",
         ] {
             assert!(matches!(judge_text(v, annotated), Verdict::Safe(_)), "{v}");
             assert!(

@@ -58,6 +58,8 @@ const OPERATOR_PREFIXES: &[&str] = &[
     "XDG_",
     "SSL_",
     "ARGOCD_",
+    "OP_",
+    "KUBE",
     "HOME",
     "PATH",
 ];
@@ -268,8 +270,10 @@ impl Config {
     /// The stores an Application may pick: `sops`, `env`, `echo`, the operator's own store,
     /// `vault` when the operator set `VAULT_ADDR` or `BAO_ADDR`, and `aws` when the operator set
     /// a region (`AWS_REGION` / `AWS_DEFAULT_REGION`), `gcp` when the operator set
-    /// `GOOGLE_APPLICATION_CREDENTIALS` or `GCE_METADATA_HOST`, and `azure` when the operator
-    /// set `AZURE_CLIENT_ID` or `AZURE_FEDERATED_TOKEN_FILE`.
+    /// `GOOGLE_APPLICATION_CREDENTIALS` or `GCE_METADATA_HOST`, `azure` when the operator
+    /// set `AZURE_CLIENT_ID` or `AZURE_FEDERATED_TOKEN_FILE`,
+    /// `onepassword` when the operator set `OP_CONNECT_HOST`, and `k8s` when the operator set
+    /// `KUSTODIAN_K8S_ALLOWED_NAMESPACES`.
     fn app_may_pick(&self, store: &str) -> bool {
         matches!(store, "sops" | "env" | "echo")
             || store == self.operator_store()
@@ -286,6 +290,8 @@ impl Config {
                 && self
                     .var_any(&["AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"])
                     .is_some())
+            || (store == "onepassword" && self.var("OP_CONNECT_HOST").is_some())
+            || (store == "k8s" && self.var("KUSTODIAN_K8S_ALLOWED_NAMESPACES").is_some())
     }
 
     /// The Application's store choice, when it made one: `Ok(name)` or why it is refused.
@@ -347,7 +353,9 @@ pub fn process_vars() -> impl Iterator<Item = (String, String)> {
 }
 
 /// Store names an Application may write in `KUSTODIAN_STORE`/`AVP_TYPE`.
-const KNOWN_STORES: &[&str] = &["sops", "vault", "env", "echo", "aws", "gcp", "azure"];
+const KNOWN_STORES: &[&str] = &[
+    "sops", "vault", "env", "echo", "aws", "gcp", "azure", "onepassword", "k8s",
+];
 
 /// argocd-vault-plugin's and vals' spellings of a store name.
 fn normalize_store(v: &str) -> String {
@@ -357,6 +365,8 @@ fn normalize_store(v: &str) -> String {
         "awssecretsmanager" | "awssecrets" | "awssm" => "aws".to_string(),
         "gcpsecretmanager" | "gcpsecrets" | "gcpsm" => "gcp".to_string(),
         "azurekeyvault" | "azurekv" => "azure".to_string(),
+        "1passwordconnect" | "1password" => "onepassword".to_string(),
+        "kubernetessecret" | "kubernetes" => "k8s".to_string(),
         _ => t,
     }
 }
@@ -388,6 +398,9 @@ impl Stores {
         s.register("awsssm", crate::aws::Ssm::factory);
         s.register("gcp", crate::gcp::GcpSecrets::factory);
         s.register("azure", crate::azure::KeyVault::factory);
+        s.register("onepassword", crate::onepassword::OnePassword::factory);
+        s.register("op", crate::onepassword::OnePassword::op_factory);
+        s.register("k8s", crate::kubernetes::Kubernetes::factory);
         s
     }
 
@@ -408,6 +421,7 @@ impl Stores {
             "awssecrets" | "awssm" | "aws" => "aws",
             "gcpsecrets" | "gcpsm" => "gcp",
             "azurekeyvault" | "azurekv" => "azure",
+            "kubernetes" => "k8s",
             "envsubst" => "env",
             other => other,
         }

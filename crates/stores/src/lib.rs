@@ -7,8 +7,9 @@
 //!
 //! Backends, one module each: [`sops_files`] (SOPS/age files in the repository, the default),
 //! [`env`] (process environment, for `ref+env://` and `ref+envsubst://`), [`echo`] (vals'
-//! `ref+echo://`, for tests and plumbing). Remote stores (Vault/OpenBao, AWS) add a module and a
-//! [`config`] entry; they log in inside `fetch` and keep their token in the store.
+//! `ref+echo://`, for tests and plumbing). Remote stores (Vault/OpenBao, AWS, [`onepassword`]
+//! (1Password Connect), [`kubernetes`] (Kubernetes Secrets)) add a module and a [`config`]
+//! entry; they log in inside `fetch` and keep their token in the store.
 //!
 //! Who may set what: [`Config`] keeps the operator's variables (the process environment) apart
 //! from an Application's (`ARGOCD_ENV_*`, plugin `env:`); stores read connection and login
@@ -26,6 +27,9 @@ pub mod config;
 pub mod echo;
 pub mod env;
 pub mod gcp;
+pub mod kubernetes;
+pub mod onepassword;
+mod rest;
 mod secret;
 pub mod sops_files;
 pub mod tenants;
@@ -93,7 +97,7 @@ pub trait Store: Send + Sync {
 }
 
 /// Why a fetch failed. Messages name paths and statuses, never values or tokens.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The path (or version) does not exist.

@@ -570,7 +570,7 @@ pub(crate) fn has_userinfo(url: &str) -> bool {
 
 /// Replaces each secret, and each run of 8 or more token characters found inside a secret,
 /// with `[redacted]`; removes user info from URLs.
-fn redact_with(text: &str, secrets: &[&str]) -> String {
+pub(crate) fn redact_with(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s, "[redacted]");
@@ -605,14 +605,14 @@ fn redact_with(text: &str, secrets: &[&str]) -> String {
 }
 
 /// Control characters replaced, so a server cannot forge lines in our messages.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
 
 /// Connection problems worth another try; TLS and protocol errors are not.
-fn transient(e: &ureq::Error) -> bool {
+pub(crate) fn transient(e: &ureq::Error) -> bool {
     let io = matches!(e, ureq::Error::Io(io) if io.kind() != std::io::ErrorKind::InvalidData);
     io || matches!(
         e,
@@ -624,7 +624,7 @@ fn transient(e: &ureq::Error) -> bool {
 }
 
 /// A certificate or handshake failure (rustls reports them inside an `InvalidData` I/O error).
-fn is_tls(e: &ureq::Error) -> bool {
+pub(crate) fn is_tls(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
         ureq::Error::Io(io) => {
@@ -634,7 +634,7 @@ fn is_tls(e: &ureq::Error) -> bool {
     }
 }
 
-fn transport_text(e: &ureq::Error) -> String {
+pub(crate) fn transport_text(e: &ureq::Error) -> String {
     match e {
         ureq::Error::Io(io) => match (io.kind(), io.get_ref()) {
             (std::io::ErrorKind::ConnectionRefused, _) => "connection refused".into(),
@@ -780,7 +780,7 @@ fn clean_error(e: &str) -> String {
         .join("; ")
 }
 
-fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -791,7 +791,7 @@ fn shorten(s: &str, max: usize) -> String {
     format!("{}...", &s[..end])
 }
 
-fn status_text(status: u16) -> &'static str {
+pub(crate) fn status_text(status: u16) -> &'static str {
     match status {
         400 => "bad request",
         401 => "unauthorized",
