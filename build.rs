@@ -10,7 +10,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=KUSTODIAN_GIT_COMMIT");
     let commit = std::env::var("KUSTODIAN_GIT_COMMIT")
         .ok()
-        .filter(|c| !c.trim().is_empty())
+        .map(|c| short(c.trim()))
+        .filter(|c| !c.is_empty())
         .or_else(git_commit)
         .unwrap_or_else(|| "unknown commit".to_string());
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
@@ -40,6 +41,15 @@ fn git_commit() -> Option<String> {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     Some(commit)
+}
+
+/// A full commit id abbreviated like `git rev-parse --short=12` (CI passes the full one).
+fn short(commit: &str) -> String {
+    if commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        commit[..12].to_string()
+    } else {
+        commit.to_string()
+    }
 }
 
 fn git(args: &[&str]) -> Option<String> {
