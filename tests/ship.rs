@@ -357,12 +357,25 @@ fn shared_example_repo() -> tempfile::TempDir {
 #[test]
 fn sidecar_image_renders_the_example_with_each_plugin_variant_offline() {
     let repo = shared_example_repo();
-    let (app, _) = application(&root().join("examples/argocd/guestbook-prod.yaml"));
+    let (app, plugin_name) = application(&root().join("examples/argocd/guestbook-prod.yaml"));
+    let plugin_name = plugin_name.expect("the example Application names its plugin");
     let golden = std::fs::read_to_string(golden_path()).unwrap();
     let key_inside = "/home/argocd/kustodian/age/keys.txt";
     let key = demo_key();
     let plugins = plugins();
     assert_eq!(plugins.len(), 3, "one sidecar per plugin variant");
+    // Discovery runs in the image too (busybox's find and grep): exactly the plugin the
+    // example Application names matches its folder.
+    let found: Vec<&str> = plugins
+        .iter()
+        .filter(|p| {
+            let find = p.spec.get_path(&["discover", "find"]).unwrap();
+            let out = docker_cmp(find, repo.path(), &app, &["--network", "none"], &[], &[]);
+            out.status.success() && !out.stdout.is_empty()
+        })
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(found, [plugin_name.as_str()], "discovery in the image");
     for p in &plugins {
         let out = docker_plugin(
             p,
