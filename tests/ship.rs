@@ -114,8 +114,7 @@ fn release_binary_is_static_stripped_and_small() {
         size <= MAX_BINARY_BYTES,
         "the release binary is {size} bytes, over the {MAX_BINARY_BYTES}-byte target"
     );
-    // A static binary runs without any loader or library: prove it with an empty environment
-    // and a root of its own (the image tests run it with no libc at all).
+    // It runs with an empty environment; the image tests run it where there is no libc at all.
     let out = ok(Command::new(bin).arg("--version").env_clear(), 1);
     assert!(out.starts_with("kustodian "), "{out}");
 }
@@ -692,10 +691,6 @@ fn assert_commit_blocked(repo: &Path, env: &[(String, std::ffi::OsString)], what
     assert!(
         all.contains("secret.yaml"),
         "{what}: the hook output does not name the file:\n{all}"
-    );
-    assert!(
-        !all.contains("Installing environment") || !all.contains("cargo"),
-        "{what}: the hook reached for cargo:\n{all}"
     );
     assert_no_secret(what, &all, &["ship-canary-plaintext-password"]);
     let head = common::git_cmd(repo)
