@@ -938,3 +938,32 @@ fn action_refuses_a_tampered_archive() {
         "sha256sum's verdict is not shown:\n{log}"
     );
 }
+
+#[test]
+fn build_image_refuses_tools_that_need_shared_libraries() {
+    let tools = tempfile::tempdir().unwrap();
+    let git = std::fs::canonicalize(which("git")).unwrap();
+    std::fs::copy(&git, tools.path().join("git")).unwrap();
+    let out = output(
+        dist("build-image")
+            .arg("kustodian-cmp:refused")
+            .arg(tools.path()),
+        2,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs shared libraries"),
+        "{}",
+        text(&out)
+    );
+    let usage = output(&mut dist("build-image"), 1);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+}
+
+/// The first `name` on PATH.
+fn which(name: &str) -> PathBuf {
+    std::env::split_paths(&tool_path())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH"))
+}
