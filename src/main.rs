@@ -11,7 +11,7 @@ mod cmd;
 
 /// Keep Kubernetes secrets out of Git and put them back at render time.
 #[derive(Parser)]
-#[command(name = "kustodian", version, about, long_about = None)]
+#[command(name = "kustodian", version = env!("KUSTODIAN_VERSION"), about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +37,10 @@ enum Command {
     InstallHook(cmd::install_hook::Args),
     /// Install kustodian where kustomize looks for legacy exec plugins.
     InstallKustomizePlugin(cmd::krm::InstallArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(cmd::completions::Args),
+    /// Print the manual page (or write one per verb with --dir).
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,8 @@ fn main() -> ExitCode {
         Command::Keygen(a) => cmd::sops::keygen(a),
         Command::InstallHook(a) => cmd::install_hook::run(a),
         Command::InstallKustomizePlugin(a) => cmd::krm::install(a),
+        Command::Completions(a) => cmd::completions::run(a),
+        Command::Man(a) => cmd::completions::man(a),
     };
     match result {
         Ok(code) => code,

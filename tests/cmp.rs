@@ -478,14 +478,3 @@ fn sidecar_component_patches_the_repo_server() {
         .and_then(Node::as_scalar)
         == Some("kustodian-age-key")));
 }
-
-#[test]
-fn container_build_is_static_and_runs_as_999() {
-    let dockerfile = std::fs::read_to_string(root().join("plugin/argocd/Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains("+crt-static"),
-        "the binary must be static"
-    );
-    assert!(dockerfile.contains("USER 999"));
-    assert!(dockerfile.contains("cargo build --release --locked"));
-}

