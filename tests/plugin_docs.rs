@@ -181,9 +181,31 @@ fn docs_and_plugin_configs_name_nothing_that_does_not_exist() {
         let tooltip = store.get("tooltip").and_then(Node::as_scalar).unwrap();
         // Every store the tooltip offers is one kustodian has.
         for word in tooltip.split(|c: char| !c.is_ascii_alphanumeric()) {
-            if ["aws", "vault", "sops", "env", "gcp", "azure", "onepassword", "k8s", "kubernetes"].contains(&word) {
+            if [
+                "aws",
+                "vault",
+                "sops",
+                "env",
+                "gcp",
+                "azure",
+                "onepassword",
+                "k8s",
+                "kubernetes",
+            ]
+            .contains(&word)
+            {
                 assert!(
-                    ["aws", "vault", "sops", "env", "gcp", "azure", "onepassword", "k8s"].contains(&word),
+                    [
+                        "aws",
+                        "vault",
+                        "sops",
+                        "env",
+                        "gcp",
+                        "azure",
+                        "onepassword",
+                        "k8s"
+                    ]
+                    .contains(&word),
                     "{}: the tooltip offers {word}, which is not a store: {tooltip}",
                     p.name
                 );
@@ -193,7 +215,10 @@ fn docs_and_plugin_configs_name_nothing_that_does_not_exist() {
     let argocd = std::fs::read_to_string(root().join("docs/argocd.md")).unwrap();
     // The image the docs build is the one dist/build-image builds, from the Dockerfile that
     // pulls nothing.
-    assert!(argocd.contains("dist/build-image"), "docs/argocd.md must build the image with dist/build-image");
+    assert!(
+        argocd.contains("dist/build-image"),
+        "docs/argocd.md must build the image with dist/build-image"
+    );
     let dockerfile = std::fs::read_to_string(root().join("plugin/argocd/Dockerfile")).unwrap();
     assert!(dockerfile.contains("FROM scratch"));
     assert!(argocd.contains("images:") && argocd.contains("newName:"));

@@ -1093,9 +1093,7 @@ fn a_missing_key_lists_the_key_names_at_the_path() {
             &bao,
             &secret("s", &[("p", "<path:secret/data/app#passwd>")]),
         )
-        .expect_failure(&[
-            r#"key "passwd" not found; the keys there are: password, user"#,
-        ]);
+        .expect_failure(&[r#"key "passwd" not found; the keys there are: password, user"#]);
 }
 
 /// An AppRole client that has rendered [`app_secret`] once, and its one cache entry.

@@ -100,7 +100,7 @@ pub fn input_report(e: InputError) -> miette::Report {
             "{e}"
         ),
         other => miette::miette!(
-            help = "see the message above; nothing was rendered",
+            help = "fix what the error says and render again; nothing was rendered",
             "{other}"
         ),
     }

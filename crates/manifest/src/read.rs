@@ -84,7 +84,9 @@ impl ReadError {
     }
 }
 
-fn describe_io(e: &std::io::Error) -> String {
+/// An I/O error in words for a message: "no such file", "permission denied", or the system's
+/// own text (never the `ErrorKind` debug words such as "entity not found").
+pub fn describe_io(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

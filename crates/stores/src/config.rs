@@ -354,7 +354,15 @@ pub fn process_vars() -> impl Iterator<Item = (String, String)> {
 
 /// Store names an Application may write in `KUSTODIAN_STORE`/`AVP_TYPE`.
 const KNOWN_STORES: &[&str] = &[
-    "sops", "vault", "env", "echo", "aws", "gcp", "azure", "onepassword", "k8s",
+    "sops",
+    "vault",
+    "env",
+    "echo",
+    "aws",
+    "gcp",
+    "azure",
+    "onepassword",
+    "k8s",
 ];
 
 /// argocd-vault-plugin's and vals' spellings of a store name.

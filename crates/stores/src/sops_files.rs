@@ -46,13 +46,16 @@ pub fn confine(root: &Path, base: &Path, rel: &str) -> Result<PathBuf, StoreErro
             "absolute paths are refused; write the path relative to the directory being rendered",
         ));
     }
-    let root = root
-        .canonicalize()
-        .map_err(|e| invalid(&format!("cannot resolve the repository root: {}", e.kind())))?;
+    let root = root.canonicalize().map_err(|e| {
+        invalid(&format!(
+            "cannot resolve the repository root: {}",
+            kustodian_manifest::read::describe_io(&e)
+        ))
+    })?;
     let base = base.canonicalize().map_err(|e| {
         invalid(&format!(
             "cannot resolve the folder being rendered: {}",
-            e.kind()
+            kustodian_manifest::read::describe_io(&e)
         ))
     })?;
     if !normalize(&base.join(p)).starts_with(&root) {

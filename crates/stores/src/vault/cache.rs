@@ -17,6 +17,7 @@
 //!
 //! Tokens given directly (`VAULT_TOKEN`, a token file) are never written here.
 
+use kustodian_manifest::read::describe_io;
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write as _};
@@ -109,11 +110,13 @@ impl Slot {
         make_private_dir(&self.dir)?;
         let path = self.dir.join(format!("{}.lock", self.name));
         let file = open_private(&path, false).map_err(|e| refused(&path, FileError::Io(e)))?;
-        let meta = file.metadata().map_err(|e| refused(&path, e.kind()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| refused(&path, describe_io(&e)))?;
         files::check_regular(&meta).map_err(|e| refused(&path, e))?;
         check_private(&meta, false).map_err(|why| refused(&path, why))?;
         let mut lock = fd_lock::RwLock::new(file);
-        let _guard = lock.write().map_err(|e| refused(&path, e.kind()))?;
+        let _guard = lock.write().map_err(|e| refused(&path, describe_io(&e)))?;
         Ok(f(self))
     }
 
@@ -264,11 +267,11 @@ fn make_private_dir(dir: &Path) -> Result<(), Refused> {
                 use std::os::unix::fs::DirBuilderExt as _;
                 b.mode(0o700);
             }
-            b.create(dir).map_err(|e| refused(dir, e.kind()))?;
-            let meta = fs::symlink_metadata(dir).map_err(|e| refused(dir, e.kind()))?;
+            b.create(dir).map_err(|e| refused(dir, describe_io(&e)))?;
+            let meta = fs::symlink_metadata(dir).map_err(|e| refused(dir, describe_io(&e)))?;
             check_private(&meta, true).map_err(|why| refused(dir, why))
         }
-        Err(e) => Err(refused(dir, e.kind())),
+        Err(e) => Err(refused(dir, describe_io(&e))),
     }
 }
 

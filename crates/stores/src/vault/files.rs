@@ -39,7 +39,7 @@ impl fmt::Display for FileError {
             FileError::Io(e) if is_symlink_refusal(e) => {
                 f.write_str("it is a symbolic link, which is not followed here")
             }
-            FileError::Io(e) => write!(f, "{}", e.kind()),
+            FileError::Io(e) => f.write_str(&kustodian_manifest::read::describe_io(e)),
             FileError::NotRegular(what) => write!(f, "it is {what}, not a regular file"),
             FileError::TooLarge(limit) => {
                 write!(f, "it is larger than {} KiB", limit / 1024)

@@ -661,7 +661,11 @@ fn tls_config(t: &Tls) -> Result<TlsConfig, StoreError> {
     }
     if let Some(dir) = &t.capath {
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            StoreError::Config(format!("VAULT_CAPATH {}: {}", dir.display(), e.kind()))
+            StoreError::Config(format!(
+                "VAULT_CAPATH {}: {}",
+                dir.display(),
+                kustodian_manifest::read::describe_io(&e)
+            ))
         })?;
         let mut files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -256,7 +256,10 @@ impl Vault {
                 .as_ref()
                 .map(|d| d.display().to_string())
                 .unwrap_or_default();
-            self.warn_cache(&format!("{dir}: {}", err.kind()));
+            self.warn_cache(&format!(
+                "{dir}: {}",
+                kustodian_manifest::read::describe_io(&err)
+            ));
         }
     }
 

@@ -233,7 +233,7 @@ fn auth_from(c: &Config) -> Result<Auth, StoreError> {
             if given.is_none() && !file.as_ref().is_some_and(|f| f.is_file()) {
                 return Err(StoreError::Config(
                     "no Vault credentials: set VAULT_TOKEN (or KUSTODIAN_VAULT_TOKEN_FILE), or choose a login method with \
-                     AVP_AUTH_TYPE=k8s|approle|userpass and its variables (see docs/vault.md)"
+                     AVP_AUTH_TYPE=k8s|approle|userpass and its variables (AVP_K8S_ROLE; AVP_ROLE_ID and AVP_SECRET_ID; AVP_USERNAME and AVP_PASSWORD)"
                         .into(),
                 ));
             }
