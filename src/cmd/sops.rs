@@ -1,14 +1,15 @@
-//! The sops verbs: `encrypt`, `decrypt`, `edit`, `keygen`, with sops's flags, so that sops
-//! users need nothing new. The format work is in `kustodian-sops`; this file reads and writes
-//! files, runs the editor and turns errors into diagnostics.
+//! The sops verbs: `encrypt`, `decrypt`, `edit`, `keygen`, `updatekeys`, `rotate`, with sops's
+//! flags, so that sops users need nothing new. The format work is in `kustodian-sops`, the
+//! master keys that need I/O (PGP, AWS KMS, Vault transit) in `kustodian-stores`; this file
+//! reads and writes files, runs the editor and turns errors into diagnostics.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_sops::{
-    config, encrypt as encrypt_tree, generate_identity_file, EncryptOptions, EncryptedFile, Format,
-    Identities, Plaintext, Selection, Value, Zeroizing,
+    config, encrypt_for, generate_identity_file, kms_keys_from_list, EncryptOptions, EncryptedFile,
+    Format, Identities, KeyPlan, MasterKey, Plaintext, Selection, Value, VaultKey, Zeroizing,
 };
 use miette::{miette, IntoDiagnostic, Report};
 
@@ -23,6 +24,19 @@ pub struct EncryptArgs {
     /// Age recipients, comma-separated (default: $SOPS_AGE_RECIPIENTS, then .sops.yaml).
     #[arg(long, value_name = "R1,R2")]
     age: Option<String>,
+    /// PGP fingerprints, comma-separated (default: $SOPS_PGP_FP).
+    #[arg(long, value_name = "FP1,FP2")]
+    pgp: Option<String>,
+    /// AWS KMS key ARNs, comma-separated, each optionally ARN+ROLE_ARN (default: $SOPS_KMS_ARN).
+    #[arg(long, value_name = "ARN1,ARN2")]
+    kms: Option<String>,
+    /// Vault/OpenBao transit keys as URIs, comma-separated:
+    /// https://vault:8200/v1/transit/keys/NAME (default: $SOPS_VAULT_URIS).
+    #[arg(long, value_name = "URI1,URI2")]
+    hc_vault_transit: Option<String>,
+    /// With several key groups (from .sops.yaml), how many must open to decrypt.
+    #[arg(long, value_name = "N")]
+    shamir_secret_sharing_threshold: Option<usize>,
     /// Encrypt only values under keys matching this regex.
     #[arg(long, value_name = "RE", group = "selection")]
     encrypted_regex: Option<String>,
@@ -159,6 +173,49 @@ fn recipients_from(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// The operator's identities: age keys, and PGP/KMS/transit through `kustodian-stores`, from
+/// the process environment.
+fn identities() -> Identities {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let config =
+        kustodian_stores::Config::from_vars(&cwd, &cwd, kustodian_stores::config::process_vars());
+    Identities::load(&kustodian_stores::sops_files::key_sources(&config))
+}
+
+/// The master keys of sops's key flags, each falling back to its variable (`SOPS_AGE_RECIPIENTS`,
+/// `SOPS_PGP_FP`, `SOPS_KMS_ARN`, `SOPS_VAULT_URIS`); `None` when none is given.
+fn key_flags(
+    age: Option<&str>,
+    pgp: Option<&str>,
+    kms: Option<&str>,
+    vault: Option<&str>,
+) -> miette::Result<Option<Vec<MasterKey>>> {
+    let pick = |flag: Option<&str>, var: &str| {
+        flag.map(str::to_string)
+            .or_else(|| std::env::var(var).ok())
+            .filter(|s| !s.trim().is_empty())
+    };
+    let (age, pgp, kms, vault) = (
+        pick(age, "SOPS_AGE_RECIPIENTS"),
+        pick(pgp, "SOPS_PGP_FP"),
+        pick(kms, "SOPS_KMS_ARN"),
+        pick(vault, "SOPS_VAULT_URIS"),
+    );
+    if age.is_none() && pgp.is_none() && kms.is_none() && vault.is_none() {
+        return Ok(None);
+    }
+    let mut keys: Vec<MasterKey> = Vec::new();
+    keys.extend(age.iter().flat_map(|l| recipients_from(l)).map(MasterKey::Age));
+    keys.extend(pgp.iter().flat_map(|l| recipients_from(l)).map(MasterKey::Pgp));
+    if let Some(l) = &kms {
+        keys.extend(kms_keys_from_list(l, &[], None).into_iter().map(MasterKey::Kms));
+    }
+    for uri in vault.iter().flat_map(|l| recipients_from(l)) {
+        keys.push(MasterKey::Vault(VaultKey::from_uri(&uri).map_err(Report::new)?));
+    }
+    Ok(Some(keys))
+}
+
 /// encrypt
 pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
     let (in_fmt, out_fmt) = formats(&a.file, a.input_type.as_deref(), a.output_type.as_deref());
@@ -183,12 +240,14 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
     .into_iter()
     .flatten()
     .next();
-    let env_recipients = std::env::var("SOPS_AGE_RECIPIENTS")
-        .ok()
-        .filter(|s| !s.trim().is_empty());
-    let explicit = a.age.or(env_recipients).map(|s| recipients_from(&s));
+    let explicit = key_flags(
+        a.age.as_deref(),
+        a.pgp.as_deref(),
+        a.kms.as_deref(),
+        a.hc_vault_transit.as_deref(),
+    )?;
 
-    // The creation rule: required when no recipients were given, advisory otherwise.
+    // The creation rule: required when no keys were given, advisory otherwise.
     let rule = if a.file == Path::new("-") && a.config.is_none() {
         None
     } else {
@@ -204,20 +263,27 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
             Err(_) => None,
         }
     };
-    let recipients = match (explicit, &rule) {
-        (Some(r), _) => r,
-        (None, Some(rule)) => rule.age.clone(),
-        (None, None) => Vec::new(),
+    let mut plan = match (explicit, &rule) {
+        (Some(keys), _) => KeyPlan {
+            groups: vec![keys],
+            shamir_threshold: 0,
+        },
+        (None, Some(rule)) => rule.keys.clone(),
+        (None, None) => KeyPlan::default(),
     };
+    if let Some(t) = a.shamir_secret_sharing_threshold {
+        plan.shamir_threshold = t;
+    }
     let opts = EncryptOptions {
-        recipients,
+        recipients: Vec::new(),
         selection: flag_selection
             .or_else(|| rule.as_ref().and_then(|r| r.selection.clone()))
             .unwrap_or_default(),
         mac_only_encrypted: rule.as_ref().is_some_and(|r| r.mac_only_encrypted),
         lastmodified: None,
     };
-    let out = encrypt_tree(&plain, &opts, out_fmt, &display).map_err(Report::new)?;
+    let out = encrypt_for(&plain, &opts, &plan, &identities(), out_fmt, &display)
+        .map_err(Report::new)?;
     write_output(&a.file, a.in_place, &out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -262,7 +328,7 @@ pub fn decrypt(a: DecryptArgs) -> miette::Result<ExitCode> {
     let display = name(&a.file);
     let src = read_input(&a.file)?;
     let file = EncryptedFile::parse(&src, in_fmt, &display).map_err(Report::new)?;
-    let plain = file.decrypt(&Identities::from_env()).map_err(Report::new)?;
+    let plain = file.decrypt(&identities()).map_err(Report::new)?;
     let text: Zeroizing<String> = match &a.extract {
         None => plain.to_text(out_fmt, &display).map_err(Report::new)?,
         Some(path) => {
@@ -442,9 +508,7 @@ pub fn edit(a: EditArgs) -> miette::Result<ExitCode> {
             file: display,
         }));
     }
-    let key = file
-        .data_key(&Identities::from_env())
-        .map_err(Report::new)?;
+    let key = file.data_key(&identities()).map_err(Report::new)?;
     let plain = file.decrypt_with_key(&key).map_err(Report::new)?;
     let before = plain.to_text(fmt, &display).map_err(Report::new)?;
 

@@ -24,6 +24,7 @@ pub mod aws;
 pub mod config;
 pub mod echo;
 pub mod env;
+pub mod masterkeys;
 mod secret;
 pub mod sops_files;
 pub mod tenants;
