@@ -144,7 +144,11 @@ impl Env {
         let public = String::from_utf8(out.stderr).unwrap();
         (
             file,
-            public.trim().strip_prefix("Public key: ").unwrap().to_string(),
+            public
+                .trim()
+                .strip_prefix("Public key: ")
+                .unwrap()
+                .to_string(),
         )
     }
 }
@@ -244,7 +248,10 @@ fn three_groups(env: &Env) -> (String, PathBuf, PathBuf) {
 fn key_groups_with_a_threshold_of_two_of_three_round_trip_with_real_sops() {
     let env = Env::new();
     let (fp, k1, k2) = three_groups(&env);
-    for (writer, file) in [("sops", "by-sops.enc.yaml"), ("kustodian", "by-kustodian.enc.yaml")] {
+    for (writer, file) in [
+        ("sops", "by-sops.enc.yaml"),
+        ("kustodian", "by-kustodian.enc.yaml"),
+    ] {
         env.write(file, &plain());
         let mut enc = if writer == "sops" {
             env.sops()
@@ -332,7 +339,10 @@ fn render_uses_pgp_and_group_files_without_manifest_changes() {
     run(Command::new("git").arg("init").arg("-q").arg(env.path("")));
     env.write("store/p.yaml", &plain());
     let out = run(env.sops().args(["encrypt", "--pgp", &fp, "store/p.yaml"]));
-    env.write("store/app.enc.yaml", &String::from_utf8(out.stdout).unwrap());
+    env.write(
+        "store/app.enc.yaml",
+        &String::from_utf8(out.stdout).unwrap(),
+    );
     std::fs::remove_file(env.path("store/p.yaml")).unwrap();
     env.write(
         "app/cm.yaml",
@@ -353,14 +363,19 @@ fn transit_keys_round_trip_with_real_sops_and_stay_on_the_operators_vault() {
     env.set("VAULT_TOKEN", bao::ROOT_TOKEN);
     let uri = format!("{}/v1/transit/keys/app", b.addr);
     env.write("p.yaml", &plain());
-    let out = run(env.sops().args(["encrypt", "--hc-vault-transit", &uri, "p.yaml"]));
+    let out = run(env
+        .sops()
+        .args(["encrypt", "--hc-vault-transit", &uri, "p.yaml"]));
     env.write("by-sops.yaml", &String::from_utf8(out.stdout).unwrap());
     opens(env.kustodian().args(["decrypt", "by-sops.yaml"]));
     let out = run(env
         .kustodian()
         .args(["encrypt", "--hc-vault-transit", &uri, "p.yaml"]));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("hc_vault:") && text.contains("vault:v1:"), "{text}");
+    assert!(
+        text.contains("hc_vault:") && text.contains("vault:v1:"),
+        "{text}"
+    );
     env.write("by-kustodian.yaml", &text);
     opens(env.sops().args(["decrypt", "by-kustodian.yaml"]));
 
@@ -439,16 +454,22 @@ fn updatekeys_follows_the_creation_rule_and_sops_opens_the_result() {
         ".sops.yaml",
         &format!("creation_rules:\n  - age: {a1}\n    pgp: {fp}\n"),
     );
-    let out = run(env
-        .kustodian()
-        .env("SOPS_AGE_KEY_FILE", &k1)
-        .args(["updatekeys", "--yes", "t/one.yaml"]));
+    let out = run(env.kustodian().env("SOPS_AGE_KEY_FILE", &k1).args([
+        "updatekeys",
+        "--yes",
+        "t/one.yaml",
+    ]));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains(&format!("t/one.yaml: keys updated: +pgp {fp}")), "{err}");
-    let out = run(env
-        .kustodian()
-        .env("SOPS_AGE_KEY_FILE", &k1)
-        .args(["updatekeys", "--yes", "--all", "t"]));
+    assert!(
+        err.contains(&format!("t/one.yaml: keys updated: +pgp {fp}")),
+        "{err}"
+    );
+    let out = run(env.kustodian().env("SOPS_AGE_KEY_FILE", &k1).args([
+        "updatekeys",
+        "--yes",
+        "--all",
+        "t",
+    ]));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("one.yaml: already up to date") && err.contains("two.yaml: keys updated"),
@@ -460,10 +481,7 @@ fn updatekeys_follows_the_creation_rule_and_sops_opens_the_result() {
         opens(env.sops().args(["decrypt", f]));
     }
     // A file it cannot open is reported, the others are still done, exit 2.
-    env.write(
-        ".sops.yaml",
-        &format!("creation_rules:\n  - pgp: {fp}\n"),
-    );
+    env.write(".sops.yaml", &format!("creation_rules:\n  - pgp: {fp}\n"));
     let out = env
         .kustodian()
         .env("GNUPGHOME", env.path("empty-gnupg"))
@@ -472,7 +490,10 @@ fn updatekeys_follows_the_creation_rule_and_sops_opens_the_result() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("t/one.yaml: could not update the keys of"), "{err}");
+    assert!(
+        err.contains("t/one.yaml: could not update the keys of"),
+        "{err}"
+    );
     assert!(!err.contains(CANARY));
 }
 
@@ -488,7 +509,15 @@ fn rotate_gives_a_new_data_key_and_adds_and_removes_recipients() {
         .args(["encrypt", "-i", "--age", &a1, "--pgp", &fp, "s.yaml"]));
     let before = env.read("s.yaml");
     run(env.kustodian().env("SOPS_AGE_KEY_FILE", &k1).args([
-        "rotate", "-i", "--rm-pgp", &fp, "--rm-age", &a1, "--add-age", &a2, "s.yaml",
+        "rotate",
+        "-i",
+        "--rm-pgp",
+        &fp,
+        "--rm-age",
+        &a1,
+        "--add-age",
+        &a2,
+        "s.yaml",
     ]));
     let after = env.read("s.yaml");
     assert!(!after.contains("pgp:") && !after.contains(&a1) && after.contains(&a2));
@@ -500,8 +529,16 @@ fn rotate_gives_a_new_data_key_and_adds_and_removes_recipients() {
             .to_string()
     };
     assert_ne!(enc(&before), enc(&after));
-    opens(env.sops().env("SOPS_AGE_KEY_FILE", &k2).args(["decrypt", "s.yaml"]));
-    let err = fails(env.sops().env("SOPS_AGE_KEY_FILE", &k1).args(["decrypt", "s.yaml"]));
+    opens(
+        env.sops()
+            .env("SOPS_AGE_KEY_FILE", &k2)
+            .args(["decrypt", "s.yaml"]),
+    );
+    let err = fails(
+        env.sops()
+            .env("SOPS_AGE_KEY_FILE", &k1)
+            .args(["decrypt", "s.yaml"]),
+    );
     assert!(!err.is_empty());
 }
 
@@ -524,6 +561,9 @@ fn real_sops_pgp_and_group_vectors_decrypt_with_the_test_key() {
         }
         let out = run(c.arg("decrypt").arg(dir.join(file)));
         let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("password: interop-canary-pw"), "{file}: {text}");
+        assert!(
+            text.contains("password: interop-canary-pw"),
+            "{file}: {text}"
+        );
     }
 }

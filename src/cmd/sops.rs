@@ -205,13 +205,27 @@ fn key_flags(
         return Ok(None);
     }
     let mut keys: Vec<MasterKey> = Vec::new();
-    keys.extend(age.iter().flat_map(|l| recipients_from(l)).map(MasterKey::Age));
-    keys.extend(pgp.iter().flat_map(|l| recipients_from(l)).map(MasterKey::Pgp));
+    keys.extend(
+        age.iter()
+            .flat_map(|l| recipients_from(l))
+            .map(MasterKey::Age),
+    );
+    keys.extend(
+        pgp.iter()
+            .flat_map(|l| recipients_from(l))
+            .map(MasterKey::Pgp),
+    );
     if let Some(l) = &kms {
-        keys.extend(kms_keys_from_list(l, &[], None).into_iter().map(MasterKey::Kms));
+        keys.extend(
+            kms_keys_from_list(l, &[], None)
+                .into_iter()
+                .map(MasterKey::Kms),
+        );
     }
     for uri in vault.iter().flat_map(|l| recipients_from(l)) {
-        keys.push(MasterKey::Vault(VaultKey::from_uri(&uri).map_err(Report::new)?));
+        keys.push(MasterKey::Vault(
+            VaultKey::from_uri(&uri).map_err(Report::new)?,
+        ));
     }
     Ok(Some(keys))
 }
@@ -282,8 +296,8 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
         mac_only_encrypted: rule.as_ref().is_some_and(|r| r.mac_only_encrypted),
         lastmodified: None,
     };
-    let out = encrypt_for(&plain, &opts, &plan, &identities(), out_fmt, &display)
-        .map_err(Report::new)?;
+    let out =
+        encrypt_for(&plain, &opts, &plan, &identities(), out_fmt, &display).map_err(Report::new)?;
     write_output(&a.file, a.in_place, &out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -846,7 +860,15 @@ pub fn updatekeys(a: UpdatekeysArgs) -> miette::Result<ExitCode> {
     };
     let write = |f: &Path, t: &str| write_atomic(f, t);
     over_files(&files, ("update the keys of", "keys updated"), &|f| {
-        rekey_one(f, a.input_type.as_deref(), &ids, false, &plan_for, ask, &write)
+        rekey_one(
+            f,
+            a.input_type.as_deref(),
+            &ids,
+            false,
+            &plan_for,
+            ask,
+            &write,
+        )
     })
 }
 
@@ -903,7 +925,15 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
         }
     };
     over_files(&a.files, ("rotate", "rotated"), &|f| {
-        rekey_one(f, a.input_type.as_deref(), &ids, true, &plan_for, false, &write)
+        rekey_one(
+            f,
+            a.input_type.as_deref(),
+            &ids,
+            true,
+            &plan_for,
+            false,
+            &write,
+        )
     })
 }
 

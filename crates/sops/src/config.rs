@@ -147,7 +147,12 @@ fn context_of(n: Option<&Node>) -> Vec<(String, String)> {
         .and_then(Node::as_map)
         .unwrap_or_default()
         .iter()
-        .filter_map(|e| Some((e.key.as_scalar()?.to_string(), e.value.as_scalar()?.to_string())))
+        .filter_map(|e| {
+            Some((
+                e.key.as_scalar()?.to_string(),
+                e.value.as_scalar()?.to_string(),
+            ))
+        })
         .collect();
     v.sort();
     v
@@ -155,16 +160,22 @@ fn context_of(n: Option<&Node>) -> Vec<(String, String)> {
 
 /// The keys of a rule's flat lists, or of one entry of its `key_groups`.
 fn group_of(n: &Node, in_group: bool, config_name: &str) -> Result<Vec<MasterKey>> {
-    let mut keys: Vec<MasterKey> = keys_of(n.get("age")).into_iter().map(MasterKey::Age).collect();
+    let mut keys: Vec<MasterKey> = keys_of(n.get("age"))
+        .into_iter()
+        .map(MasterKey::Age)
+        .collect();
     keys.extend(keys_of(n.get("pgp")).into_iter().map(MasterKey::Pgp));
     let profile = n.get("aws_profile").and_then(Node::as_scalar);
     match n.get("kms") {
         Some(list) if in_group && list.as_seq().is_some() => {
             for item in list.as_seq().unwrap_or_default() {
-                let arn = item.get("arn").and_then(Node::as_scalar).ok_or_else(|| Error::Config {
-                    path: config_name.into(),
-                    what: "a kms entry of key_groups has no arn".into(),
-                })?;
+                let arn =
+                    item.get("arn")
+                        .and_then(Node::as_scalar)
+                        .ok_or_else(|| Error::Config {
+                            path: config_name.into(),
+                            what: "a kms entry of key_groups has no arn".into(),
+                        })?;
                 let get = |k: &str| {
                     item.get(k)
                         .and_then(Node::as_scalar)
@@ -190,7 +201,11 @@ fn group_of(n: &Node, in_group: bool, config_name: &str) -> Result<Vec<MasterKey
             }
         }
     }
-    let vault_key = if in_group { "hc_vault" } else { "hc_vault_transit_uri" };
+    let vault_key = if in_group {
+        "hc_vault"
+    } else {
+        "hc_vault_transit_uri"
+    };
     for uri in keys_of(n.get(vault_key)) {
         keys.push(MasterKey::Vault(VaultKey::from_uri(&uri)?));
     }

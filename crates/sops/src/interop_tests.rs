@@ -400,8 +400,12 @@ fn real_sops_transit_and_kms_vectors_keep_their_key_fields() {
     };
     assert_eq!(v.uri(), "http://127.0.0.1:18299/v1/transit/keys/interop");
     assert!(f.metadata().key_groups[0][0].enc.starts_with("vault:v1:"));
-    let f =
-        EncryptedFile::parse(&read("keys-real/kms.enc.yaml"), Format::Yaml, "kms.enc.yaml").unwrap();
+    let f = EncryptedFile::parse(
+        &read("keys-real/kms.enc.yaml"),
+        Format::Yaml,
+        "kms.enc.yaml",
+    )
+    .unwrap();
     let plan = KeyPlan::of(f.metadata());
     let MasterKey::Kms(k) = &plan.groups[0][0] else {
         panic!("{plan:?}")
@@ -442,7 +446,9 @@ fn written_key_groups_read_back_with_the_same_keys() {
     let plain = Plaintext::parse("a: secret-canary\n", Format::Yaml, "x").unwrap();
     let plan = KeyPlan {
         groups: vec![
-            vec![MasterKey::Pgp("AC2102CDFCAC8EEF76F9403D7E72C431108BCA4E".into())],
+            vec![MasterKey::Pgp(
+                "AC2102CDFCAC8EEF76F9403D7E72C431108BCA4E".into(),
+            )],
             vec![MasterKey::Vault(
                 VaultKey::from_uri("http://v:8200/v1/transit/keys/a").unwrap(),
             )],
@@ -454,8 +460,7 @@ fn written_key_groups_read_back_with_the_same_keys() {
         shamir_threshold: 2,
     };
     for fmt in [Format::Yaml, Format::Json] {
-        let text =
-            encrypt_for(&plain, &EncryptOptions::default(), &plan, &ids, fmt, "x").unwrap();
+        let text = encrypt_for(&plain, &EncryptOptions::default(), &plan, &ids, fmt, "x").unwrap();
         assert!(!text.contains("secret-canary"));
         let f = EncryptedFile::parse(&text, fmt, "x").unwrap();
         assert!(KeyPlan::of(f.metadata()).same_keys(&plan), "{text}");
@@ -467,6 +472,13 @@ fn written_key_groups_read_back_with_the_same_keys() {
         shamir_threshold: 4,
         ..plan
     };
-    let e = encrypt_for(&plain, &EncryptOptions::default(), &bad, &ids, Format::Yaml, "x");
+    let e = encrypt_for(
+        &plain,
+        &EncryptOptions::default(),
+        &bad,
+        &ids,
+        Format::Yaml,
+        "x",
+    );
     assert!(matches!(e, Err(Error::BadThreshold { .. })));
 }

@@ -532,10 +532,8 @@ impl EncryptedFile {
                 others: "nothing".into(),
             });
         }
-        let age_only = groups.len() == 1
-            && groups[0]
-                .iter()
-                .all(|e| matches!(e.key, MasterKey::Age(_)));
+        let age_only =
+            groups.len() == 1 && groups[0].iter().all(|e| matches!(e.key, MasterKey::Age(_)));
         let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut report = Vec::new();
         let threshold = match self.metadata.shamir_threshold {

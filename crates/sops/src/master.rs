@@ -188,7 +188,12 @@ pub struct KeyEntry {
 pub trait MasterKeyService: Send + Sync + fmt::Debug {
     /// Encrypts `plaintext` (a data key or a Shamir share) for `key`; returns the `enc` text
     /// to store. `file` is how messages name the file.
-    fn wrap(&self, key: &MasterKey, plaintext: &[u8], file: &str) -> std::result::Result<String, String>;
+    fn wrap(
+        &self,
+        key: &MasterKey,
+        plaintext: &[u8],
+        file: &str,
+    ) -> std::result::Result<String, String>;
 
     /// Decrypts an `enc` text wrapped for `key`. `Err` says why this key could not be used.
     fn unwrap(

@@ -81,7 +81,12 @@ impl Settings {
     /// Reads the settings; fails on values that cannot be right.
     pub(crate) fn from_config(c: &Config) -> Result<Self, StoreError> {
         let mut endpoints = Vec::new();
-        for s in [Service::SecretsManager, Service::Ssm, Service::Sts, Service::Kms] {
+        for s in [
+            Service::SecretsManager,
+            Service::Ssm,
+            Service::Sts,
+            Service::Kms,
+        ] {
             if let Some(url) = c.var(s.endpoint_var()) {
                 endpoints.push((s, endpoint(url, s.endpoint_var())?));
             }

@@ -12,7 +12,9 @@ use serde_json::json;
 use crate::vault::{encode_path, Vault};
 
 fn same_server(a: &str, b: &str) -> bool {
-    a.trim().trim_end_matches('/').eq_ignore_ascii_case(b.trim().trim_end_matches('/'))
+    a.trim()
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim().trim_end_matches('/'))
 }
 
 fn call(
@@ -61,7 +63,13 @@ pub(super) fn encrypt(
     file: &str,
 ) -> Result<String, String> {
     let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(plaintext));
-    let body = call(vault, key, "encrypt", json!({ "plaintext": b64.as_str() }), file)?;
+    let body = call(
+        vault,
+        key,
+        "encrypt",
+        json!({ "plaintext": b64.as_str() }),
+        file,
+    )?;
     body.pointer("/data/ciphertext")
         .and_then(|c| c.as_str())
         .map(str::to_string)
@@ -76,11 +84,17 @@ pub(super) fn decrypt(
     file: &str,
 ) -> Result<Zeroizing<Vec<u8>>, String> {
     let body = Zeroizing::new(
-        call(vault, key, "decrypt", json!({ "ciphertext": enc.trim() }), file)?
-            .pointer("/data/plaintext")
-            .and_then(|c| c.as_str())
-            .map(str::to_string)
-            .ok_or("Vault's answer has no data.plaintext")?,
+        call(
+            vault,
+            key,
+            "decrypt",
+            json!({ "ciphertext": enc.trim() }),
+            file,
+        )?
+        .pointer("/data/plaintext")
+        .and_then(|c| c.as_str())
+        .map(str::to_string)
+        .ok_or("Vault's answer has no data.plaintext")?,
     );
     base64::engine::general_purpose::STANDARD
         .decode(body.as_bytes())
