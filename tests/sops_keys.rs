@@ -567,3 +567,117 @@ fn real_sops_pgp_and_group_vectors_decrypt_with_the_test_key() {
         );
     }
 }
+
+/// Copies `tests/fixtures/sops-keys/<case>/repo` into a new git repository.
+fn fixture_repo(case: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sops-keys")
+        .join(case)
+        .join("repo");
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("git").args(["init", "-q"]).arg(dir.path()));
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn scan(dir: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("kustodian"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .arg("scan")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    for canary in ["canary-ssh-password-41", "canary-fine-0", "canary-drift-pw"] {
+        assert!(
+            !stdout.contains(canary) && !stderr.contains(canary),
+            "{stdout}{stderr}"
+        );
+    }
+    (
+        out.status.code().unwrap(),
+        serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stdout}{stderr}")),
+        stderr,
+    )
+}
+
+#[test]
+fn scan_blocks_a_sops_file_whose_rules_encrypt_nothing() {
+    // Written by the real sops: `encrypted_regex: ^(data|stringData)$` on a file that is not a
+    // Secret, read by a secretGenerator, holding a plaintext passwordSSH.
+    let repo = fixture_repo("encrypts-nothing");
+    let (code, json, _) = scan(repo.path(), &[]);
+    let f = json["findings"].as_array().unwrap();
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(f.len(), 1, "{json}");
+    assert_eq!(f[0]["rule"], "sops-encrypts-nothing");
+    assert_eq!(f[0]["path"], "ssh.enc.age.yaml");
+    assert_eq!(f[0]["severity"], "medium");
+    assert!(f[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`encrypted_regex` setting encrypts none"));
+}
+
+#[test]
+fn scan_reports_recipient_drift_only_when_a_policy_turns_it_on() {
+    let repo = fixture_repo("recipient-drift");
+    // Off by default.
+    let (code, json, _) = scan(repo.path(), &[]);
+    assert_eq!(
+        (code, json["findings"].as_array().unwrap().len()),
+        (0, 0),
+        "{json}"
+    );
+    // On, below the blocking severity: reported, exit 0.
+    std::fs::write(
+        repo.path().join(".kustodian.yaml"),
+        "version: 1\nrules:\n  sops-recipient-drift: on\nblock_at: medium\n",
+    )
+    .unwrap();
+    let (code, json, _) = scan(repo.path(), &[]);
+    let f = json["findings"].as_array().unwrap();
+    assert_eq!((code, f.len()), (0, 1), "{json}");
+    let added = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sops-keys/recipient-drift/added-recipient.txt"),
+    )
+    .unwrap();
+    assert_eq!(f[0]["rule"], "sops-recipient-drift");
+    assert_eq!(f[0]["severity"], "low");
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("missing age {}", added.trim())),
+        "{json}"
+    );
+    // A policy that blocks at low: exit 1.
+    std::fs::write(
+        repo.path().join(".kustodian.yaml"),
+        "version: 1\nrules:\n  sops-recipient-drift: on\n",
+    )
+    .unwrap();
+    assert_eq!(scan(repo.path(), &[]).0, 1);
+    // updatekeys needs the old key's identity to re-wrap: without it, it names the file, exits
+    // 2 and changes nothing.
+    let before = std::fs::read_to_string(repo.path().join("app.enc.yaml")).unwrap();
+    std::fs::remove_file(repo.path().join(".kustodian.yaml")).unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("kustodian"))
+        .current_dir(repo.path())
+        .args(["updatekeys", "--yes", "app.enc.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("app.enc.yaml: could not update"));
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("app.enc.yaml")).unwrap(),
+        before
+    );
+}

@@ -40,6 +40,7 @@ pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
     }
     if let Some(sel) = &selection {
         scan_sops_leaves(cx, root, sel, &secrets, root_allowed);
+        sops::scan_sops_file(cx, root, &owner_of(root, root_allowed));
     }
     if crate::generator::is_kustomization(root) {
         crate::generator::scan_kustomization(cx, root);
