@@ -681,3 +681,37 @@ fn scan_reports_recipient_drift_only_when_a_policy_turns_it_on() {
         before
     );
 }
+
+#[test]
+fn kms_roles_in_files_are_assumed_only_when_the_operator_allows_them() {
+    let m = moto::moto();
+    let key = &m.aws(json!([["kms", "create_key", {"Description": "sops-role"}]]))[0];
+    let arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let role = "arn:aws:iam::123456789012:role/sops-decrypt";
+    let mut env = Env::new();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", m.url.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "canary-aws-secret"),
+    ] {
+        env.set(k, v);
+    }
+    env.write("p.yaml", &plain());
+    let out = run(env
+        .sops()
+        .args(["encrypt", "--kms", &format!("{arn}+{role}"), "p.yaml"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("role: {role}")), "{text}");
+    env.write("s.yaml", &text);
+    // The role is written by whoever writes the repository: not assumed unless allowed.
+    let err = fails(env.kustodian().args(["decrypt", "s.yaml"]));
+    assert!(
+        err.contains(&format!("kms {arn}+{role}")) && err.contains("KUSTODIAN_AWS_ALLOWED_ROLE_ARNS"),
+        "{err}"
+    );
+    opens(env
+        .kustodian()
+        .env("KUSTODIAN_AWS_ALLOWED_ROLE_ARNS", "arn:aws:iam::123456789012:role/sops-*")
+        .args(["decrypt", "s.yaml"]));
+}
