@@ -540,6 +540,29 @@ fn rotate_gives_a_new_data_key_and_adds_and_removes_recipients() {
             .args(["decrypt", "s.yaml"]),
     );
     assert!(!err.is_empty());
+    // A whole tree, in place: every SOPS file gets a new data key; other files are left alone.
+    env.write("tree/b.yaml", &plain());
+    run(env
+        .kustodian()
+        .args(["encrypt", "-i", "--age", &a2, "tree/b.yaml"]));
+    env.write("tree/plain.yaml", "a: 1\n");
+    let b_before = env.read("tree/b.yaml");
+    let out = run(env
+        .kustodian()
+        .env("SOPS_AGE_KEY_FILE", &k2)
+        .args(["rotate", "-i", "--all", "tree"]));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("b.yaml: rotated: new data key") && !err.contains("plain.yaml"),
+        "{err}"
+    );
+    assert_ne!(enc(&b_before), enc(&env.read("tree/b.yaml")));
+    assert_eq!(env.read("tree/plain.yaml"), "a: 1\n");
+    opens(
+        env.sops()
+            .env("SOPS_AGE_KEY_FILE", &k2)
+            .args(["decrypt", "tree/b.yaml"]),
+    );
 }
 
 #[test]
@@ -707,11 +730,16 @@ fn kms_roles_in_files_are_assumed_only_when_the_operator_allows_them() {
     // The role is written by whoever writes the repository: not assumed unless allowed.
     let err = fails(env.kustodian().args(["decrypt", "s.yaml"]));
     assert!(
-        err.contains(&format!("kms {arn}+{role}")) && err.contains("KUSTODIAN_AWS_ALLOWED_ROLE_ARNS"),
+        err.contains(&format!("kms {arn}+{role}"))
+            && err.contains("KUSTODIAN_AWS_ALLOWED_ROLE_ARNS"),
         "{err}"
     );
-    opens(env
-        .kustodian()
-        .env("KUSTODIAN_AWS_ALLOWED_ROLE_ARNS", "arn:aws:iam::123456789012:role/sops-*")
-        .args(["decrypt", "s.yaml"]));
+    opens(
+        env.kustodian()
+            .env(
+                "KUSTODIAN_AWS_ALLOWED_ROLE_ARNS",
+                "arn:aws:iam::123456789012:role/sops-*",
+            )
+            .args(["decrypt", "s.yaml"]),
+    );
 }

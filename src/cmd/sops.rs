@@ -625,8 +625,11 @@ pub struct UpdatekeysArgs {
 #[derive(clap::Args)]
 pub struct RotateArgs {
     /// The SOPS files to give a new data key.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     files: Vec<PathBuf>,
+    /// Every SOPS file under DIR (default `.`); needs --in-place.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
+    all: Option<PathBuf>,
     /// Write the result back to each file instead of stdout.
     #[arg(short = 'i', long)]
     in_place: bool,
@@ -888,7 +891,11 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
         a.rm_hc_vault_transit.as_deref().or(Some("")),
     )?
     .unwrap_or_default();
-    if !a.in_place && a.files.len() > 1 {
+    let mut files = a.files.clone();
+    if let Some(dir) = &a.all {
+        files.extend(sops_files_under(dir));
+    }
+    if !a.in_place && (files.len() > 1 || a.all.is_some()) {
         return Err(miette!(
             help = "add --in-place to rotate several files",
             "rotate prints one file to stdout; several files need --in-place"
@@ -924,7 +931,7 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
             write_output(f, false, t)
         }
     };
-    over_files(&a.files, ("rotate", "rotated"), &|f| {
+    over_files(&files, ("rotate", "rotated"), &|f| {
         rekey_one(
             f,
             a.input_type.as_deref(),
