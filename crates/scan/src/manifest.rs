@@ -58,6 +58,7 @@ fn scan_document_with(cx: &mut FileCx<'_>, root: &Node, duplicates: &[Duplicate]
     );
     if let Some(sel) = &selection {
         scan_sops_leaves(cx, root, sel, &secrets, root_allowed);
+        sops::scan_sops_file(cx, root, &owner_of(root, root_allowed));
     }
     if crate::generator::is_kustomization(root) {
         crate::generator::scan_kustomization(cx, root);

@@ -71,7 +71,8 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             block_at: Severity::Low,
-            rules_off: BTreeSet::new(),
+            // Opt-in: a policy turns it on (docs/rules.md).
+            rules_off: BTreeSet::from([Rule::SopsRecipientDrift]),
             allow: Vec::new(),
             safe_values: Vec::new(),
             custom_rules: Vec::new(),
@@ -447,7 +448,11 @@ mod tests {
     fn shipped_policies_parse() {
         let d = Policy::parse("d", include_str!("../../../policies/default.yaml")).unwrap();
         assert_eq!(d.block_at, Severity::Low);
-        assert!(!d.scan_everywhere && d.allow.is_empty() && d.rules_off.is_empty());
+        assert!(!d.scan_everywhere && d.allow.is_empty());
+        assert_eq!(
+            d.rules_off.iter().copied().collect::<Vec<_>>(),
+            vec![Rule::SopsRecipientDrift]
+        );
         let s = Policy::parse("s", include_str!("../../../policies/strict.yaml")).unwrap();
         assert!(s.scan_everywhere);
     }

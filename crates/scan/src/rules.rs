@@ -24,6 +24,10 @@ pub enum Rule {
     SopsValueWithoutMetadata,
     /// A private key or cloud token outside Secret data (policy `scan_everywhere`).
     TokenOutsideSecret,
+    /// A SOPS file whose selection rules encrypt none of the values it holds.
+    SopsEncryptsNothing,
+    /// A SOPS file whose master keys differ from its `.sops.yaml` creation rule.
+    SopsRecipientDrift,
     /// A value matched a custom rule of the policy.
     CustomRule,
     /// A file that may hold a Secret could not be read in full (bad YAML, too deep, an alias
@@ -121,6 +125,27 @@ pub const RULES: &[RuleInfo] = &[
         help: "move the value into a Secret that holds a reference (`<path:secret/data/app#key>`) \
                or is encrypted with `kustodian encrypt --in-place`, and point the object at it; \
                if this is not a secret, mark the line `# kustodian:allow`",
+    },
+    RuleInfo {
+        rule: Rule::SopsEncryptsNothing,
+        code: "sops-encrypts-nothing",
+        summary: "A SOPS file whose selection rules encrypt none of its values",
+        description: "The file has `sops` metadata, so it looks encrypted, but its \
+                      `encrypted_regex`/`encrypted_suffix`/... setting matches none of its keys \
+                      (`encrypted_regex: ^(data|stringData)$` on a file that is not a Secret, for \
+                      instance): every value is stored in plain text.",
+        help: "decrypt the file, then encrypt it again with a selection that matches its keys \
+               (or none: sops then encrypts every value)",
+    },
+    RuleInfo {
+        rule: Rule::SopsRecipientDrift,
+        code: "sops-recipient-drift",
+        summary: "A SOPS file's master keys differ from its .sops.yaml creation rule",
+        description: "Off unless a policy turns it on (`rules: {sops-recipient-drift: on}`); low \
+                      severity. The file is still wrapped for keys the rule no longer names (a \
+                      teammate who left), or not yet for keys it added.",
+        help: "run `kustodian updatekeys FILE` (or `kustodian updatekeys --all`), and \
+               `kustodian rotate -i FILE` when a key was removed",
     },
     RuleInfo {
         rule: Rule::CustomRule,
@@ -312,6 +337,8 @@ mod tests {
             Rule::SopsPlaintextValue,
             Rule::SopsValueWithoutMetadata,
             Rule::TokenOutsideSecret,
+            Rule::SopsEncryptsNothing,
+            Rule::SopsRecipientDrift,
             Rule::CustomRule,
             Rule::UnreadableManifest,
             Rule::DuplicateKey,

@@ -2,11 +2,12 @@
 //! an encrypted value and a document's `sops` metadata look like, and of which values sops's
 //! selection rules encrypt. The scanner never decrypts.
 
-use kustodian_manifest::Node;
-use kustodian_sops::{EncryptedFile, Format, Rules};
+use kustodian_manifest::{Node, NodeKind};
+use kustodian_sops::{EncryptedFile, Format, KeyPlan, Rules};
 
-use crate::engine::{FileCx, FileScan, Owner, Scanner, MAX_FILE_SIZE};
-use crate::finding::Note;
+use crate::engine::{FileCx, FileScan, Hit, Owner, Scanner, MAX_FILE_SIZE};
+use crate::finding::{Note, Severity};
+use crate::rules::Rule;
 
 pub use kustodian_sops::{is_encrypted_value, is_sops_document};
 
@@ -61,6 +62,190 @@ impl Scanner {
         out.notes = cx.notes;
         out
     }
+}
+
+/// Keys that identify a Kubernetes object rather than hold its values.
+const OBJECT_KEYS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// What the walk of a SOPS document's values found.
+#[derive(Default)]
+struct Leaves<'a> {
+    /// The key of the first non-empty plaintext value.
+    first_plain: Option<&'a Node>,
+    /// A value is `ENC[...]`.
+    encrypted: bool,
+    /// A plaintext value is one the selection says to encrypt (other rules report it).
+    should_be_encrypted: bool,
+}
+
+/// Walks a SOPS document's values outside `sops` and the object keys.
+fn walk<'a>(n: &'a Node, sel: &Selection, path: &mut Vec<&'a str>, out: &mut Leaves<'a>) {
+    if path.len() > 64 {
+        return;
+    }
+    let leaf = |key: Option<&'a Node>, value: &str, path: &[&str], out: &mut Leaves<'a>| {
+        if is_encrypted_value(value) {
+            out.encrypted = true;
+        } else if !value.is_empty() {
+            out.should_be_encrypted |= sel.encrypts(path) != Some(false);
+            if out.first_plain.is_none() {
+                out.first_plain = key;
+            }
+        }
+    };
+    match &n.kind {
+        NodeKind::Map(entries) => {
+            for e in entries {
+                let k = e.key.as_scalar().unwrap_or("");
+                if path.is_empty() && (k == "sops" || OBJECT_KEYS.contains(&k)) {
+                    continue;
+                }
+                path.push(k);
+                match &e.value.kind {
+                    NodeKind::Scalar { value, .. } => leaf(Some(&e.key), value, path, out),
+                    _ => walk(&e.value, sel, path, out),
+                }
+                path.pop();
+            }
+        }
+        NodeKind::Seq(items) => {
+            for i in items {
+                match &i.kind {
+                    NodeKind::Scalar { value, .. } => leaf(None, value, path, out),
+                    _ => walk(i, sel, path, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The `sops` metadata entry that names the selection (or the `sops` key itself).
+fn selection_key(root: &Node) -> Option<&Node> {
+    let sops = root
+        .as_map()?
+        .iter()
+        .find(|e| e.key.as_scalar() == Some("sops"))?;
+    let opt = sops.value.as_map().and_then(|m| {
+        m.iter().find(|e| {
+            e.key
+                .as_scalar()
+                .is_some_and(|k| kustodian_sops::Selection::KEYS.contains(&k))
+        })
+    });
+    Some(opt.map_or(&sops.key, |e| &e.key))
+}
+
+/// The file-level checks of a SOPS document: `sops-encrypts-nothing` (its selection rules
+/// leave every value in plaintext) and `sops-recipient-drift` (its master keys differ from
+/// what its `.sops.yaml` creation rule says now; `.sops.yaml` is read from the working tree).
+pub(crate) fn scan_sops_file(cx: &mut FileCx<'_>, root: &Node, owner: &Owner<'_>) {
+    let Some(at_node) = selection_key(root) else {
+        return;
+    };
+    let at = crate::manifest::key_at(cx, at_node, ": ");
+    let sel = Selection::of(root);
+    let mut found = Leaves::default();
+    walk(root, &sel, &mut Vec::new(), &mut found);
+    if let (false, false, Some(leaf)) = (
+        found.encrypted,
+        found.should_be_encrypted,
+        found.first_plain,
+    ) {
+        let rule = sel.clear_rule();
+        let key = leaf.as_scalar().unwrap_or("").to_string();
+        cx.push(Hit {
+            rule: Rule::SopsEncryptsNothing,
+            owner,
+            message: format!(
+                "{}: the sops `{rule}` setting encrypts none of this file's values: `{key}` and \
+                 the others are stored in plaintext",
+                cx.path
+            ),
+            fp_key: format!("sops/{rule}"),
+            key,
+            at,
+            severity: Severity::Medium,
+            hash_input: b"sops-encrypts-nothing",
+            related: None,
+        });
+        return;
+    }
+    if !cx.policy.rule_on(Rule::SopsRecipientDrift) {
+        return;
+    }
+    if let Some(why) = drift(cx.path, cx.text) {
+        let at = crate::manifest::key_at(cx, at_node, ": ");
+        cx.push(Hit {
+            rule: Rule::SopsRecipientDrift,
+            owner,
+            message: format!("{}: {why}", cx.path),
+            key: "sops".into(),
+            fp_key: "sops/keys".into(),
+            at,
+            severity: Severity::Low,
+            hash_input: b"sops-recipient-drift",
+            related: None,
+        });
+    }
+}
+
+/// The repository the scan runs in: the nearest folder at or above the working directory
+/// holding `.git` (scan paths are relative to it), else the working directory.
+fn repo_root() -> &'static std::path::Path {
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        cwd.ancestors()
+            .find(|d| d.join(".git").exists())
+            .unwrap_or(&cwd)
+            .to_path_buf()
+    })
+}
+
+/// How a SOPS file's master keys differ from its `.sops.yaml` rule, when they do.
+fn drift(path: &str, text: &str) -> Option<String> {
+    let root = repo_root();
+    let file = &root.join(path);
+    let format = match Format::from_path(file) {
+        Format::Json => Format::Json,
+        _ => Format::Yaml,
+    };
+    let parsed = EncryptedFile::parse(text, format, path).ok()?;
+    let (config, rule) = kustodian_sops::config::load_creation_rule(file).ok()??;
+    let now = KeyPlan::of(parsed.metadata());
+    if now.same_keys(&rule.keys) {
+        return None;
+    }
+    let keys = |p: &KeyPlan| {
+        p.groups
+            .iter()
+            .flatten()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+    };
+    let (have, want) = (keys(&now), keys(&rule.keys));
+    let mut diff: Vec<String> = want
+        .iter()
+        .filter(|k| !have.contains(k))
+        .map(|k| format!("missing {k}"))
+        .collect();
+    diff.extend(
+        have.iter()
+            .filter(|k| !want.contains(k))
+            .map(|k| format!("still wrapped for {k}")),
+    );
+    if diff.is_empty() {
+        diff.push("key groups or threshold differ".into());
+    }
+    Some(format!(
+        "its master keys differ from the creation rule of {} ({}); run `kustodian updatekeys`",
+        config
+            .strip_prefix(root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| ".sops.yaml".into()),
+        diff.join(", ")
+    ))
 }
 
 /// Which values of a SOPS document its selection rules encrypt.

@@ -8,6 +8,7 @@ use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::x25519;
 use zeroize::Zeroizing;
 
+#[cfg(test)]
 use crate::cipher::DataKey;
 use crate::error::{Error, Result};
 
@@ -19,14 +20,20 @@ pub fn parse_recipient(s: &str) -> Result<x25519::Recipient> {
 }
 
 /// Encrypts the data key to one recipient; returns the armored age file.
+#[cfg(test)]
 pub(crate) fn wrap(key: &DataKey, recipient: &x25519::Recipient) -> Result<String> {
+    wrap_bytes(key.bytes(), recipient)
+}
+
+/// Encrypts a data key or a Shamir share to one recipient; returns the armored age file.
+pub(crate) fn wrap_bytes(plain: &[u8], recipient: &x25519::Recipient) -> Result<String> {
     let crypto = |e: &dyn std::fmt::Display| Error::Crypto(e.to_string());
     let enc = age::Encryptor::with_recipients(iter::once(recipient as &dyn age::Recipient))
         .map_err(|e| crypto(&e))?;
     let mut out = Vec::new();
     let armor = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| crypto(&e))?;
     let mut w = enc.wrap_output(armor).map_err(|e| crypto(&e))?;
-    w.write_all(key.bytes()).map_err(|e| crypto(&e))?;
+    w.write_all(plain).map_err(|e| crypto(&e))?;
     w.finish()
         .and_then(|a| a.finish())
         .map_err(|e| crypto(&e))?;
@@ -38,7 +45,13 @@ pub(crate) fn wrap(key: &DataKey, recipient: &x25519::Recipient) -> Result<Strin
 }
 
 /// Decrypts an armored age file holding a data key with any of `ids`.
+#[cfg(test)]
 pub(crate) fn unwrap(enc: &str, ids: &[&x25519::Identity]) -> Option<DataKey> {
+    DataKey::from_bytes(&unwrap_bytes(enc, ids)?)
+}
+
+/// Decrypts an armored age file holding a data key or a Shamir share with any of `ids`.
+pub(crate) fn unwrap_bytes(enc: &str, ids: &[&x25519::Identity]) -> Option<Zeroizing<Vec<u8>>> {
     if ids.is_empty() {
         return None;
     }
@@ -48,7 +61,7 @@ pub(crate) fn unwrap(enc: &str, ids: &[&x25519::Identity]) -> Option<DataKey> {
         .ok()?;
     let mut buf = Zeroizing::new(Vec::with_capacity(32));
     r.read_to_end(&mut buf).ok()?;
-    DataKey::from_bytes(&buf)
+    (buf.len() <= 64).then_some(buf)
 }
 
 #[cfg(test)]

@@ -3,10 +3,13 @@
 //! [`find_config`] walks up from the file's directory to the nearest `.sops.yaml` (this and
 //! [`crate::keys`] are the crate's only I/O). [`creation_rule`] is pure: the first rule whose
 //! `path_regex` matches the file's path relative to the config's directory (a rule without
-//! `path_regex` matches everything), as sops chooses. Of a rule it reads `age` (a
-//! comma-separated string or a list; or `key_groups` with a single group), `encrypted_regex`,
-//! `unencrypted_regex`, `encrypted_suffix`, `unencrypted_suffix`, the comment regexes and
-//! `mac_only_encrypted`; other keys are ignored, as sops ignores what it does not know.
+//! `path_regex` matches everything), as sops chooses. Of a rule it reads the master keys:
+//! `age`, `pgp`, `kms` (comma-separated strings or lists; KMS entries may be `ARN+ROLE_ARN`,
+//! with the rule's `aws_profile` and `encryption_context`) and `hc_vault_transit_uri`, or
+//! `key_groups` (each with `age`, `pgp`, `kms` as maps of `arn`/`role`/`context`/`aws_profile`,
+//! and `hc_vault` URIs) with `shamir_threshold`; and `encrypted_regex`, `unencrypted_regex`,
+//! `encrypted_suffix`, `unencrypted_suffix`, the comment regexes and `mac_only_encrypted`.
+//! Other keys are ignored, as sops ignores what it does not know.
 
 use std::path::{Path, PathBuf};
 
@@ -14,13 +17,17 @@ use kustodian_manifest::{parse_stream, Node};
 use regex::Regex;
 
 use crate::error::{Error, Result};
+use crate::master::{kms_keys_from_list, KmsKey, MasterKey, VaultKey};
 use crate::tree::Selection;
+use crate::KeyPlan;
 
 /// What a creation rule asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreationRule {
-    /// Age recipients (`age1...`).
+    /// Age recipients (`age1...`) of every group.
     pub age: Vec<String>,
+    /// Every master key, by key group, and the Shamir threshold.
+    pub keys: KeyPlan,
     /// The selection option, if the rule sets one.
     pub selection: Option<Selection>,
     /// `mac_only_encrypted`.
@@ -135,25 +142,110 @@ fn keys_of(n: Option<&Node>) -> Vec<String> {
     }
 }
 
-fn parse_rule(rule: &Node, config_name: &str, rel_path: &str) -> Result<CreationRule> {
-    let mut age = keys_of(rule.get("age"));
-    if let Some(groups) = rule.get("key_groups").and_then(Node::as_seq) {
-        if groups.len() > 1 {
-            return Err(Error::Unsupported {
-                file: config_name.into(),
-                what: "several key_groups (Shamir secret sharing)".into(),
-            });
+fn context_of(n: Option<&Node>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = n
+        .and_then(Node::as_map)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e.key.as_scalar()?.to_string(),
+                e.value.as_scalar()?.to_string(),
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The keys of a rule's flat lists, or of one entry of its `key_groups`.
+fn group_of(n: &Node, in_group: bool, config_name: &str) -> Result<Vec<MasterKey>> {
+    let mut keys: Vec<MasterKey> = keys_of(n.get("age"))
+        .into_iter()
+        .map(MasterKey::Age)
+        .collect();
+    keys.extend(keys_of(n.get("pgp")).into_iter().map(MasterKey::Pgp));
+    let profile = n.get("aws_profile").and_then(Node::as_scalar);
+    match n.get("kms") {
+        Some(list) if in_group && list.as_seq().is_some() => {
+            for item in list.as_seq().unwrap_or_default() {
+                let arn =
+                    item.get("arn")
+                        .and_then(Node::as_scalar)
+                        .ok_or_else(|| Error::Config {
+                            path: config_name.into(),
+                            what: "a kms entry of key_groups has no arn".into(),
+                        })?;
+                let get = |k: &str| {
+                    item.get(k)
+                        .and_then(Node::as_scalar)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                };
+                keys.push(MasterKey::Kms(KmsKey {
+                    arn: arn.to_string(),
+                    role: get("role"),
+                    context: context_of(item.get("context")),
+                    aws_profile: get("aws_profile"),
+                }));
+            }
         }
-        for g in groups {
-            age.extend(keys_of(g.get("age")));
+        other => {
+            let context = context_of(n.get("encryption_context"));
+            for list in keys_of(other) {
+                keys.extend(
+                    kms_keys_from_list(&list, &context, profile)
+                        .into_iter()
+                        .map(MasterKey::Kms),
+                );
+            }
         }
     }
-    if age.is_empty() {
+    let vault_key = if in_group {
+        "hc_vault"
+    } else {
+        "hc_vault_transit_uri"
+    };
+    for uri in keys_of(n.get(vault_key)) {
+        keys.push(MasterKey::Vault(VaultKey::from_uri(&uri)?));
+    }
+    Ok(keys)
+}
+
+fn parse_rule(rule: &Node, config_name: &str, rel_path: &str) -> Result<CreationRule> {
+    let groups = match rule.get("key_groups").and_then(Node::as_seq) {
+        Some(groups) if !groups.is_empty() => groups
+            .iter()
+            .map(|g| group_of(g, true, config_name))
+            .collect::<Result<Vec<_>>>()?,
+        _ => vec![group_of(rule, false, config_name)?],
+    };
+    let shamir_threshold = match rule.get("shamir_threshold").and_then(Node::as_scalar) {
+        None => 0,
+        Some(t) => t.trim().parse::<usize>().map_err(|_| Error::Config {
+            path: config_name.into(),
+            what: format!("shamir_threshold must be a whole number, not {t:?}"),
+        })?,
+    };
+    let keys = KeyPlan {
+        groups,
+        shamir_threshold,
+    };
+    if keys.is_empty() {
         return Err(Error::OnlyAge {
             config: config_name.into(),
             file: rel_path.into(),
         });
     }
+    let age = keys
+        .groups
+        .iter()
+        .flatten()
+        .filter_map(|k| match k {
+            MasterKey::Age(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
     let mut selection = None;
     for key in Selection::KEYS {
         if let Some(v) = rule
@@ -171,6 +263,7 @@ fn parse_rule(rule: &Node, config_name: &str, rel_path: &str) -> Result<Creation
         rule.get("mac_only_encrypted").and_then(Node::as_scalar) == Some("true");
     Ok(CreationRule {
         age,
+        keys,
         selection,
         mac_only_encrypted,
     })
@@ -225,11 +318,17 @@ creation_rules:
 
     #[test]
     fn rules_without_age_or_match_are_errors() {
-        let e = creation_rule(CONFIG, ".sops.yaml", "pgp/x.yaml").unwrap_err();
-        assert!(
-            e.to_string().contains("only age recipients are supported"),
-            "{e}"
+        let r = creation_rule(CONFIG, ".sops.yaml", "pgp/x.yaml")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.keys.groups,
+            vec![vec![MasterKey::Pgp(
+                "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4".into()
+            )]]
         );
+        let e = creation_rule("creation_rules:\n- path_regex: x\n", "c", "x").unwrap_err();
+        assert!(e.to_string().contains("names no master keys"), "{e}");
         let e = creation_rule(
             "creation_rules:\n- path_regex: ^x\n  age: age1q\n",
             "c",

@@ -203,8 +203,8 @@ pub enum Error {
     },
 
     /// Nothing to encrypt to.
-    #[error("no age recipients given")]
-    #[diagnostic(code(sops::no_recipients), help("pass --age age1..., set SOPS_AGE_RECIPIENTS, or add a creation rule with `age:` to .sops.yaml"))]
+    #[error("no master keys given")]
+    #[diagnostic(code(sops::no_recipients), help("pass --age age1... (or --pgp, --kms, --hc-vault-transit), set SOPS_AGE_RECIPIENTS, or add a creation rule to .sops.yaml"))]
     NoRecipients,
 
     /// A regex option does not compile.
@@ -253,17 +253,71 @@ pub enum Error {
         file: String,
     },
 
-    /// The matching creation rule names no age recipients.
-    #[error("{config}: the creation rule for {file} has no age recipients; only age recipients are supported")]
+    /// The matching creation rule names no master keys.
+    #[error("{config}: the creation rule for {file} names no master keys (age, pgp, kms, hc_vault_transit_uri or key_groups)")]
     #[diagnostic(
         code(sops::only_age),
-        help("add `age: age1...` to the rule, or pass --age")
+        help("add `age: age1...` (or pgp, kms, hc_vault_transit_uri) to the rule, or pass --age/--pgp/--kms/--hc-vault-transit")
     )]
     OnlyAge {
         /// The config file.
         config: String,
         /// The file being encrypted.
         file: String,
+    },
+
+    /// No master key (or too few key groups) could unwrap the data key.
+    #[error("{file}: cannot decrypt the data key: {needed}\n{report}")]
+    #[diagnostic(
+        code(sops::no_master_key),
+        help("give kustodian an identity for one key of each group listed: an age key (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE), the PGP secret key in the gpg keyring (GNUPGHOME), AWS credentials allowed kms:Decrypt, or a Vault token allowed transit decrypt (VAULT_ADDR, VAULT_TOKEN)")
+    )]
+    DataKey {
+        /// The file's display name.
+        file: String,
+        /// What was needed (`one key` or `2 of 3 key groups`).
+        needed: String,
+        /// For each group and master key, why it could not be used.
+        report: String,
+    },
+
+    /// A master key given on the command line or in `.sops.yaml` cannot be read.
+    #[error("`{key}`: {what}")]
+    #[diagnostic(
+        code(sops::bad_master_key),
+        help("see docs/sops.md for the forms of each key type")
+    )]
+    BadMasterKey {
+        /// The key as given.
+        key: String,
+        /// What is wrong.
+        what: String,
+    },
+
+    /// The data key could not be wrapped for a master key.
+    #[error("cannot encrypt the data key for {key}: {why}")]
+    #[diagnostic(
+        code(sops::wrap),
+        help("check that the key exists and that your identity may encrypt with it; nothing was written")
+    )]
+    Wrap {
+        /// The master key (`pgp FPR`, `kms ARN`, `hc_vault URI`).
+        key: String,
+        /// Why.
+        why: String,
+    },
+
+    /// A Shamir threshold that the key groups cannot meet.
+    #[error("shamir_threshold {threshold} does not fit {groups} key groups")]
+    #[diagnostic(
+        code(sops::bad_threshold),
+        help("use a threshold from 2 to the number of key groups, or a single key group")
+    )]
+    BadThreshold {
+        /// The threshold asked for.
+        threshold: usize,
+        /// How many groups there are.
+        groups: usize,
     },
 
     /// The operating system's random number generator or age failed.

@@ -15,17 +15,20 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use age::x25519;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::master::MasterKeyService;
 
 /// The identities found, and where they were looked for.
 #[derive(Clone, Default)]
 pub struct Identities {
     ids: Vec<x25519::Identity>,
     looked: Vec<String>,
+    services: Option<Arc<dyn MasterKeyService>>,
 }
 
 impl fmt::Debug for Identities {
@@ -33,6 +36,7 @@ impl fmt::Debug for Identities {
         f.debug_struct("Identities")
             .field("count", &self.ids.len())
             .field("looked", &self.looked)
+            .field("master_keys", &self.services.is_some())
             .finish()
     }
 }
@@ -48,6 +52,9 @@ pub struct KeySources {
     pub xdg_config_home: Option<PathBuf>,
     /// The value of `HOME`.
     pub home: Option<PathBuf>,
+    /// What unwraps and wraps data keys for PGP, AWS KMS and Vault transit master keys
+    /// (`kustodian-stores` provides one); without it only age keys are used.
+    pub master_keys: Option<Arc<dyn MasterKeyService>>,
 }
 
 impl fmt::Debug for KeySources {
@@ -60,6 +67,7 @@ impl fmt::Debug for KeySources {
             .field("sops_age_key_file", &self.sops_age_key_file)
             .field("xdg_config_home", &self.xdg_config_home)
             .field("home", &self.home)
+            .field("master_keys", &self.master_keys)
             .finish()
     }
 }
@@ -77,6 +85,7 @@ impl KeySources {
             sops_age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
+            master_keys: None,
         }
     }
 }
@@ -89,7 +98,10 @@ impl Identities {
 
     /// Loads identities from the given sources (see the module docs for the order).
     pub fn load(src: &KeySources) -> Identities {
-        let mut out = Identities::default();
+        let mut out = Identities {
+            services: src.master_keys.clone(),
+            ..Identities::default()
+        };
         match &src.sops_age_key {
             Some(v) => out.add_text(v, "SOPS_AGE_KEY"),
             None => out.looked.push("SOPS_AGE_KEY (not set)".into()),
@@ -133,7 +145,11 @@ impl Identities {
             ids.push(id);
         }
         let looked = vec![format!("{location} ({} identities)", ids.len())];
-        Ok(Identities { ids, looked })
+        Ok(Identities {
+            ids,
+            looked,
+            services: None,
+        })
     }
 
     fn add_text(&mut self, text: &str, location: &str) {
@@ -188,6 +204,17 @@ impl Identities {
     pub(crate) fn all(&self) -> &[x25519::Identity] {
         &self.ids
     }
+
+    /// Uses `services` for PGP, AWS KMS and Vault transit master keys.
+    pub fn with_master_keys(mut self, services: Arc<dyn MasterKeyService>) -> Identities {
+        self.services = Some(services);
+        self
+    }
+
+    /// The service for master keys other than age, if one was given.
+    pub fn master_keys(&self) -> Option<&Arc<dyn MasterKeyService>> {
+        self.services.as_ref()
+    }
 }
 
 /// A new age identity as `age-keygen` writes it: `# created: ...`, `# public key: age1...`,
@@ -232,6 +259,7 @@ mod tests {
             sops_age_key_file: Some(key_file),
             xdg_config_home: Some(xdg),
             home: Some(dir.path().join("home")),
+            master_keys: None,
         };
         let ids = Identities::load(&src);
         let want: Vec<String> = [&a, &b, &c]

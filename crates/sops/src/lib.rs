@@ -21,10 +21,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! What it does not do: PGP, cloud KMS or Vault master keys, Shamir key groups, age plugins
-//! or SSH keys as identities, the INI format. Its only I/O is in [`keys`] (age
-//! identities from `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE` and the default key files) and
-//! [`config`] (finding and reading `.sops.yaml`); everything else takes and returns strings.
+//! Master keys: age (done here), and PGP, AWS KMS and Vault/OpenBao transit through a
+//! [`MasterKeyService`] the caller gives in [`KeySources::master_keys`] (this crate does no
+//! network or process I/O; `kustodian-stores` provides the service). Key groups with a Shamir
+//! threshold are read and written as sops does ([`KeyPlan`]).
+//!
+//! What it does not do: GCP KMS, Azure Key Vault and HuaweiCloud KMS keys (kept in files,
+//! never used), age plugins or SSH keys as identities, the INI format. Its only I/O is in
+//! [`keys`] (age identities from `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE` and the default key files)
+//! and [`config`] (finding and reading `.sops.yaml`); everything else takes and returns strings.
 //! Secret values live in [`Text`] and [`DataKey`], which zero themselves on drop and never
 //! print in `Debug`; no error message carries a value, a key or a comment.
 
@@ -38,7 +43,9 @@ mod dotenv;
 mod error;
 mod format;
 pub mod keys;
+mod master;
 mod metadata;
+mod shamir;
 mod store;
 mod tree;
 mod value;
@@ -54,6 +61,7 @@ pub use agekey::parse_recipient;
 pub use cipher::{is_encrypted_value, DataKey};
 pub use error::{Error, Result};
 pub use keys::{generate_identity_file, Identities, KeySources};
+pub use master::{kms_keys_from_list, KeyEntry, KmsKey, MasterKey, MasterKeyService, VaultKey};
 pub use metadata::{now_rfc3339, rfc3339, rfc3339_utc, AgeStanza, Metadata, SOPS_VERSION};
 pub use tree::{Rules, Selection};
 pub use value::{MapItem, SeqItem, Text, Value};
@@ -243,7 +251,129 @@ pub struct EncryptOptions {
     pub lastmodified: Option<String>,
 }
 
-/// Encrypts a plaintext tree for the given recipients with a new data key and returns the
+/// Which master keys a file's data key is wrapped for: key groups and the Shamir threshold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPlan {
+    /// The key groups; one group means every key wraps the whole data key.
+    pub groups: Vec<Vec<MasterKey>>,
+    /// With several groups, how many must open (0: all of them, as sops does).
+    pub shamir_threshold: usize,
+}
+
+impl KeyPlan {
+    /// One group of age recipients.
+    pub fn age(recipients: &[String]) -> KeyPlan {
+        KeyPlan {
+            groups: vec![recipients
+                .iter()
+                .map(|r| MasterKey::Age(r.trim().to_string()))
+                .collect()],
+            shamir_threshold: 0,
+        }
+    }
+
+    /// The keys a file is wrapped for now.
+    pub fn of(metadata: &Metadata) -> KeyPlan {
+        KeyPlan {
+            groups: metadata
+                .key_groups
+                .iter()
+                .map(|g| g.iter().map(|e| e.key.clone()).collect())
+                .collect(),
+            shamir_threshold: metadata.shamir_threshold,
+        }
+    }
+
+    /// Whether it names no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.groups.iter().all(|g| g.is_empty())
+    }
+
+    /// Whether `other` names the same keys in the same groups (order inside a group aside)
+    /// and the same threshold.
+    pub fn same_keys(&self, other: &KeyPlan) -> bool {
+        let threshold = |p: &KeyPlan| {
+            if p.groups.len() > 1 {
+                p.threshold()
+            } else {
+                0
+            }
+        };
+        self.groups.len() == other.groups.len()
+            && threshold(self) == threshold(other)
+            && self.groups.iter().zip(&other.groups).all(|(a, b)| {
+                a.len() == b.len()
+                    && a.iter().all(|k| b.iter().any(|o| o.same(k)))
+                    && b.iter().all(|k| a.iter().any(|o| o.same(k)))
+            })
+    }
+
+    fn threshold(&self) -> usize {
+        if self.shamir_threshold == 0 {
+            self.groups.len()
+        } else {
+            self.shamir_threshold
+        }
+    }
+
+    /// Wraps `key` for every master key (split into shares when there are several groups).
+    fn wrap(&self, key: &DataKey, ids: &Identities, file: &str) -> Result<Vec<Vec<KeyEntry>>> {
+        let groups: Vec<&Vec<MasterKey>> = self.groups.iter().filter(|g| !g.is_empty()).collect();
+        if groups.is_empty() {
+            return Err(Error::NoRecipients);
+        }
+        let shares: Vec<Zeroizing<Vec<u8>>> = if groups.len() == 1 {
+            vec![Zeroizing::new(key.bytes().to_vec())]
+        } else {
+            let t = self.threshold();
+            if t < 2 || t > groups.len() || groups.len() > 255 {
+                return Err(Error::BadThreshold {
+                    threshold: t,
+                    groups: groups.len(),
+                });
+            }
+            shamir::split(key.bytes(), groups.len(), t)
+        };
+        let now = now_rfc3339();
+        let mut out = Vec::new();
+        for (group, share) in groups.iter().zip(&shares) {
+            let mut entries = Vec::new();
+            for k in group.iter() {
+                let enc = match k {
+                    MasterKey::Age(r) => agekey::wrap_bytes(share, &parse_recipient(r)?)?,
+                    MasterKey::Other(kind, _) => {
+                        return Err(Error::Wrap {
+                            key: k.to_string(),
+                            why: format!("{kind} keys are not supported"),
+                        })
+                    }
+                    _ => match ids.master_keys() {
+                        Some(svc) => svc.wrap(k, share, file).map_err(|why| Error::Wrap {
+                            key: k.to_string(),
+                            why,
+                        })?,
+                        None => {
+                            return Err(Error::Wrap {
+                                key: k.to_string(),
+                                why: "no master-key service was configured".into(),
+                            })
+                        }
+                    },
+                };
+                entries.push(KeyEntry {
+                    created_at: (!matches!(k, MasterKey::Age(_))).then(|| now.clone()),
+                    key: k.clone(),
+                    enc,
+                    raw: None,
+                });
+            }
+            out.push(entries);
+        }
+        Ok(out)
+    }
+}
+
+/// Encrypts a plaintext tree for the given age recipients with a new data key and returns the
 /// file's text in `format`. Refuses a tree that already has `sops` metadata.
 pub fn encrypt(
     plain: &Plaintext,
@@ -251,36 +381,50 @@ pub fn encrypt(
     format: Format,
     name: &str,
 ) -> Result<String> {
-    if plain.has_sops_key() {
-        return Err(Error::AlreadyEncrypted { file: name.into() });
-    }
     if opts.recipients.is_empty() {
         return Err(Error::NoRecipients);
     }
-    let parsed = opts
-        .recipients
-        .iter()
-        .map(|r| parse_recipient(r))
-        .collect::<Result<Vec<_>>>()?;
+    encrypt_for(
+        plain,
+        opts,
+        &KeyPlan::age(&opts.recipients),
+        &Identities::default(),
+        format,
+        name,
+    )
+}
+
+/// Encrypts a plaintext tree for the master keys of `plan` (age keys are done here, the
+/// others with `ids`'s [`MasterKeyService`]); `opts.recipients` is ignored.
+pub fn encrypt_for(
+    plain: &Plaintext,
+    opts: &EncryptOptions,
+    plan: &KeyPlan,
+    ids: &Identities,
+    format: Format,
+    name: &str,
+) -> Result<String> {
+    if plain.has_sops_key() {
+        return Err(Error::AlreadyEncrypted { file: name.into() });
+    }
+    if plan.is_empty() {
+        return Err(Error::NoRecipients);
+    }
+    for k in plan.groups.iter().flatten() {
+        if let MasterKey::Age(r) = k {
+            parse_recipient(r)?;
+        }
+    }
     let rules = Rules::new(opts.selection.clone(), opts.mac_only_encrypted)?;
     let key = DataKey::generate();
+    let groups = plan.wrap(&key, ids, name)?;
     let mut docs = plain.docs.clone();
     let mac = tree::encrypt_docs(&mut docs, &rules, &key, &IvStash::default())?;
     let lastmodified = opts.lastmodified.clone().unwrap_or_else(now_rfc3339);
-    let stanzas = opts
-        .recipients
-        .iter()
-        .zip(&parsed)
-        .map(|(r, p)| {
-            Ok(AgeStanza {
-                recipient: r.trim().to_string(),
-                enc: agekey::wrap(&key, p)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     let mac_enc = cipher::seal(&key, mac.as_bytes(), "str", &lastmodified, None);
     let block = Metadata::new_block(
-        &stanzas,
+        &groups,
+        plan.shamir_threshold,
         &lastmodified,
         &mac_enc,
         &opts.selection,
@@ -371,43 +515,166 @@ impl EncryptedFile {
             })
     }
 
-    /// Unwraps the data key with the first identity that can. Identities whose public key
-    /// matches a recipient are tried first.
+    /// Unwraps the data key. In each key group, age keys are tried first (identities whose
+    /// public key matches a recipient before the others), then PGP, then the rest in file
+    /// order, as sops does; with several groups, shares from `shamir_threshold` groups are
+    /// combined. The error names, for each master key, why it could not be used.
     pub fn data_key(&self, ids: &Identities) -> Result<DataKey> {
-        if self.metadata.age.is_empty() {
+        let groups: Vec<&Vec<KeyEntry>> = self
+            .metadata
+            .key_groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .collect();
+        if groups.is_empty() {
             return Err(Error::NoAgeRecipients {
                 file: self.name.clone(),
-                others: if self.metadata.other_key_types.is_empty() {
-                    "nothing".into()
-                } else {
-                    self.metadata.other_key_types.join(", ")
-                },
+                others: "nothing".into(),
             });
         }
-        let publics = ids.recipients();
-        for stanza in &self.metadata.age {
-            let matching: Vec<_> = ids
-                .all()
-                .iter()
-                .zip(&publics)
-                .filter(|(_, p)| **p == stanza.recipient.trim())
-                .map(|(i, _)| i)
-                .collect();
-            if let Some(k) = agekey::unwrap(&stanza.enc, &matching) {
-                return Ok(k);
+        let age_only =
+            groups.len() == 1 && groups[0].iter().all(|e| matches!(e.key, MasterKey::Age(_)));
+        let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut report = Vec::new();
+        let threshold = match self.metadata.shamir_threshold {
+            0 => groups.len(),
+            t => t,
+        };
+        for (i, group) in groups.iter().enumerate() {
+            match self.open_group(group, ids) {
+                Ok(p) => parts.push(p),
+                Err(why) if groups.len() == 1 => report.push(why.join("\n")),
+                Err(why) => report.push(format!(
+                    "key group {} of {}: FAILED\n{}",
+                    i + 1,
+                    groups.len(),
+                    why.join("\n")
+                )),
+            }
+            if groups.len() > 1 && parts.len() >= threshold {
+                break;
             }
         }
-        let all: Vec<_> = ids.all().iter().collect();
-        for stanza in &self.metadata.age {
-            if let Some(k) = agekey::unwrap(&stanza.enc, &all) {
-                return Ok(k);
-            }
+        let key = if groups.len() == 1 {
+            parts.pop().and_then(|p| DataKey::from_bytes(&p))
+        } else if parts.len() >= threshold {
+            let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+            shamir::combine(&refs).and_then(|k| DataKey::from_bytes(&k))
+        } else {
+            None
+        };
+        if let Some(k) = key {
+            return Ok(k);
         }
-        Err(Error::NoIdentity {
+        if age_only {
+            return Err(Error::NoIdentity {
+                file: self.name.clone(),
+                recipients: self.recipients().iter().map(|s| s.to_string()).collect(),
+                looked: ids.looked(),
+            });
+        }
+        let needed = if groups.len() == 1 {
+            "no master key could be used".to_string()
+        } else if parts.len() >= threshold {
+            "the key groups' shares do not combine into a data key".to_string()
+        } else {
+            format!(
+                "{threshold} of {} key groups are needed (Shamir threshold), {} opened",
+                groups.len(),
+                parts.len()
+            )
+        };
+        Err(Error::DataKey {
             file: self.name.clone(),
-            recipients: self.recipients().iter().map(|s| s.to_string()).collect(),
-            looked: ids.looked(),
+            needed,
+            report: report.join("\n"),
         })
+    }
+
+    /// One group's share (or the whole data key), or for each key why it could not be used.
+    fn open_group(
+        &self,
+        group: &[KeyEntry],
+        ids: &Identities,
+    ) -> std::result::Result<Zeroizing<Vec<u8>>, Vec<String>> {
+        let rank = |e: &KeyEntry| match e.key {
+            MasterKey::Age(_) => 0,
+            MasterKey::Pgp(_) => 1,
+            _ => 2,
+        };
+        let mut order: Vec<&KeyEntry> = group.iter().collect();
+        order.sort_by_key(|e| rank(e));
+        let publics = ids.recipients();
+        let mut why = Vec::new();
+        for e in order {
+            let result = match &e.key {
+                MasterKey::Age(r) => {
+                    let matching: Vec<_> = ids
+                        .all()
+                        .iter()
+                        .zip(&publics)
+                        .filter(|(_, p)| **p == r.trim())
+                        .map(|(i, _)| i)
+                        .collect();
+                    let all: Vec<_> = ids.all().iter().collect();
+                    agekey::unwrap_bytes(&e.enc, &matching)
+                        .or_else(|| agekey::unwrap_bytes(&e.enc, &all))
+                        .ok_or_else(|| {
+                            format!("no age identity matches (looked in: {})", ids.looked())
+                        })
+                }
+                MasterKey::Other(kind, _) => Err(format!("{kind} keys are not supported")),
+                k => match ids.master_keys() {
+                    Some(svc) => svc.unwrap(k, &e.enc, &self.name),
+                    None => Err("no master-key service was configured".into()),
+                },
+            };
+            match result {
+                Ok(p) => return Ok(p),
+                Err(reason) => why.push(format!("  {}: {reason}", e.key)),
+            }
+        }
+        Err(why)
+    }
+
+    /// The file wrapped for `plan`'s master keys (`updatekeys`, `rotate --add-*/--rm-*`):
+    /// with `rotate`, a new data key and every value encrypted again; otherwise the same data
+    /// key and ciphertexts. `lastmodified` and the MAC are renewed either way.
+    pub fn rekey(
+        &self,
+        key: &DataKey,
+        plan: &KeyPlan,
+        ids: &Identities,
+        rotate: bool,
+        format: Format,
+    ) -> Result<String> {
+        for k in plan.groups.iter().flatten() {
+            if let MasterKey::Age(r) = k {
+                parse_recipient(r)?;
+            }
+        }
+        let mut stash = IvStash::default();
+        let plain = self.open(key, (!rotate).then_some(&mut stash))?;
+        let new_key;
+        let key = if rotate {
+            new_key = DataKey::generate();
+            &new_key
+        } else {
+            key
+        };
+        let rules = Rules::new(
+            self.metadata.selection.clone(),
+            self.metadata.mac_only_encrypted,
+        )?;
+        let groups = plan.wrap(key, ids, &self.name)?;
+        let mut docs = plain;
+        let mac = tree::encrypt_docs(&mut docs, &rules, key, &stash)?;
+        let lastmodified = now_rfc3339();
+        let mac_enc = cipher::seal(key, mac.as_bytes(), "str", &lastmodified, None);
+        let block =
+            self.metadata
+                .rekeyed_block(&groups, plan.shamir_threshold, &lastmodified, &mac_enc);
+        emit_encrypted(docs, block, format, &self.name)
     }
 
     fn open(&self, key: &DataKey, stash: Option<&mut IvStash>) -> Result<Vec<Value>> {

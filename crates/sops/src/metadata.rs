@@ -2,22 +2,12 @@
 //! MAC, the selection option and the version.
 
 use crate::error::{Error, Result};
+use crate::master::{self, KeyEntry, MasterKey};
 use crate::tree::Selection;
 use crate::value::{MapItem, SeqItem, Text, Value};
 
 /// The sops format version this crate writes.
 pub const SOPS_VERSION: &str = "3.11.0";
-
-/// Key types sops knows besides age; only their presence matters here.
-const OTHER_KEY_TYPES: [&str; 7] = [
-    "pgp",
-    "kms",
-    "gcp_kms",
-    "azure_kv",
-    "hc_vault",
-    "hckms",
-    "key_groups",
-];
 
 /// One age recipient and the data key wrapped for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +25,11 @@ pub struct Metadata {
     pub age: Vec<AgeStanza>,
     /// Other key types present with at least one key (`pgp`, `kms`, ...).
     pub other_key_types: Vec<String>,
+    /// Every master key with its wrapped data key (or Shamir share), by key group. Files
+    /// without `key_groups` have one group.
+    pub key_groups: Vec<Vec<KeyEntry>>,
+    /// How many groups must open to rebuild the data key (`shamir_threshold`; 0 when unset).
+    pub shamir_threshold: usize,
     /// `lastmodified`, exactly as written (it is the MAC's additional data).
     pub lastmodified: String,
     /// The encrypted MAC, if present.
@@ -63,33 +58,39 @@ impl Metadata {
         if !v.is_map() {
             return Err(bad("`sops` is not a mapping"));
         }
-        let mut age = Vec::new();
-        if let Some(list) = v.get("age") {
-            for item in list.items() {
-                let recipient = item
-                    .get("recipient")
-                    .and_then(text)
-                    .ok_or_else(|| bad("an age entry has no recipient"))?;
-                let enc = item
-                    .get("enc")
-                    .and_then(text)
-                    .ok_or_else(|| bad("an age entry has no enc"))?;
-                age.push(AgeStanza { recipient, enc });
+        let key_groups = match v.get("key_groups").filter(|g| g.items().next().is_some()) {
+            Some(groups) => groups
+                .items()
+                .map(|g| master::parse_group(g, file))
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![master::parse_group(v, file)?],
+        };
+        let shamir_threshold = match v.get("shamir_threshold") {
+            None | Some(Value::Null) => Some(0),
+            Some(Value::Int(n)) => usize::try_from(*n).ok(),
+            Some(Value::Float(f)) if f.fract() == 0.0 && *f >= 0.0 => Some(*f as usize),
+            Some(other) => other.to_text().and_then(|t| t.trim().parse().ok()),
+        }
+        .filter(|n| *n <= key_groups.len())
+        .ok_or_else(|| bad("shamir_threshold is not a number of key groups"))?;
+        let age = key_groups
+            .iter()
+            .flatten()
+            .filter_map(|e| match &e.key {
+                MasterKey::Age(r) => Some(AgeStanza {
+                    recipient: r.clone(),
+                    enc: e.enc.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut other_key_types: Vec<String> = Vec::new();
+        for e in key_groups.iter().flatten() {
+            let k = e.key.kind();
+            if k != "age" && !other_key_types.iter().any(|o| o == k) {
+                other_key_types.push(k.to_string());
             }
         }
-        if v.get("key_groups")
-            .is_some_and(|g| g.items().next().is_some())
-        {
-            return Err(Error::Unsupported {
-                file: file.into(),
-                what: "key groups (Shamir secret sharing)".into(),
-            });
-        }
-        let other_key_types = OTHER_KEY_TYPES
-            .iter()
-            .filter(|k| v.get(k).is_some_and(|g| g.items().next().is_some()))
-            .map(|k| k.to_string())
-            .collect();
         let mut selection = None;
         for key in Selection::KEYS {
             if let Some(s) = v.get(key).and_then(text).filter(|s| !s.is_empty()) {
@@ -104,6 +105,8 @@ impl Metadata {
         Ok(Metadata {
             age,
             other_key_types,
+            key_groups,
+            shamir_threshold,
             lastmodified: v
                 .get("lastmodified")
                 .and_then(text)
@@ -116,26 +119,18 @@ impl Metadata {
         })
     }
 
-    /// A new block, in the order sops writes it.
+    /// A new block, in the order sops writes it: with one group, the key lists and the other
+    /// fields sorted by name; with several, `shamir_threshold` and `key_groups` first.
     pub(crate) fn new_block(
-        age: &[AgeStanza],
+        groups: &[Vec<KeyEntry>],
+        shamir_threshold: usize,
         lastmodified: &str,
         mac: &str,
         selection: &Selection,
         mac_only_encrypted: bool,
     ) -> Value {
         let entry = |k: &str, v: Value| MapItem::Entry(k.to_string(), v);
-        let stanzas = age
-            .iter()
-            .map(|s| {
-                SeqItem::Value(Value::Map(vec![
-                    entry("recipient", Value::str(&s.recipient)),
-                    entry("enc", Value::str(&s.enc)),
-                ]))
-            })
-            .collect();
         let mut items = vec![
-            entry("age", Value::Seq(stanzas)),
             entry("lastmodified", Value::str(lastmodified)),
             entry("mac", Value::str(mac)),
             entry(selection.key(), Value::str(selection.value())),
@@ -144,7 +139,46 @@ impl Metadata {
             items.push(entry("mac_only_encrypted", Value::Bool(true)));
         }
         items.push(entry("version", Value::str(SOPS_VERSION)));
-        Value::Map(items)
+        let mut head = Vec::new();
+        match groups {
+            [one] => items.extend(master::group_items(one)),
+            many => {
+                head.push(entry(
+                    "shamir_threshold",
+                    Value::Int(shamir_threshold.max(1) as i64),
+                ));
+                let list = many
+                    .iter()
+                    .map(|g| SeqItem::Value(Value::Map(master::group_items(g))))
+                    .collect();
+                head.push(entry("key_groups", Value::Seq(list)));
+            }
+        }
+        items.sort_by(|a, b| match (a, b) {
+            (MapItem::Entry(x, _), MapItem::Entry(y, _)) => x.cmp(y),
+            _ => std::cmp::Ordering::Equal,
+        });
+        head.extend(items);
+        Value::Map(head)
+    }
+
+    /// This file's block with new key groups, `lastmodified` and MAC (for `updatekeys` and
+    /// `rotate`); the selection option stays.
+    pub(crate) fn rekeyed_block(
+        &self,
+        groups: &[Vec<KeyEntry>],
+        shamir_threshold: usize,
+        lastmodified: &str,
+        mac: &str,
+    ) -> Value {
+        Metadata::new_block(
+            groups,
+            shamir_threshold,
+            lastmodified,
+            mac,
+            &self.selection,
+            self.mac_only_encrypted,
+        )
     }
 
     /// The block as read, with a new `lastmodified` and `mac`.

@@ -28,6 +28,7 @@ pub mod echo;
 pub mod env;
 pub mod gcp;
 pub mod kubernetes;
+pub mod masterkeys;
 pub mod onepassword;
 mod rest;
 mod secret;

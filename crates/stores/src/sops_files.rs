@@ -146,7 +146,8 @@ pub fn read_store_file(file: &Path, rel: &str) -> Result<String, StoreError> {
 }
 
 /// Where to look for age identities, the way sops does, from the operator's variables only (an
-/// Application's `ARGOCD_ENV_SOPS_AGE_KEY_FILE` and the like are ignored).
+/// Application's `ARGOCD_ENV_SOPS_AGE_KEY_FILE` and the like are ignored), with the PGP, AWS KMS
+/// and Vault transit master keys of [`crate::masterkeys`] set up from the same variables.
 pub fn key_sources(config: &Config) -> kustodian_sops::KeySources {
     let var = |k: &str| config.var(k).map(str::to_string);
     kustodian_sops::KeySources {
@@ -154,6 +155,7 @@ pub fn key_sources(config: &Config) -> kustodian_sops::KeySources {
         sops_age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
         xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
         home: var("HOME").map(PathBuf::from),
+        master_keys: Some(crate::masterkeys::Services::new(config)),
     }
 }
 

@@ -231,6 +231,63 @@ impl Aws {
     }
 }
 
+impl Aws {
+    /// The operator's AWS client (settings, credential chain), for the SOPS KMS master keys.
+    pub(crate) fn from_config(config: &Config) -> Result<Self, StoreError> {
+        Aws::new(config)
+    }
+
+    /// One KMS call (`TrentService.Encrypt`/`Decrypt`) in `region`, as the operator or as
+    /// `role` assumed with the operator's credentials (only a role the operator allows in
+    /// KUSTODIAN_AWS_ALLOWED_ROLE_ARNS). `Err` says why, without the input.
+    pub(crate) fn kms(
+        &self,
+        region: &str,
+        role: Option<&str>,
+        action: &str,
+        input: serde_json::Value,
+        what: &str,
+    ) -> Result<SecretValue, String> {
+        if let Some(r) = role {
+            if !self.settings.role_allowed(r) {
+                return Err(format!(
+                    "the file asks to assume the role {r}, which the operator does not allow: \
+                     list it in KUSTODIAN_AWS_ALLOWED_ROLE_ARNS"
+                ));
+            }
+        }
+        let target = Target {
+            region: region.to_string(),
+            role: role.map(str::to_string),
+        };
+        let result = self.call_once(
+            Service::Kms,
+            &target,
+            &format!("TrentService.{action}"),
+            input,
+            what,
+            |e, who| match e.code.as_str() {
+                "AccessDeniedException" => Failure::Denied {
+                    path: what.to_string(),
+                    detail: format!("{e}; grant {} kms:{action} on the key", who.who),
+                },
+                "DisabledException" | "KMSInvalidStateException" => Failure::Backend {
+                    path: what.to_string(),
+                    reason: format!("the key is disabled or pending deletion ({e})"),
+                },
+                "NotFoundException" => Failure::NotFound(what.to_string()),
+                _ => common_error(e, who, what),
+            },
+        );
+        result.map_err(|f| match f {
+            Failure::NotFound(_) => "the key does not exist in this account and region".into(),
+            Failure::Denied { detail, .. } => format!("access denied: {detail}"),
+            Failure::Auth(r) | Failure::Config(r) => r,
+            Failure::Invalid { reason, .. } | Failure::Backend { reason, .. } => reason,
+        })
+    }
+}
+
 /// The errors every AWS service shares: credentials refused, throttling that outlasted the
 /// retries, anything else named by its code.
 fn common_error(e: &AwsError, who: &Identity, what: &str) -> Failure {

@@ -15,6 +15,7 @@ pub(crate) enum Service {
     SecretsManager,
     Ssm,
     Sts,
+    Kms,
 }
 
 impl Service {
@@ -24,6 +25,7 @@ impl Service {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "ssm",
             Service::Sts => "sts",
+            Service::Kms => "kms",
         }
     }
 
@@ -33,6 +35,7 @@ impl Service {
             Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             Service::Ssm => "AWS_ENDPOINT_URL_SSM",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Kms => "AWS_ENDPOINT_URL_KMS",
         }
     }
 }
@@ -78,7 +81,12 @@ impl Settings {
     /// Reads the settings; fails on values that cannot be right.
     pub(crate) fn from_config(c: &Config) -> Result<Self, StoreError> {
         let mut endpoints = Vec::new();
-        for s in [Service::SecretsManager, Service::Ssm, Service::Sts] {
+        for s in [
+            Service::SecretsManager,
+            Service::Ssm,
+            Service::Sts,
+            Service::Kms,
+        ] {
             if let Some(url) = c.var(s.endpoint_var()) {
                 endpoints.push((s, endpoint(url, s.endpoint_var())?));
             }

@@ -30,7 +30,8 @@ use zeroize::Zeroizing;
 
 use self::auth::{Lease, Login};
 use self::cache::{now_ms, Entry, Refused, Slot};
-use self::http::{encode_path, Http, Method, Reply};
+pub(crate) use self::http::{encode_path, Reply};
+use self::http::{Http, Method};
 use self::kv::{Engine, Mount, Syntax};
 use self::settings::{Auth, KvVersion, Secret, Settings};
 use crate::{Config, Request, SecretValue, Store, StoreError};
@@ -320,6 +321,38 @@ impl Vault {
                     reason: e.0,
                 })
             })
+    }
+
+    /// The Vault address in use (the operator's `VAULT_ADDR`, or Vault's default).
+    pub(crate) fn addr(&self) -> &str {
+        &self.settings.addr
+    }
+
+    /// A POST with the session's token (the SOPS transit master keys); a 401/403 with a
+    /// token from the cache is retried once with a fresh login.
+    pub(crate) fn post(
+        &self,
+        api_path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, StoreError> {
+        let call = |s: &Session| {
+            self.http
+                .call(Method::Post, api_path, &[], Some(&s.token), Some(body))
+                .map_err(|e| {
+                    self.fail_store(StoreError::Unavailable {
+                        store: STORE.into(),
+                        reason: e.0,
+                    })
+                })
+        };
+        let s = self.session()?;
+        let reply = call(&s)?;
+        if matches!(reply.status, 401 | 403) && s.from_cache {
+            if let Some(fresh) = self.relogin(&s)? {
+                return call(&fresh);
+            }
+        }
+        Ok(reply)
     }
 
     /// Whether Vault still knows the token (`auth/token/lookup-self`, which every token's
