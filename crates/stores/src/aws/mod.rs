@@ -282,7 +282,7 @@ impl Aws {
         result.map_err(|f| match f {
             Failure::NotFound(_) => "the key does not exist in this account and region".into(),
             Failure::Denied { detail, .. } => format!("access denied: {detail}"),
-            Failure::Auth(r) | Failure::Config(r) => r,
+            Failure::Auth(r) | Failure::Config(r) | Failure::Unavailable(r) => r,
             Failure::Invalid { reason, .. } | Failure::Backend { reason, .. } => reason,
         })
     }
