@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_manifest::read::{read_stream_to_string_bounded, MANIFEST_LIMIT};
-use kustodian_render::input::{self, InputError};
+use kustodian_render::input::{self, repo_root, InputError};
 use kustodian_stores::Config;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 
@@ -104,17 +104,6 @@ pub fn input_report(e: InputError) -> miette::Report {
             "{other}"
         ),
     }
-}
-
-/// The repository root for a run in `cwd`: the nearest folder at or above it holding `.git` (the
-/// git top level), else `cwd` itself; canonical. Computed once per run, from the working
-/// directory only: a plugin configuration's `dir` never moves it.
-pub fn repo_root(cwd: &Path) -> PathBuf {
-    let dir = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
-    dir.ancestors()
-        .find(|a| a.join(".git").exists())
-        .map(Path::to_path_buf)
-        .unwrap_or(dir)
 }
 
 /// The repository root of a render: the git top level of the working directory (or the working

@@ -39,7 +39,7 @@ impl std::fmt::Display for Problem {
 /// The place and configuration of one run.
 #[derive(Clone, Debug)]
 pub struct Context {
-    /// The repository root, fixed once from the working directory (see [`crate::cmd::render::repo_root`]); no
+    /// The repository root, fixed once from the working directory (see [`kustodian_render::input::repo_root`]); no
     /// configuration moves it.
     root: PathBuf,
     /// The folder relative store paths and files start from; always inside `root`.
@@ -73,7 +73,7 @@ impl Context {
             .unwrap_or(8);
         let concurrency = s.concurrency.filter(|n| *n > 0).unwrap_or(limit).min(limit);
         Context {
-            root: crate::cmd::render::repo_root(cwd),
+            root: kustodian_render::input::repo_root(cwd),
             base: cwd.to_path_buf(),
             vars,
             app: s.env.clone(),
@@ -99,7 +99,7 @@ impl Context {
 
     /// Resolves every reference in `docs`; all or nothing.
     pub fn resolve(&self, docs: Vec<Node>) -> Result<Vec<Node>, Vec<Problem>> {
-        let stores = crate::cmd::stores_for(self.config());
+        let stores = kustodian_stores::Stores::new(self.config());
         match kustodian_render::render(
             docs,
             &stores,
