@@ -108,13 +108,7 @@ impl Context {
             },
         ) {
             Ok(r) => Ok(r.docs),
-            Err(errs) => Err(errs
-                .into_iter()
-                .map(|e| Problem {
-                    document: Some(e.document.clone()),
-                    message: e.to_string(),
-                })
-                .collect()),
+            Err(errs) => Err(problems(errs)),
         }
     }
 
@@ -180,4 +174,19 @@ pub fn is_tool_document(d: &Node) -> bool {
         || (o.kind() == Some("Kptfile") && o.group() == "kpt.dev")
         || o.annotation("config.kubernetes.io/local-config")
             .is_some_and(|v| v.trim() == "true")
+}
+
+fn problems(errs: Vec<kustodian_render::RenderError>) -> Vec<Problem> {
+    errs.into_iter()
+        .map(|e| Problem {
+            document: Some(e.document.clone()),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+/// The leak guard over documents that did not pass through the render pipeline: one problem
+/// per Secret value still carrying a reference marker.
+pub fn leak_problems(docs: &[Node]) -> Vec<Problem> {
+    problems(kustodian_render::guard::leaks(docs))
 }

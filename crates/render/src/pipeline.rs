@@ -291,6 +291,10 @@ pub fn render(
         });
     errors.splice(0..0, wide_errors);
     if errors.is_empty() {
+        // The leak guard: no Secret leaves with an unresolved marker in a value.
+        errors = crate::guard::leaks(&docs);
+    }
+    if errors.is_empty() {
         Ok(Rendered { docs, stats })
     } else {
         Err(errors)
