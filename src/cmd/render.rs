@@ -22,6 +22,50 @@ pub struct Args {
     /// Print how many references and store requests the render took, on stderr.
     #[arg(long)]
     pub stats: bool,
+    /// `external-secrets`: turn Secrets of remote (Vault, AWS) references into ESO
+    /// ExternalSecrets instead of resolving them; `external-secrets,strict` also refuses SOPS
+    /// references.
+    #[arg(long, value_name = "MODE", env = "KUSTODIAN_EMIT")]
+    pub emit: Option<String>,
+    /// The SecretStore the emitted ExternalSecrets name (a Secret's
+    /// `kustodian.io/secret-store` annotation wins).
+    #[arg(long, value_name = "NAME", env = "KUSTODIAN_SECRET_STORE")]
+    pub secret_store: Option<String>,
+    /// `SecretStore` (default) or `ClusterSecretStore`.
+    #[arg(long, value_name = "KIND", env = "KUSTODIAN_SECRET_STORE_KIND")]
+    pub secret_store_kind: Option<String>,
+    /// `spec.refreshInterval` of the emitted ExternalSecrets (default 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_interval: Option<String>,
+    /// `external-secrets`: render ExternalSecrets (with their SecretStore in the same input)
+    /// into the Secrets ESO would create, with kustodian's configured store.
+    #[arg(long, value_name = "KIND", value_parser = ["external-secrets"])]
+    pub resolve: Option<String>,
+}
+
+/// The emit setting (`external-secrets`, `external-secrets,strict`) as render options; `None`
+/// for an empty setting.
+pub fn emit_options(
+    mode: Option<&str>,
+    store: Option<String>,
+    store_kind: Option<String>,
+    refresh_interval: Option<String>,
+) -> Result<Option<kustodian_render::eso::Emit>, String> {
+    let Some(mode) = mode.map(str::trim).filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = mode.split(',').map(str::trim).collect();
+    match parts.as_slice() {
+        ["external-secrets"] | ["external-secrets", "strict"] => Ok(Some(kustodian_render::eso::Emit {
+            store,
+            store_kind,
+            refresh_interval,
+            strict: parts.len() == 2,
+        })),
+        _ => Err(format!(
+            "emit mode {mode:?} is not known; use `external-secrets` or `external-secrets,strict`"
+        )),
+    }
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -129,10 +173,10 @@ pub fn root_for(cwd: &Path, target: &Path) -> PathBuf {
 pub fn render_with_stats(
     docs: Vec<kustodian_manifest::Node>,
     config: Config,
-    concurrency: usize,
+    opts: &kustodian_render::Options,
 ) -> Result<(String, kustodian_render::Stats), Vec<kustodian_render::RenderError>> {
     let stores = crate::cmd::stores_for(config);
-    match kustodian_render::render(docs, &stores, &kustodian_render::Options { concurrency }) {
+    match kustodian_render::render(docs, &stores, opts) {
         Ok(r) => Ok((kustodian_manifest::emit_stream(r.docs.iter()), r.stats)),
         Err(errs) => Err(errs),
     }
@@ -190,7 +234,19 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             if stdin { "<stdin>".into() } else { path.display().to_string() }
         );
     }
-    match render_with_stats(docs, config, args.concurrency) {
+    let emit = emit_options(
+        args.emit.as_deref(),
+        args.secret_store.clone(),
+        args.secret_store_kind.clone(),
+        args.refresh_interval.clone(),
+    )
+    .map_err(|e| miette::miette!(help = "see `kustodian render --help`", "{e}"))?;
+    let opts = kustodian_render::Options {
+        concurrency: args.concurrency,
+        emit,
+        resolve_external_secrets: args.resolve.is_some(),
+    };
+    match render_with_stats(docs, config, &opts) {
         Ok((out, stats)) => {
             if args.stats {
                 eprintln!(

@@ -105,6 +105,7 @@ impl Context {
             &stores,
             &kustodian_render::Options {
                 concurrency: self.concurrency,
+                ..Default::default()
             },
         ) {
             Ok(r) => Ok(r.docs),

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod eso;
 pub mod guard;
 pub mod input;
 mod modifiers;
