@@ -56,12 +56,14 @@ pub fn emit_options(
     };
     let parts: Vec<&str> = mode.split(',').map(str::trim).collect();
     match parts.as_slice() {
-        ["external-secrets"] | ["external-secrets", "strict"] => Ok(Some(kustodian_render::eso::Emit {
-            store,
-            store_kind,
-            refresh_interval,
-            strict: parts.len() == 2,
-        })),
+        ["external-secrets"] | ["external-secrets", "strict"] => {
+            Ok(Some(kustodian_render::eso::Emit {
+                store,
+                store_kind,
+                refresh_interval,
+                strict: parts.len() == 2,
+            }))
+        }
         _ => Err(format!(
             "emit mode {mode:?} is not known; use `external-secrets` or `external-secrets,strict`"
         )),

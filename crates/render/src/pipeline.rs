@@ -341,7 +341,10 @@ fn err(s: &DocSettings, r: Option<&Reference>, reason: String) -> RenderError {
     }
 }
 
-pub(crate) fn parse(text: &str, s: &DocSettings) -> Result<Vec<Reference>, kustodian_refs::ParseError> {
+pub(crate) fn parse(
+    text: &str,
+    s: &DocSettings,
+) -> Result<Vec<Reference>, kustodian_refs::ParseError> {
     if s.path.is_some() {
         kustodian_refs::parse_all_with_generic(text)
     } else {

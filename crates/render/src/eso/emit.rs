@@ -205,14 +205,19 @@ fn remote_ref<'a>(
             (path.clone(), Some(key.clone()), version.clone())
         }
         RefKind::AvpGeneric { key } => (
-            s.path.clone().ok_or("generic placeholder without an avp.kubernetes.io/path annotation")?,
+            s.path
+                .clone()
+                .ok_or("generic placeholder without an avp.kubernetes.io/path annotation")?,
             Some(key.clone()),
             s.secret_version.clone(),
         ),
         RefKind::Vals(v) => {
             let property = match &v.fragment {
                 Some(tokens) => {
-                    if tokens.iter().any(|t| t.is_empty() || t.contains(['.', '*', '?', '|', '#', '@'])) {
+                    if tokens
+                        .iter()
+                        .any(|t| t.is_empty() || t.contains(['.', '*', '?', '|', '#', '@']))
+                    {
                         return Err("a JSON pointer token that is empty or holds `.`, `*`, `?`, `|`, `#` or `@` has no ESO property form; name a plain key".into());
                     }
                     Some(tokens.join("."))
@@ -222,7 +227,11 @@ fn remote_ref<'a>(
             if let Some((p, _)) = v.params.iter().find(|(p, _)| p != "version") {
                 return Err(format!("the parameter `{p}` has no ESO remoteRef form; leave it out or render this Secret with kustodian"));
             }
-            (v.path.clone(), property, v.param("version").map(str::to_string))
+            (
+                v.path.clone(),
+                property,
+                v.param("version").map(str::to_string),
+            )
         }
     };
     if let Some((Modifier::JsonPath(expr), rest)) = mods.split_first() {
@@ -235,16 +244,25 @@ fn remote_ref<'a>(
         });
         mods = rest;
     }
-    Ok((RemoteRef { key, property, version }, mods))
+    Ok((
+        RemoteRef {
+            key,
+            property,
+            version,
+        },
+        mods,
+    ))
 }
 
 /// `{.a.b}` as `a.b`; `None` for any other JSONPath.
 fn simple_json_path(expr: &str) -> Option<String> {
     let inner = expr.trim().strip_prefix("{.")?.strip_suffix('}')?;
     let ok = !inner.is_empty()
-        && inner
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        && inner.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
     ok.then(|| inner.to_string())
 }
 
@@ -283,7 +301,12 @@ fn meta_map(doc: &Node, field: &str) -> Option<Node> {
     let entries = doc.get_path(&["metadata", field]).and_then(Node::as_map)?;
     let kept: Vec<(String, String)> = entries
         .iter()
-        .filter_map(|e| Some((e.key.as_scalar()?.to_string(), e.value.as_scalar()?.to_string())))
+        .filter_map(|e| {
+            Some((
+                e.key.as_scalar()?.to_string(),
+                e.value.as_scalar()?.to_string(),
+            ))
+        })
         .filter(|(k, _)| !k.starts_with("kustodian.io/") && !k.starts_with("avp.kubernetes.io/"))
         .collect();
     (!kept.is_empty()).then(|| string_map(kept))
@@ -307,7 +330,11 @@ fn build(
         .or_else(|| opts.store_kind.clone())
         .unwrap_or_else(|| "SecretStore".into());
     if !matches!(kind.as_str(), "SecretStore" | "ClusterSecretStore") {
-        errs.push(error(s, None, format!("secret store kind {kind:?} is neither SecretStore nor ClusterSecretStore")));
+        errs.push(error(
+            s,
+            None,
+            format!("secret store kind {kind:?} is neither SecretStore nor ClusterSecretStore"),
+        ));
     }
     let Some(store) = store.filter(|n| !n.trim().is_empty()) else {
         errs.push(error(s, None, "no secret store to name in the ExternalSecret: give --secret-store NAME (and --secret-store-kind), or annotate the Secret with kustodian.io/secret-store"));
@@ -319,7 +346,10 @@ fn build(
     let mut names: BTreeMap<RemoteRef, String> = BTreeMap::new();
     for (key, text, refs, literal_b64) in values {
         if *literal_b64 {
-            items.push((key.clone(), Item::Template(format!("{{{{ {} | b64dec }}}}", template::quote(text)))));
+            items.push((
+                key.clone(),
+                Item::Template(format!("{{{{ {} | b64dec }}}}", template::quote(text))),
+            ));
             continue;
         }
         let whole = refs.len() == 1 && refs[0].span == (0..text.len());
@@ -351,7 +381,10 @@ fn build(
             at = r.span.end;
         }
         tpl.push_str(&template::escape(&text[at..]));
-        items.push((key.clone(), direct.map_or(Item::Template(tpl), Item::Direct)));
+        items.push((
+            key.clone(),
+            direct.map_or(Item::Template(tpl), Item::Direct),
+        ));
     }
     if !errs.is_empty() {
         return Err(errs);
@@ -359,7 +392,10 @@ fn build(
     let all_direct = items.iter().all(|(_, i)| matches!(i, Item::Direct(_)));
 
     let mut es = Node::map();
-    es.insert("apiVersion", Node::scalar("external-secrets.io/v1", ScalarStyle::Plain));
+    es.insert(
+        "apiVersion",
+        Node::scalar("external-secrets.io/v1", ScalarStyle::Plain),
+    );
     es.insert("kind", Node::scalar("ExternalSecret", ScalarStyle::Plain));
     let name = o.name().unwrap_or("").to_string();
     let mut meta = Node::map();
@@ -463,7 +499,11 @@ mod tests {
     #[test]
     fn modifiers_become_template_functions_or_errors() {
         assert_eq!(pipe(&[Modifier::Base64Encode]).unwrap(), " | b64enc");
-        assert!(pipe(&[Modifier::Indent(2)]).unwrap().contains("trimPrefix \"  \""));
-        assert!(pipe(&[Modifier::JsonParse]).unwrap_err().contains("jsonParse"));
+        assert!(pipe(&[Modifier::Indent(2)])
+            .unwrap()
+            .contains("trimPrefix \"  \""));
+        assert!(pipe(&[Modifier::JsonParse])
+            .unwrap_err()
+            .contains("jsonParse"));
     }
 }

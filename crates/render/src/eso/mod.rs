@@ -19,7 +19,10 @@ pub use emit::Emit;
 /// Replaces every ExternalSecret in `docs` with the Secret ESO would create, and drops the
 /// SecretStore/ClusterSecretStore objects (they are the operator's, not the cluster's
 /// Secrets). Errors name the ExternalSecret and never hold a value.
-pub fn resolve_external_secrets(docs: Vec<Node>, stores: &Stores) -> Result<Vec<Node>, Vec<RenderError>> {
+pub fn resolve_external_secrets(
+    docs: Vec<Node>,
+    stores: &Stores,
+) -> Result<Vec<Node>, Vec<RenderError>> {
     let in_input = resolve::store_objects(&docs);
     let mut out = Vec::with_capacity(docs.len());
     let mut errors = Vec::new();

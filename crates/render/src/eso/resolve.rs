@@ -73,10 +73,7 @@ impl VaultStore {
         Request {
             path: self.api_path(key),
             version: version.map(str::to_string),
-            params: vec![(
-                "kv-version".into(),
-                if self.v2 { "2" } else { "1" }.into(),
-            )],
+            params: vec![("kv-version".into(), if self.v2 { "2" } else { "1" }.into())],
         }
     }
 }
@@ -177,7 +174,11 @@ pub(crate) fn vault_store(
     let v2 = match version.as_str() {
         "v2" => true,
         "v1" => false,
-        other => return Err(format!("{store_name}: Vault KV version {other:?} is neither v1 nor v2")),
+        other => {
+            return Err(format!(
+                "{store_name}: Vault KV version {other:?} is neither v1 nor v2"
+            ))
+        }
     };
     Ok((
         store_name,
@@ -276,7 +277,8 @@ pub(crate) fn resolve_one(
                 "spec.dataFrom[{i}]: only `extract` is rendered offline (the Vault store cannot list for `find`)"
             ));
         };
-        let key = text(ex.get("key")).ok_or(format!("spec.dataFrom[{i}].extract.key is missing"))?;
+        let key =
+            text(ex.get("key")).ok_or(format!("spec.dataFrom[{i}].extract.key is missing"))?;
         let v = read(
             stores,
             &vs,
@@ -294,7 +296,8 @@ pub(crate) fn resolve_one(
     }
 
     let target = spec.and_then(|s| s.get("target"));
-    let policy = text(target.and_then(|t| t.get("creationPolicy"))).unwrap_or_else(|| "Owner".into());
+    let policy =
+        text(target.and_then(|t| t.get("creationPolicy"))).unwrap_or_else(|| "Owner".into());
     if policy == "None" {
         return Ok(None);
     }
@@ -339,7 +342,10 @@ pub(crate) fn resolve_one(
     let mut dn = Node::map();
     let b64 = base64::engine::general_purpose::STANDARD;
     for (k, v) in out {
-        dn.insert(&k, Node::scalar(b64.encode(v.as_bytes()), ScalarStyle::Plain));
+        dn.insert(
+            &k,
+            Node::scalar(b64.encode(v.as_bytes()), ScalarStyle::Plain),
+        );
     }
     secret.insert("data", dn);
     Ok(Some(secret))
@@ -351,14 +357,23 @@ mod tests {
 
     #[test]
     fn api_paths_follow_eso() {
-        let v2 = VaultStore { mount: Some("kv".into()), v2: true };
+        let v2 = VaultStore {
+            mount: Some("kv".into()),
+            v2: true,
+        };
         assert_eq!(v2.api_path("app"), "kv/data/app");
         assert_eq!(v2.api_path("kv/app"), "kv/data/app");
         assert_eq!(v2.api_path("kv/data/app"), "kv/data/app");
-        let v1 = VaultStore { mount: Some("kv1".into()), v2: false };
+        let v1 = VaultStore {
+            mount: Some("kv1".into()),
+            v2: false,
+        };
         assert_eq!(v1.api_path("kv1/app"), "kv1/app");
         assert_eq!(v1.api_path("app"), "kv1/app");
-        let bare = VaultStore { mount: None, v2: true };
+        let bare = VaultStore {
+            mount: None,
+            v2: true,
+        };
         assert_eq!(bare.api_path("kv/app"), "kv/data/app");
     }
 

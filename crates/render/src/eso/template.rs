@@ -178,7 +178,9 @@ fn command(
     piped: Option<String>,
     data: &BTreeMap<String, String>,
 ) -> Result<String, String> {
-    let (head, args) = cmd.split_first().ok_or("an empty command in a template pipe")?;
+    let (head, args) = cmd
+        .split_first()
+        .ok_or("an empty command in a template pipe")?;
     let name = match head {
         Tok::Field(f) if args.is_empty() && piped.is_none() => return lookup(f, data),
         Tok::Str(s) if args.is_empty() && piped.is_none() => return Ok(s.clone()),
@@ -187,8 +189,7 @@ fn command(
     };
     let mut strs: Vec<String> = Vec::new();
     let mut nums: Vec<usize> = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
+    for a in args {
         match a {
             Tok::Str(s) => strs.push(s.clone()),
             Tok::Num(n) => nums.push(*n),
@@ -269,7 +270,10 @@ mod tests {
         );
         assert_eq!(render("{{ index . \"user\" }}", &d).unwrap(), "ann");
         assert_eq!(render(&escape("a {{ b"), &d).unwrap(), "a {{ b");
-        assert_eq!(render(&format!("{{{{ {} }}}}", quote("x\"y\n")), &d).unwrap(), "x\"y\n");
+        assert_eq!(
+            render(&format!("{{{{ {} }}}}", quote("x\"y\n")), &d).unwrap(),
+            "x\"y\n"
+        );
     }
 
     #[test]

@@ -1,0 +1,371 @@
+//! End-to-end tests of the External Secrets Operator modes of `kustodian render` against a real
+//! OpenBao dev server:
+//!
+//! - `--emit external-secrets` writes objects that validate against ESO's own CRDs
+//!   (tests/fixtures/interop/crds/external-secrets, through Python's `jsonschema`);
+//! - the round trip: rendering references directly == rendering the emitted ExternalSecrets
+//!   offline with `--resolve external-secrets` (KV v1 and v2, pinned versions, templates);
+//! - a store object that names another server is refused before any request is sent;
+//! - no value reaches stderr or the emitted objects.
+
+#[path = "support/bao.rs"]
+mod bao;
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use bao::{count, Bao, ROOT_TOKEN};
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+fn fixtures() -> PathBuf {
+    common::repo_root().join("tests/fixtures/eso")
+}
+
+/// OpenBao with the round-trip data: `kv` (v2, two versions of `db`) and `kv1` (v1).
+fn seeded() -> Bao {
+    let bao = Bao::start();
+    bao.enable_kv("kv", 2);
+    bao.enable_kv("kv1", 1);
+    let pem = "-----BEGIN CERTIFICATE-----\ncanary-pem-line\n-----END CERTIFICATE-----";
+    bao.put_kv2(
+        "kv",
+        "db",
+        json!({"username": "canary-user", "password": "canary-pw-one"}),
+    );
+    bao.put_kv2(
+        "kv",
+        "db",
+        json!({
+            "username": "canary-user",
+            "password": "canary-pw-two",
+            "config": {"host": "canary-host.internal"},
+            "pem": pem,
+            "api": {"token": "canary-api-token"},
+        }),
+    );
+    bao.put_kv1("kv1", "legacy", json!({"token": "canary-legacy-token"}));
+    bao
+}
+
+/// kustodian against `bao` with the root token, in `dir`, with nothing of the caller's
+/// environment that could pick another store.
+fn kustodian(bao: &Bao, dir: &Path) -> Command {
+    let mut cmd = common::kustodian(dir);
+    for (k, _) in std::env::vars() {
+        if ["VAULT_", "BAO_", "AVP_", "KUSTODIAN_", "ARGOCD_ENV_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .env("AVP_TYPE", "vault")
+        .env("HOME", bao.path())
+        .env("XDG_CACHE_HOME", bao.path().join("cache"))
+        .env(
+            "SOPS_AGE_KEY_FILE",
+            common::repo_root().join("tests/fixtures/render/store/keys.txt"),
+        );
+    cmd
+}
+
+/// Checks that neither stream holds a value of the store.
+fn no_canary(bao: &Bao, what: &str, out: &Output) {
+    let mut canaries = bao.canaries();
+    canaries.push(ROOT_TOKEN.to_string());
+    let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
+    common::assert_no_canary_in(
+        &format!("{what}: stderr"),
+        &common::text(&out.stderr),
+        &canaries,
+    );
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed:\n{}",
+        common::text(&out.stderr)
+    );
+    common::text(&out.stdout)
+}
+
+/// Validates every ESO object of `yaml` against the CRDs; returns how many were checked.
+fn validate_against_crds(yaml: &str) -> String {
+    let script = common::repo_root().join("tests/support/eso_schema.py");
+    // python3 on PATH: tests/run puts the venv of tests/setup-tools.sh (with jsonschema) first.
+    let out = Command::new("python3")
+        .arg(&script)
+        .write_stdin(yaml)
+        .output()
+        .expect("python3 runs");
+    let text = common::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "CRD validation failed:\n{text}\n{yaml}"
+    );
+    text
+}
+
+/// The Secrets of a YAML stream, as ESO would leave them in the cluster: name -> (type, labels,
+/// annotations without kustodian's and avp's, data ∪ stringData as text).
+fn secrets(yaml: &str) -> BTreeMap<String, Value> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = BTreeMap::new();
+    for d in kustodian_manifest::parse_stream(yaml).unwrap() {
+        let v = d.root.to_json();
+        if v["kind"] != "Secret" {
+            continue;
+        }
+        let mut data = BTreeMap::new();
+        for (k, x) in v["data"].as_object().into_iter().flatten() {
+            let bytes = b64.decode(x.as_str().unwrap()).unwrap();
+            data.insert(k.clone(), String::from_utf8(bytes).unwrap());
+        }
+        for (k, x) in v["stringData"].as_object().into_iter().flatten() {
+            data.insert(k.clone(), x.as_str().unwrap().to_string());
+        }
+        let annotations: BTreeMap<String, Value> = v["metadata"]["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| {
+                !k.starts_with("kustodian.io/") && !k.starts_with("avp.kubernetes.io/")
+            })
+            .map(|(k, x)| (k.clone(), x.clone()))
+            .collect();
+        let name = format!(
+            "{}/{}",
+            v["metadata"]["namespace"].as_str().unwrap_or(""),
+            v["metadata"]["name"].as_str().unwrap()
+        );
+        out.insert(
+            name,
+            json!({
+                "type": v["type"].as_str().unwrap_or("Opaque"),
+                "labels": v["metadata"]["labels"],
+                "annotations": annotations,
+                "data": data,
+            }),
+        );
+    }
+    out
+}
+
+fn stores_for(bao: &Bao, server: &str) -> String {
+    let _ = bao;
+    std::fs::read_to_string(fixtures().join("round-trip/stores.yaml"))
+        .unwrap()
+        .replace("SERVER", server)
+}
+
+#[test]
+fn emitted_external_secrets_render_back_to_the_same_secrets() {
+    let bao = seeded();
+    let dir = fixtures().join("round-trip");
+
+    let direct = kustodian(&bao, &dir)
+        .args(["render", "secrets.yaml"])
+        .output()
+        .unwrap();
+    no_canary(&bao, "direct render", &direct);
+    let direct = ok(&direct);
+
+    let mark = bao.mark();
+    let emitted = kustodian(&bao, &dir)
+        .args([
+            "render",
+            "secrets.yaml",
+            "--emit",
+            "external-secrets",
+            "--secret-store",
+            "vault",
+        ])
+        .output()
+        .unwrap();
+    no_canary(&bao, "emit", &emitted);
+    let emitted = ok(&emitted);
+    // Emitting reads nothing from the store and prints no value.
+    assert!(bao
+        .audit_since(mark)
+        .iter()
+        .all(|a| !a.path.starts_with("kv")));
+    let mut canaries = bao.canaries();
+    canaries.push("Y2FuYXJ5".into());
+    let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
+    common::assert_no_canary_in("emitted objects", &emitted, &canaries);
+    assert!(emitted.contains("kind: ExternalSecret") && emitted.contains("kind: ConfigMap"));
+    assert!(!emitted.contains("kind: Secret\n"), "{emitted}");
+
+    let stores = stores_for(&bao, &bao.addr);
+    let checked = validate_against_crds(&format!("{emitted}---\n{stores}"));
+    assert!(checked.contains("4 objects valid"), "{checked}");
+
+    let mark = bao.mark();
+    let offline = kustodian(&bao, &dir)
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(format!("{emitted}---\n{stores}"))
+        .output()
+        .unwrap();
+    no_canary(&bao, "resolve", &offline);
+    let offline = ok(&offline);
+    assert!(!offline.contains("ExternalSecret") && !offline.contains("SecretStore"));
+    assert_eq!(
+        secrets(&offline),
+        secrets(&direct),
+        "offline:\n{offline}\ndirect:\n{direct}"
+    );
+    assert_eq!(secrets(&direct).len(), 2);
+    // One read per distinct path and version.
+    let seen = bao.audit_since(mark);
+    assert_eq!(count(&seen, "kv/data/db"), 2, "{seen:?}"); // latest and version 1
+    assert_eq!(count(&seen, "kv1/legacy"), 1, "{seen:?}");
+}
+
+#[test]
+fn a_store_object_naming_another_server_is_refused_before_any_request() {
+    let bao = seeded();
+    let dir = fixtures().join("round-trip");
+    let emitted = ok(&kustodian(&bao, &dir)
+        .args([
+            "render",
+            "secrets.yaml",
+            "--emit",
+            "external-secrets",
+            "--secret-store",
+            "vault",
+        ])
+        .output()
+        .unwrap());
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let server = format!("http://{}", elsewhere.local_addr().unwrap());
+    let mark = bao.mark();
+    let out = kustodian(&bao, &dir)
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(format!("{emitted}---\n{}", stores_for(&bao, &server)))
+        .output()
+        .unwrap();
+    no_canary(&bao, "refused store", &out);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(
+        err.contains("SecretStore/vault (namespace app)") && err.contains("VAULT_ADDR"),
+        "{err}"
+    );
+    assert!(
+        elsewhere.accept().is_err(),
+        "kustodian connected to the manifest's server"
+    );
+    assert!(bao
+        .audit_since(mark)
+        .iter()
+        .all(|a| !a.path.starts_with("kv")));
+}
+
+#[test]
+fn emit_refuses_references_outside_secrets_and_values_eso_cannot_express() {
+    let bao = Bao::start();
+    let dir = fixtures().join("errors");
+    for (file, wants) in [
+        (
+            "configmap-with-reference.yaml",
+            &[
+                "ConfigMap/settings",
+                "<path:kv/data/db#password>",
+                "Argo CD's cache",
+            ][..],
+        ),
+        (
+            "unexpressible-modifier.yaml",
+            &["Secret/parsed", "jsonParse", "no form in ESO"][..],
+        ),
+        (
+            "mixed-stores.yaml",
+            &["Secret/mixed", "split it into two Secrets"][..],
+        ),
+    ] {
+        let out = kustodian(&bao, &dir)
+            .args([
+                "render",
+                file,
+                "--emit",
+                "external-secrets",
+                "--secret-store",
+                "vault",
+            ])
+            .output()
+            .unwrap();
+        let err = common::text(&out.stderr);
+        assert!(
+            !out.status.success() && out.stdout.is_empty(),
+            "{file}: {err}"
+        );
+        for w in wants {
+            assert!(err.contains(w), "{file}: stderr lacks {w:?}:\n{err}");
+        }
+    }
+}
+
+#[test]
+fn sops_references_are_resolved_at_render_time_unless_strict() {
+    let bao = Bao::start();
+    let dir = fixtures().join("sops-only");
+    let out = kustodian(&bao, &dir)
+        .args([
+            "render",
+            "secret.yaml",
+            "--emit",
+            "external-secrets",
+            "--secret-store",
+            "vault",
+        ])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains("kind: Secret") && text.contains("username: admin"),
+        "{text}"
+    );
+    let out = kustodian(&bao, &dir)
+        .args([
+            "render",
+            "secret.yaml",
+            "--emit",
+            "external-secrets,strict",
+            "--secret-store",
+            "vault",
+        ])
+        .output()
+        .unwrap();
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(
+        err.contains("Secret/from-sops") && err.contains("strict"),
+        "{err}"
+    );
+    assert!(!err.contains("admin"), "{err}");
+}
+
+#[test]
+fn emit_without_a_store_name_says_how_to_give_one() {
+    let bao = Bao::start();
+    let out = kustodian(&bao, &fixtures().join("round-trip"))
+        .args(["render", "secrets.yaml", "--emit", "external-secrets"])
+        .output()
+        .unwrap();
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty());
+    assert!(
+        err.contains("--secret-store") && err.contains("Secret/db"),
+        "{err}"
+    );
+}
