@@ -369,3 +369,57 @@ fn emit_without_a_store_name_says_how_to_give_one() {
         "{err}"
     );
 }
+
+#[test]
+fn the_argo_cd_plugin_and_the_krm_function_emit_from_their_settings() {
+    // No server at all: emitting reads nothing.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    closed.set_nonblocking(true).unwrap();
+    let addr = format!("http://{}", closed.local_addr().unwrap());
+    let dir = fixtures().join("round-trip");
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = common::kustodian(&dir);
+        cmd.env("VAULT_ADDR", &addr)
+            .env("VAULT_TOKEN", "canary-unused-token")
+            .env("AVP_TYPE", "vault")
+            .env_remove("KUSTODIAN_EMIT")
+            .env_remove("KUSTODIAN_ESO_STORE");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.args(["render", "secrets.yaml"]).output().unwrap()
+    };
+    // The CMP runs `kustodian render .`; an Application sets ARGOCD_ENV_ twins.
+    let out = run(&[
+        ("ARGOCD_ENV_KUSTODIAN_EMIT", "external-secrets"),
+        ("ARGOCD_ENV_KUSTODIAN_ESO_STORE", "vault"),
+    ]);
+    let text = ok(&out);
+    assert!(
+        text.contains("kind: ExternalSecret") && !text.contains("kind: Secret\n"),
+        "{text}"
+    );
+    // An operator's setting wins: an Application cannot turn emitting off.
+    let out = run(&[
+        ("KUSTODIAN_EMIT", "external-secrets"),
+        ("KUSTODIAN_ESO_STORE", "vault"),
+        ("ARGOCD_ENV_KUSTODIAN_EMIT", "off"),
+    ]);
+    assert!(ok(&out).contains("kind: ExternalSecret"));
+    assert!(closed.accept().is_err(), "emitting contacted the store");
+
+    let krm = fixtures().join("krm-resolver-emits");
+    let out = common::kustodian(&krm)
+        .env("AVP_TYPE", "vault")
+        .env("VAULT_ADDR", &addr)
+        .env_remove("KUSTODIAN_EMIT")
+        .arg("krm")
+        .write_stdin(std::fs::read(krm.join("resource-list.yaml")).unwrap())
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains("kind: ExternalSecret") && text.contains("property: password"),
+        "{text}"
+    );
+}

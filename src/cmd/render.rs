@@ -24,15 +24,15 @@ pub struct Args {
     pub stats: bool,
     /// `external-secrets`: turn Secrets of remote (Vault, AWS) references into ESO
     /// ExternalSecrets instead of resolving them; `external-secrets,strict` also refuses SOPS
-    /// references.
-    #[arg(long, value_name = "MODE", env = "KUSTODIAN_EMIT")]
+    /// references. Default: $KUSTODIAN_EMIT (an Application may set ARGOCD_ENV_KUSTODIAN_EMIT).
+    #[arg(long, value_name = "MODE")]
     pub emit: Option<String>,
     /// The SecretStore the emitted ExternalSecrets name (a Secret's
-    /// `kustodian.io/secret-store` annotation wins).
-    #[arg(long, value_name = "NAME", env = "KUSTODIAN_SECRET_STORE")]
+    /// `kustodian.io/secret-store` annotation wins). Default: $KUSTODIAN_ESO_STORE.
+    #[arg(long, value_name = "NAME")]
     pub secret_store: Option<String>,
-    /// `SecretStore` (default) or `ClusterSecretStore`.
-    #[arg(long, value_name = "KIND", env = "KUSTODIAN_SECRET_STORE_KIND")]
+    /// `SecretStore` (default) or `ClusterSecretStore`. Default: $KUSTODIAN_ESO_STORE_KIND.
+    #[arg(long, value_name = "KIND")]
     pub secret_store_kind: Option<String>,
     /// `spec.refreshInterval` of the emitted ExternalSecrets (default 1h).
     #[arg(long, value_name = "DURATION")]
@@ -41,33 +41,6 @@ pub struct Args {
     /// into the Secrets ESO would create, with kustodian's configured store.
     #[arg(long, value_name = "KIND", value_parser = ["external-secrets"])]
     pub resolve: Option<String>,
-}
-
-/// The emit setting (`external-secrets`, `external-secrets,strict`) as render options; `None`
-/// for an empty setting.
-pub fn emit_options(
-    mode: Option<&str>,
-    store: Option<String>,
-    store_kind: Option<String>,
-    refresh_interval: Option<String>,
-) -> Result<Option<kustodian_render::eso::Emit>, String> {
-    let Some(mode) = mode.map(str::trim).filter(|m| !m.is_empty()) else {
-        return Ok(None);
-    };
-    let parts: Vec<&str> = mode.split(',').map(str::trim).collect();
-    match parts.as_slice() {
-        ["external-secrets"] | ["external-secrets", "strict"] => {
-            Ok(Some(kustodian_render::eso::Emit {
-                store,
-                store_kind,
-                refresh_interval,
-                strict: parts.len() == 2,
-            }))
-        }
-        _ => Err(format!(
-            "emit mode {mode:?} is not known; use `external-secrets` or `external-secrets,strict`"
-        )),
-    }
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -236,10 +209,14 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             if stdin { "<stdin>".into() } else { path.display().to_string() }
         );
     }
-    let emit = emit_options(
-        args.emit.as_deref(),
-        args.secret_store.clone(),
-        args.secret_store_kind.clone(),
+    let setting = |v: &Option<String>, name: &str| {
+        v.clone()
+            .or_else(|| config.eso_var(name).map(str::to_string))
+    };
+    let emit = kustodian_render::eso::Emit::from_setting(
+        setting(&args.emit, "KUSTODIAN_EMIT").as_deref(),
+        setting(&args.secret_store, "KUSTODIAN_ESO_STORE"),
+        setting(&args.secret_store_kind, "KUSTODIAN_ESO_STORE_KIND"),
         args.refresh_interval.clone(),
     )
     .map_err(|e| miette::miette!(help = "see `kustodian render --help`", "{e}"))?;

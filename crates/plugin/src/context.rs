@@ -99,12 +99,18 @@ impl Context {
 
     /// Resolves every reference in `docs`; all or nothing.
     pub fn resolve(&self, docs: Vec<Node>) -> Result<Vec<Node>, Vec<Problem>> {
-        let stores = kustodian_stores::Stores::new(self.config());
+        let config = self.config();
+        // The emit setting (`KUSTODIAN_EMIT`, or the Application's `ARGOCD_ENV_` twin, a
+        // plugin config's `env`, a KRM ConfigMap's `data`).
+        let emit = kustodian_render::eso::Emit::from_config(&config)
+            .map_err(|e| vec![Problem::general(e)])?;
+        let stores = kustodian_stores::Stores::new(config);
         match kustodian_render::render(
             docs,
             &stores,
             &kustodian_render::Options {
                 concurrency: self.concurrency,
+                emit,
                 ..Default::default()
             },
         ) {

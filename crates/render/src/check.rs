@@ -417,41 +417,13 @@ fn external_secret(
     // (field, node, key, property, version) of each remote ref.
     type Remote<'a> = (String, &'a Node, String, Option<String>, Option<String>);
     let mut refs: Vec<Remote> = Vec::new();
-    for (i, d) in obj
-        .get_path(&["spec", "data"])
-        .and_then(Node::as_seq)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
-        if let Some(rr) = d.get("remoteRef") {
-            if let Some(k) = text(rr.get("key")) {
-                refs.push((
-                    format!("spec.data[{i}].remoteRef"),
-                    rr,
-                    k,
-                    text(rr.get("property")),
-                    text(rr.get("version")),
-                ));
-            }
-        }
-    }
-    for (i, d) in obj
-        .get_path(&["spec", "dataFrom"])
-        .and_then(Node::as_seq)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
-        if let Some(ex) = d.get("extract") {
-            if let Some(k) = text(ex.get("key")) {
-                refs.push((
-                    format!("spec.dataFrom[{i}].extract"),
-                    ex,
-                    k,
-                    text(ex.get("property")),
-                    text(ex.get("version")),
-                ));
+    for (list, inner) in [("data", "remoteRef"), ("dataFrom", "extract")] {
+        let entries = obj.get_path(&["spec", list]).and_then(Node::as_seq);
+        for (i, d) in entries.unwrap_or(&[]).iter().enumerate() {
+            let Some(r) = d.get(inner) else { continue };
+            if let Some(k) = text(r.get("key")) {
+                let (p, v) = (text(r.get("property")), text(r.get("version")));
+                refs.push((format!("spec.{list}[{i}].{inner}"), r, k, p, v));
             }
         }
     }

@@ -43,6 +43,45 @@ pub struct Emit {
     pub strict: bool,
 }
 
+impl Emit {
+    /// The emit setting (`external-secrets`, `external-secrets,strict`) with the store it
+    /// names; `None` for an empty setting, an error for an unknown one.
+    pub fn from_setting(
+        mode: Option<&str>,
+        store: Option<String>,
+        store_kind: Option<String>,
+        refresh_interval: Option<String>,
+    ) -> Result<Option<Emit>, String> {
+        let Some(mode) = mode.map(str::trim).filter(|m| !m.is_empty()) else {
+            return Ok(None);
+        };
+        let parts: Vec<&str> = mode.split(',').map(str::trim).collect();
+        match parts.as_slice() {
+            ["external-secrets"] | ["external-secrets", "strict"] => Ok(Some(Emit {
+                store,
+                store_kind,
+                refresh_interval,
+                strict: parts.len() == 2,
+            })),
+            _ => Err(format!(
+                "emit mode {mode:?} is not known; use `external-secrets` or `external-secrets,strict`"
+            )),
+        }
+    }
+
+    /// The emit setting of a configuration (`KUSTODIAN_EMIT`, `KUSTODIAN_ESO_STORE`,
+    /// `KUSTODIAN_ESO_STORE_KIND`: the operator's, else the Application's).
+    pub fn from_config(c: &kustodian_stores::Config) -> Result<Option<Emit>, String> {
+        let v = |n: &str| c.eso_var(n).map(str::to_string);
+        Emit::from_setting(
+            v("KUSTODIAN_EMIT").as_deref(),
+            v("KUSTODIAN_ESO_STORE"),
+            v("KUSTODIAN_ESO_STORE_KIND"),
+            None,
+        )
+    }
+}
+
 /// Where a value of the Secret came from and what it is.
 enum Item {
     /// Exactly one reference, no modifier left: maps straight to the key.
