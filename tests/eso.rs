@@ -423,3 +423,57 @@ fn the_argo_cd_plugin_and_the_krm_function_emit_from_their_settings() {
         "{text}"
     );
 }
+
+#[test]
+fn the_example_eso_overlay_emits_valid_objects_that_render_back_on_openbao() {
+    let overlay = "examples/apps/guestbook/overlays/eso";
+    let bao = Bao::start();
+    bao.enable_kv("kv", 2);
+    bao.put_kv2(
+        "kv",
+        "guestbook",
+        json!({"database": {"user": "canary-gb-user"}, "db_password": "canary-gb-pw", "api_token": "canary-gb-token"}),
+    );
+    // Emitting needs no store: no VAULT_ADDR of the test's server either.
+    let out = common::kustodian(&common::repo_root())
+        .env_remove("VAULT_ADDR")
+        .env_remove("KUSTODIAN_EMIT")
+        .args([
+            "render",
+            overlay,
+            "--emit",
+            "external-secrets",
+            "--secret-store",
+            "vault",
+        ])
+        .output()
+        .unwrap();
+    let emitted = ok(&out);
+    let golden = common::repo_root().join("tests/golden/example-eso.yaml");
+    if std::env::var_os("KUSTODIAN_BLESS").is_some() {
+        std::fs::write(&golden, &emitted).unwrap();
+    }
+    assert_eq!(
+        emitted,
+        std::fs::read_to_string(&golden).unwrap(),
+        "differs from {golden:?}"
+    );
+    assert!(validate_against_crds(&emitted).contains("2 objects valid"));
+
+    // The cluster's view, rendered offline against the test's Vault.
+    let pointed = emitted.replace("https://vault.vault.svc:8200", &bao.addr);
+    let out = kustodian(&bao, &common::repo_root())
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(pointed)
+        .output()
+        .unwrap();
+    no_canary(&bao, "example resolve", &out);
+    let secrets = secrets(&ok(&out));
+    let data = &secrets["guestbook-eso/guestbook-db"]["data"];
+    assert_eq!(data["DB_USER"], "canary-gb-user");
+    assert_eq!(
+        data["DATABASE_URL"],
+        "postgres://canary-gb-user:canary-gb-pw@db.guestbook.svc/guestbook"
+    );
+    assert_eq!(data["API_TOKEN"], "canary-gb-token");
+}
