@@ -1,6 +1,7 @@
 //! End-to-end tests of `kustodian check` against a real OpenBao dev server: present references
 //! pass; a missing path, key or version and a refused read are reported with file:line and the
-//! object in every scanner format; one request per distinct path (from the audit log); no value
+//! object in every scanner format, for placeholders, vals URIs, ExternalSecrets, Vault agent
+//! annotations, SecretProviderClass objects and VaultStaticSecrets; one request per distinct path (from the audit log); no value
 //! in any output. `--offline` checks grammar and store objects without a request.
 
 #[path = "support/bao.rs"]
@@ -128,6 +129,24 @@ fn check_reports_missing_paths_keys_versions_and_refusals_with_one_request_per_p
             "reference-key-missing",
             "spec.data[1].remoteRef",
         ),
+        (
+            "manifests/operators.yaml",
+            14,
+            "reference-path-missing",
+            "spec.template.metadata.annotations.vault.hashicorp.com/agent-inject-secret-gone",
+        ),
+        (
+            "manifests/operators.yaml",
+            31,
+            "reference-key-missing",
+            "spec.parameters.objects[1]",
+        ),
+        (
+            "manifests/operators.yaml",
+            46,
+            "reference-path-missing",
+            "spec.path",
+        ),
     ];
     let want: Vec<(String, u64, String, String)> = want
         .iter()
@@ -165,7 +184,7 @@ fn check_reports_missing_paths_keys_versions_and_refusals_with_one_request_per_p
             .stdout,
     )
     .unwrap();
-    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 5);
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 8);
 }
 
 #[test]
@@ -182,6 +201,7 @@ fn check_passes_when_every_reference_resolves() {
         .collect();
     std::fs::write(&app, text).unwrap();
     std::fs::remove_file(dir.path().join("manifests/external-secret.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("manifests/operators.yaml")).unwrap();
     let out = kustodian(dir.path(), &bao.addr, &token)
         .arg("check")
         .output()

@@ -321,7 +321,30 @@ fn collect(
         external_secret(f, obj, stores, store_objects, items, out);
         return;
     }
+    if o.group() == "secrets-store.csi.x-k8s.io" && o.kind() == Some("SecretProviderClass") {
+        secret_provider_class(f, obj, stores, items, out);
+        return;
+    }
+    if o.group() == "secrets.hashicorp.com" && o.kind() == Some("VaultStaticSecret") {
+        vault_static_secret(f, obj, items);
+        return;
+    }
     obj.walk_scalars(&mut |path, n| {
+        // Vault agent injector: `vault.hashicorp.com/agent-inject-secret-NAME: API_PATH`.
+        if let [.., PathItem::Key("annotations"), PathItem::Key(k)] = path {
+            if k.starts_with(AGENT_PREFIX) {
+                if let Some(p) = n.as_str().map(str::trim).filter(|p| !p.is_empty()) {
+                    items.push(Item {
+                        place: place(f, &o, n, field_name(path), p.to_string()),
+                        store: "vault".into(),
+                        dir: None,
+                        req: Request::new(p),
+                        pick: Pick::Whole,
+                    });
+                }
+                return;
+            }
+        }
         let Some(text) = n.as_str() else { return };
         let field = field_name(path);
         let in_data = o.is_secret() && matches!(path.first(), Some(PathItem::Key("data")));
@@ -440,6 +463,114 @@ fn external_secret(
             pick: property.map_or(Pick::Whole, Pick::Key),
         });
     }
+}
+
+/// The Vault agent injector's annotation naming a secret to render into the pod.
+const AGENT_PREFIX: &str = "vault.hashicorp.com/agent-inject-secret-";
+
+/// A Secrets Store CSI `SecretProviderClass` of the Vault provider: each of
+/// `spec.parameters.objects` names a `secretPath` (the API path) and a `secretKey`. Its
+/// `vaultAddress` must be the configured Vault.
+fn secret_provider_class(
+    f: &File,
+    obj: &Node,
+    stores: &Stores,
+    items: &mut Vec<Item>,
+    out: &mut Outcome,
+) {
+    let o = Object::new(obj);
+    if obj
+        .get_path(&["spec", "provider"])
+        .and_then(Node::as_scalar)
+        != Some("vault")
+    {
+        return;
+    }
+    let params = obj.get_path(&["spec", "parameters"]);
+    let param = |k: &str| params.and_then(|p| p.get(k));
+    if let Some(addr) = param("vaultAddress").and_then(Node::as_scalar) {
+        if !eso::is_configured_vault(addr, stores) {
+            out.problems.push(Problem {
+                place: place(f, &o, param("vaultAddress").unwrap_or(obj), "spec.parameters.vaultAddress".into(), String::new()),
+                code: Code::StoreObject,
+                message: format!("its vaultAddress {:?} is not the Vault kustodian is configured for (VAULT_ADDR); kustodian never sends its credentials to an address a manifest chose, so its objects were not checked", addr.rsplit('@').next().unwrap_or("")),
+            });
+            return;
+        }
+    }
+    let Some(objects_node) = param("objects") else {
+        return;
+    };
+    let parsed = objects_node
+        .as_str()
+        .and_then(|t| kustodian_manifest::parse_stream(t).ok())
+        .and_then(|d| d.into_iter().next())
+        .map(|d| d.root);
+    let Some(list) = parsed.as_ref().and_then(Node::as_seq) else {
+        out.problems.push(Problem {
+            place: place(f, &o, objects_node, "spec.parameters.objects".into(), String::new()),
+            code: Code::Invalid,
+            message: "spec.parameters.objects is not a YAML list of objects (objectName, secretPath, secretKey)".into(),
+        });
+        return;
+    };
+    for (i, entry) in list.iter().enumerate() {
+        let text = |k: &str| entry.get(k).and_then(Node::as_scalar).map(str::to_string);
+        let Some(path) = text("secretPath") else {
+            continue;
+        };
+        let key = text("secretKey");
+        let shown = match &key {
+            Some(k) => format!("{path}#{k}"),
+            None => path.clone(),
+        };
+        items.push(Item {
+            place: place(
+                f,
+                &o,
+                objects_node,
+                format!("spec.parameters.objects[{i}]"),
+                shown,
+            ),
+            store: "vault".into(),
+            dir: None,
+            req: Request::new(path),
+            pick: key.map_or(Pick::Whole, Pick::Key),
+        });
+    }
+}
+
+/// A Vault Secrets Operator `VaultStaticSecret`: `spec.mount`, `spec.path`, `spec.type`
+/// (`kv-v1`, `kv-v2`), `spec.version`.
+fn vault_static_secret(f: &File, obj: &Node, items: &mut Vec<Item>) {
+    let o = Object::new(obj);
+    let spec = obj.get("spec");
+    let text = |k: &str| {
+        spec.and_then(|s| s.get(k))
+            .and_then(Node::as_scalar)
+            .map(str::to_string)
+    };
+    let (Some(mount), Some(path)) = (text("mount"), text("path")) else {
+        return;
+    };
+    let vs = VaultStore {
+        mount: Some(mount.clone()),
+        v2: text("type").as_deref() != Some("kv-v1"),
+    };
+    let version = text("version").filter(|v| v != "0");
+    items.push(Item {
+        place: place(
+            f,
+            &o,
+            spec.and_then(|s| s.get("path")).unwrap_or(obj),
+            "spec.path".into(),
+            format!("{mount}/{path}"),
+        ),
+        store: "vault".into(),
+        dir: None,
+        req: vs.request(&path, version.as_deref()),
+        pick: Pick::Whole,
+    });
 }
 
 /// The value of a finding's fingerprint: the reference text (never a value).

@@ -105,13 +105,23 @@ fn text(n: Option<&Node>) -> Option<String> {
 }
 
 /// `scheme://host:port` in lower case without a trailing slash, for comparing addresses.
-fn origin(addr: &str) -> String {
+pub(crate) fn origin(addr: &str) -> String {
     let a = addr.trim().trim_end_matches('/').to_ascii_lowercase();
     let (scheme, rest) = a.split_once("://").unwrap_or(("https", &a));
     let host = rest.rsplit('@').next().unwrap_or(rest);
     let default_port = if scheme == "https" { ":443" } else { ":80" };
     let host = host.strip_suffix(default_port).unwrap_or(host);
     format!("{scheme}://{host}")
+}
+
+/// Whether `server` is the Vault the operator configured (`VAULT_ADDR`, else Vault's default):
+/// same scheme, host and port.
+pub(crate) fn is_configured_vault(server: &str, stores: &Stores) -> bool {
+    let configured = stores
+        .config()
+        .var_any(&["VAULT_ADDR", "BAO_ADDR"])
+        .unwrap_or("https://127.0.0.1:8200");
+    origin(server) == origin(configured)
 }
 
 /// The store object an ExternalSecret names, checked against the operator's Vault.
@@ -151,10 +161,7 @@ pub(crate) fn vault_store(
     };
     let server = text(vault.get("server")).unwrap_or_default();
     let config = stores.config();
-    let configured = config
-        .var_any(&["VAULT_ADDR", "BAO_ADDR"])
-        .unwrap_or("https://127.0.0.1:8200");
-    if origin(&server) != origin(configured) {
+    if !is_configured_vault(&server, stores) {
         return Err(format!(
             "{store_name}: its server {:?} is not the Vault kustodian is configured for (VAULT_ADDR); a store object comes from the repository, and kustodian never sends the operator's credentials to an address a manifest chose. Point `spec.provider.vault.server` at the operator's Vault",
             server.rsplit('@').next().unwrap_or("")
