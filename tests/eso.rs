@@ -477,3 +477,94 @@ fn the_example_eso_overlay_emits_valid_objects_that_render_back_on_openbao() {
     );
     assert_eq!(data["API_TOKEN"], "canary-gb-token");
 }
+
+#[path = "support/moto.rs"]
+mod moto;
+
+#[test]
+fn aws_secrets_manager_references_round_trip_through_moto_and_the_region_is_checked() {
+    let m = moto::moto();
+    let name = "kustodian-eso/billing";
+    m.aws(json!([
+        ["secretsmanager", "create_secret", {"Name": name, "SecretString": "{\"user\":\"canary-aws-user\",\"password\":\"canary-aws-old\"}"}],
+        ["secretsmanager", "put_secret_value", {"SecretId": name, "SecretString": "{\"user\":\"canary-aws-user\",\"password\":\"canary-aws-new\"}"}],
+    ]));
+    let dir = fixtures().join("aws-round-trip");
+    let run = |args: &[&str], stdin: Option<String>| {
+        let mut cmd = common::kustodian(&dir);
+        for (k, _) in std::env::vars() {
+            if ["AWS_", "VAULT_", "AVP_", "KUSTODIAN_", "ARGOCD_ENV_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &m.url)
+            .env("AWS_ACCESS_KEY_ID", "AKIDKUSTODIANTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "canary-aws-secret-key")
+            .env("AVP_TYPE", "awssecretsmanager")
+            .args(args);
+        if let Some(s) = stdin {
+            cmd.write_stdin(s);
+        }
+        let out = cmd.output().unwrap();
+        common::assert_no_canary_in(
+            &format!("{args:?}"),
+            &common::text(&out.stderr),
+            &["canary"],
+        );
+        out
+    };
+    let direct = ok(&run(&["render", "secret.yaml"], None));
+    let emitted = ok(&run(
+        &[
+            "render",
+            "secret.yaml",
+            "--emit",
+            "external-secrets",
+            "--secret-store",
+            "aws",
+        ],
+        None,
+    ));
+    common::assert_no_canary_in("emitted", &emitted, &["canary"]);
+    assert!(emitted.contains("version: AWSPREVIOUS"), "{emitted}");
+    let store = std::fs::read_to_string(dir.join("store.yaml")).unwrap();
+    validate_against_crds(&format!(
+        "{emitted}---\n{}",
+        store.replace("REGION", "us-east-1")
+    ));
+    let offline = ok(&run(
+        &["render", "-", "--resolve", "external-secrets"],
+        Some(format!(
+            "{emitted}---\n{}",
+            store.replace("REGION", "us-east-1")
+        )),
+    ));
+    assert_eq!(
+        secrets(&offline),
+        secrets(&direct),
+        "offline:\n{offline}\ndirect:\n{direct}"
+    );
+    assert_eq!(
+        secrets(&direct)["shop/billing"]["data"]["previous"],
+        "canary-aws-old"
+    );
+
+    // A store object in another region is refused, naming it.
+    let out = run(
+        &["render", "-", "--resolve", "external-secrets"],
+        Some(format!(
+            "{emitted}---\n{}",
+            store.replace("REGION", "eu-west-1")
+        )),
+    );
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(
+        err.contains("SecretStore/aws (namespace shop)") && err.contains("AWS_REGION"),
+        "{err}"
+    );
+}

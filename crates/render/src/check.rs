@@ -425,8 +425,8 @@ fn external_secret(
 ) {
     let o = Object::new(obj);
     let spec_at = obj.get_path(&["spec", "secretStoreRef"]).unwrap_or(obj);
-    let vs: VaultStore = match eso::vault_store(obj, store_objects, stores) {
-        Ok((_, vs)) => vs,
+    let provider = match eso::provider_of(obj, store_objects, stores) {
+        Ok((_, p)) => p,
         Err(why) => {
             out.problems.push(Problem {
                 place: place(f, &o, spec_at, "spec.secretStoreRef".into(), String::new()),
@@ -451,15 +451,16 @@ fn external_secret(
         }
     }
     for (field, n, key, property, version) in refs {
+        let (store, req) = provider.request(&key, version.as_deref());
         let shown = match &property {
             Some(p) => format!("{key}#{p}"),
             None => key.clone(),
         };
         items.push(Item {
             place: place(f, &o, n, field, shown),
-            store: "vault".into(),
+            store: store.into(),
             dir: None,
-            req: vs.request(&key, version.as_deref()),
+            req,
             pick: property.map_or(Pick::Whole, Pick::Key),
         });
     }

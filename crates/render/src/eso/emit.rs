@@ -187,9 +187,13 @@ fn emit_one(
         return if errs.is_empty() { Ok(None) } else { Err(errs) };
     }
     let mut remote = 0;
+    let mut remote_stores = std::collections::BTreeSet::new();
     for r in &all {
         match store_of(r) {
-            Ok(st) if REMOTE_STORES.contains(&st.as_str()) => remote += 1,
+            Ok(st) if REMOTE_STORES.contains(&st.as_str()) => {
+                remote += 1;
+                remote_stores.insert(st);
+            }
             Ok(st) if opts.strict => errs.push(error(
                 s,
                 Some(r),
@@ -212,7 +216,18 @@ fn emit_one(
             "mixes references to a remote store with SOPS (or env) references; ESO reads only the remote store and a resolved SOPS value would sit in the ExternalSecret, so split it into two Secrets",
         )]);
     }
-    build(doc, s, opts, &values).map(Some)
+    if remote_stores.len() > 1 {
+        return Err(vec![error(
+            s,
+            None,
+            format!(
+                "references two remote stores ({}); an ExternalSecret reads one SecretStore, so split it into one Secret per store",
+                remote_stores.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        )]);
+    }
+    let aws = remote_stores.contains("aws");
+    build(doc, s, opts, &values, aws).map(Some)
 }
 
 /// The text of a Secret value to look for references in: `stringData` as is; `data` as is when it
@@ -237,6 +252,7 @@ fn secret_text(field: &str, v: &str) -> (String, bool) {
 fn remote_ref<'a>(
     r: &'a Reference,
     s: &DocSettings,
+    aws: bool,
 ) -> Result<(RemoteRef, &'a [Modifier]), String> {
     let mut mods: &[Modifier] = &r.modifiers;
     let (key, mut property, version) = match &r.kind {
@@ -273,6 +289,11 @@ fn remote_ref<'a>(
             )
         }
     };
+    // ESO's AWS provider reads a version id as `uuid/ID`, anything else as a version stage.
+    let version = match version {
+        Some(v) if aws && looks_like_version_id(&v) => Some(format!("uuid/{v}")),
+        other => other,
+    };
     if let Some((Modifier::JsonPath(expr), rest)) = mods.split_first() {
         let path = simple_json_path(expr).ok_or_else(|| {
             format!("jsonPath {expr} has no ESO form: only a plain `{{.a.b}}` path (folded into the property) can be expressed")
@@ -291,6 +312,11 @@ fn remote_ref<'a>(
         },
         mods,
     ))
+}
+
+/// AWS version ids are UUIDs (32 to 64 hex digits and dashes); stages are names.
+fn looks_like_version_id(v: &str) -> bool {
+    (32..=64).contains(&v.len()) && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 /// `{.a.b}` as `a.b`; `None` for any other JSONPath.
@@ -356,6 +382,7 @@ fn build(
     s: &DocSettings,
     opts: &Emit,
     values: &[(String, String, Vec<Reference>, bool)],
+    aws: bool,
 ) -> Result<Node, Vec<RenderError>> {
     let o = Object::new(doc);
     let mut errs = Vec::new();
@@ -396,7 +423,7 @@ fn build(
         let mut at = 0;
         let mut direct = None;
         for r in refs {
-            let (rr, mods) = match remote_ref(r, s) {
+            let (rr, mods) = match remote_ref(r, s, aws) {
                 Ok(x) => x,
                 Err(why) => {
                     errs.push(error(s, Some(r), why));

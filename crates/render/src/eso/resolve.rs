@@ -78,6 +78,42 @@ impl VaultStore {
     }
 }
 
+/// What a store object says about reading, once checked against the operator's configuration.
+#[derive(Debug)]
+pub(crate) enum Provider {
+    /// `spec.provider.vault`.
+    Vault(VaultStore),
+    /// `spec.provider.aws` with `service: SecretsManager`, in the configured region.
+    AwsSecretsManager,
+}
+
+impl Provider {
+    /// The kustodian store and request for a remote ref's `key` at `version`.
+    pub fn request(&self, key: &str, version: Option<&str>) -> (&'static str, Request) {
+        match self {
+            Provider::Vault(v) => ("vault", v.request(key, version)),
+            Provider::AwsSecretsManager => {
+                // ESO: `uuid/ID` is a version id, anything else a version stage.
+                let params = match version {
+                    Some(v) => match v.strip_prefix("uuid/") {
+                        Some(id) => vec![("version_id".to_string(), id.to_string())],
+                        None => vec![("version_stage".to_string(), v.to_string())],
+                    },
+                    None => Vec::new(),
+                };
+                (
+                    "aws",
+                    Request {
+                        path: key.to_string(),
+                        version: None,
+                        params,
+                    },
+                )
+            }
+        }
+    }
+}
+
 /// The store objects of `docs` by identity.
 pub(crate) fn store_objects(docs: &[Node]) -> BTreeMap<StoreKey, Node> {
     let mut out = BTreeMap::new();
@@ -124,12 +160,14 @@ pub(crate) fn is_configured_vault(server: &str, stores: &Stores) -> bool {
     origin(server) == origin(configured)
 }
 
-/// The store object an ExternalSecret names, checked against the operator's Vault.
-pub(crate) fn vault_store(
+/// The store object an ExternalSecret names, checked against the operator's configuration: a
+/// Vault `server` (and `namespace`) must be the configured Vault, an AWS `region` the configured
+/// region.
+pub(crate) fn provider_of(
     es_node: &Node,
     stores_in_input: &BTreeMap<StoreKey, Node>,
     stores: &Stores,
-) -> Result<(String, VaultStore), String> {
+) -> Result<(String, Provider), String> {
     let es = Object::new(es_node);
     let spec = es_node.get("spec");
     let sref = spec.and_then(|s| s.get("secretStoreRef"));
@@ -147,6 +185,9 @@ pub(crate) fn vault_store(
         .get(&(kind.clone(), ns.clone(), name.clone()))
         .ok_or_else(|| format!("{store_name} is not in the input; render it together with the ExternalSecret so kustodian knows what to read"))?;
     let provider = obj.get_path(&["spec", "provider"]);
+    if let Some(aws) = provider.and_then(|p| p.get("aws")) {
+        return aws_provider(&store_name, aws, stores).map(|p| (store_name, p));
+    }
     let Some(vault) = provider.and_then(|p| p.get("vault")) else {
         let names: Vec<&str> = provider
             .and_then(Node::as_map)
@@ -155,7 +196,7 @@ pub(crate) fn vault_store(
             .filter_map(|e| e.key.as_scalar())
             .collect();
         return Err(format!(
-            "{store_name}: provider {} is not one kustodian reads offline (vault)",
+            "{store_name}: provider {} is not one kustodian reads offline (vault, aws)",
             names.join(", ")
         ));
     };
@@ -189,26 +230,45 @@ pub(crate) fn vault_store(
     };
     Ok((
         store_name,
-        VaultStore {
+        Provider::Vault(VaultStore {
             mount: text(vault.get("path")),
             v2,
-        },
+        }),
     ))
+}
+
+/// An `aws` provider: Secrets Manager in the region kustodian is configured for.
+fn aws_provider(store_name: &str, aws: &Node, stores: &Stores) -> Result<Provider, String> {
+    let service = text(aws.get("service")).unwrap_or_default();
+    if service != "SecretsManager" {
+        return Err(format!(
+            "{store_name}: AWS service {service:?} is not one kustodian reads offline (SecretsManager)"
+        ));
+    }
+    let region = text(aws.get("region")).unwrap_or_default();
+    let configured = stores
+        .config()
+        .var_any(&["AWS_REGION", "AWS_DEFAULT_REGION"]);
+    if configured != Some(region.trim()) {
+        return Err(format!(
+            "{store_name}: its region {region:?} is not the region kustodian is configured for (AWS_REGION); a store object comes from the repository, and kustodian reads only where the operator's configuration points"
+        ));
+    }
+    Ok(Provider::AwsSecretsManager)
 }
 
 /// Reads `property` (a top-level key, else a dotted path, as ESO does) of the document at
 /// `key`, or the whole document as JSON without one.
 fn read(
     stores: &Stores,
-    vs: &VaultStore,
+    provider: &Provider,
     key: &str,
     property: Option<&str>,
     version: Option<&str>,
 ) -> Result<Value, String> {
-    let store = stores.get("vault").map_err(|e| e.to_string())?;
-    let doc = store
-        .fetch(&vs.request(key, version))
-        .map_err(|e| e.to_string())?;
+    let (name, req) = provider.request(key, version);
+    let store = stores.get(name).map_err(|e| e.to_string())?;
+    let doc = store.fetch(&req).map_err(|e| e.to_string())?;
     match property {
         None => Ok(doc.expose().clone()),
         Some(p) => select_key(doc.expose(), p).map_err(|e| match e {
@@ -232,7 +292,7 @@ pub(crate) fn resolve_one(
     stores: &Stores,
 ) -> Result<Option<Node>, String> {
     let es = Object::new(es_node);
-    let (_, vs) = vault_store(es_node, stores_in_input, stores)?;
+    let (_, vs) = provider_of(es_node, stores_in_input, stores)?;
     let spec = es_node.get("spec");
     let mut data: BTreeMap<String, String> = BTreeMap::new();
     for (i, d) in spec
