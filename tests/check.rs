@@ -242,3 +242,32 @@ fn offline_check_reports_grammar_and_store_objects_without_a_request() {
     );
     assert!(common::text(&out.stderr).contains("0 store request(s) (offline)"));
 }
+
+#[test]
+fn a_store_that_cannot_be_used_is_an_error_not_a_finding() {
+    let dir = tree("tree", "unused");
+    // Offline: the configuration alone is wrong (no scheme in VAULT_ADDR).
+    let out = kustodian(dir.path(), "vault.example:8200", "canary-bad-config-token")
+        .args(["check", "--offline"])
+        .output()
+        .unwrap();
+    let all = common::output_text(&out);
+    common::assert_no_canary_in("bad config", &all, &["canary-bad-config-token"]);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("VAULT_ADDR") && all.contains("vault store cannot be used"),
+        "{all}"
+    );
+    // Online: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = kustodian(dir.path(), &addr, "canary-bad-config-token")
+        .env("VAULT_MAX_RETRIES", "0")
+        .arg("check")
+        .output()
+        .unwrap();
+    let all = common::output_text(&out);
+    common::assert_no_canary_in("unreachable", &all, &["canary-bad-config-token"]);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+}

@@ -568,3 +568,71 @@ fn aws_secrets_manager_references_round_trip_through_moto_and_the_region_is_chec
         "{err}"
     );
 }
+
+#[test]
+fn hand_written_external_secrets_render_offline_with_data_from_templates_and_policies() {
+    let bao = Bao::start();
+    bao.enable_kv("kv", 2);
+    bao.put_kv2(
+        "kv",
+        "shop",
+        json!({"user": "canary-shop-user", "encoded": "Y2FuYXJ5LWRlY29kZWQ="}),
+    );
+    let dir = fixtures().join("resolve-features");
+    let input = std::fs::read_to_string(dir.join("external-secrets.yaml"))
+        .unwrap()
+        .replace("SERVER", &bao.addr);
+    validate_against_crds(&input);
+    let out = kustodian(&bao, &dir)
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    no_canary(&bao, "resolve", &out);
+    let secrets = secrets(&ok(&out));
+    assert_eq!(
+        secrets.len(),
+        1,
+        "creationPolicy None makes no Secret: {secrets:?}"
+    );
+    let s = &secrets["shop/shop-config"];
+    assert_eq!(s["type"], "kubernetes.io/tls");
+    assert_eq!(s["labels"], json!({"app": "shop"}));
+    assert_eq!(
+        s["data"],
+        json!({
+            "user": "canary-shop-user",
+            "encoded": "Y2FuYXJ5LWRlY29kZWQ=",
+            "decoded": "canary-decoded",
+            "greeting": "hello CANARY-SHOP-USER",
+        })
+    );
+}
+
+#[test]
+fn an_unknown_template_function_fails_naming_it_and_no_value() {
+    let bao = Bao::start();
+    bao.enable_kv("kv", 2);
+    bao.put_kv2(
+        "kv",
+        "shop",
+        json!({"user": "canary-shop-user", "encoded": "Y2FuYXJ5LWRlY29kZWQ="}),
+    );
+    let dir = fixtures().join("resolve-features");
+    let input = std::fs::read_to_string(dir.join("external-secrets.yaml"))
+        .unwrap()
+        .replace("SERVER", &bao.addr)
+        .replace("| upper", "| pkcs12key");
+    let out = kustodian(&bao, &dir)
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    no_canary(&bao, "unknown function", &out);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(
+        err.contains("ExternalSecret/everything") && err.contains("pkcs12key"),
+        "{err}"
+    );
+}
