@@ -636,3 +636,35 @@ fn an_unknown_template_function_fails_naming_it_and_no_value() {
         "{err}"
     );
 }
+
+#[test]
+fn data_from_find_lists_vault_and_reads_each_match_once() {
+    let bao = Bao::start();
+    bao.enable_kv("kv", 2);
+    bao.put_kv2("kv", "team/db", json!({"password": "canary-find-db"}));
+    bao.put_kv2("kv", "team/apps/web", json!({"token": "canary-find-web"}));
+    bao.put_kv2("kv", "team/unmatched", json!({"x": "canary-find-other"}));
+    let dir = fixtures().join("resolve-features");
+    let input = std::fs::read_to_string(dir.join("find.yaml"))
+        .unwrap()
+        .replace("SERVER", &bao.addr);
+    validate_against_crds(&input);
+    let mark = bao.mark();
+    let out = kustodian(&bao, &dir)
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    no_canary(&bao, "find", &out);
+    let secrets = secrets(&ok(&out));
+    assert_eq!(
+        secrets["shop/team"]["data"],
+        json!({
+            "team_apps_web": "{\"token\":\"canary-find-web\"}",
+            "team_db": "{\"password\":\"canary-find-db\"}",
+        })
+    );
+    let seen = bao.audit_since(mark);
+    assert_eq!(count(&seen, "kv/data/team/unmatched"), 0, "{seen:?}");
+    assert_eq!(count(&seen, "kv/data/team/db"), 1, "{seen:?}");
+}

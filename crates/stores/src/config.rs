@@ -459,6 +459,17 @@ impl Store for Prefixed {
         self.inner.name()
     }
 
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        let path = path.trim_matches('/');
+        if path.split('/').any(|s| s == ".." || s == ".") {
+            return Err(StoreError::Invalid {
+                path: path.to_string(),
+                reason: "`.` and `..` are not allowed in a path under AVP_PATH_PREFIX".into(),
+            });
+        }
+        self.inner.list(&format!("{}/{}", self.prefix, path))
+    }
+
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {
         if req.param("syntax") == Some("vals") {
             return self.inner.fetch(req);

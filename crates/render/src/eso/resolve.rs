@@ -277,6 +277,70 @@ fn read(
     }
 }
 
+/// Most secrets a `find` lists, and how deep it goes, so a broad regex cannot walk a whole
+/// Vault.
+const FIND_LIMIT: usize = 1000;
+const FIND_DEPTH: usize = 10;
+
+/// `dataFrom.find` on Vault KV: every secret under `path` (relative to the mount) whose path
+/// matches `name.regexp` becomes one key (its path, `/` turned into `_`) holding the whole
+/// secret as JSON, as ESO's Vault provider does.
+fn find(stores: &Stores, provider: &Provider, f: &Node) -> Result<Vec<(String, String)>, String> {
+    let Provider::Vault(vs) = provider else {
+        return Err("`find` is rendered offline for Vault stores only".into());
+    };
+    let mount = vs
+        .mount
+        .as_deref()
+        .map(|m| m.trim_matches('/'))
+        .ok_or("the SecretStore has no `path` (the KV mount) to list")?;
+    if f.get("tags").is_some() {
+        return Err("`tags` is not rendered offline; find by `name.regexp`".into());
+    }
+    let pattern = text(f.get_path(&["name", "regexp"])).ok_or("`name.regexp` is missing")?;
+    let re =
+        regex::Regex::new(&pattern).map_err(|e| format!("`name.regexp` is not a regex: {e}"))?;
+    let store = stores.get("vault").map_err(|e| e.to_string())?;
+    let base = text(f.get("path"))
+        .unwrap_or_default()
+        .trim_matches('/')
+        .to_string();
+    let list_path = |rel: &str| match vs.v2 {
+        true => format!("{mount}/metadata/{rel}"),
+        false => format!("{mount}/{rel}"),
+    };
+    let mut found = Vec::new();
+    let mut folders = vec![(base.clone(), 0)];
+    while let Some((folder, depth)) = folders.pop() {
+        for name in store.list(&list_path(&folder)).map_err(|e| e.to_string())? {
+            let rel = if folder.is_empty() {
+                name.clone()
+            } else {
+                format!("{folder}/{name}")
+            };
+            if let Some(sub) = rel.strip_suffix('/') {
+                if depth + 1 < FIND_DEPTH {
+                    folders.push((sub.to_string(), depth + 1));
+                }
+            } else if re.is_match(&rel) {
+                found.push(rel);
+            }
+            if found.len() > FIND_LIMIT {
+                return Err(format!(
+                    "more than {FIND_LIMIT} secrets match; narrow `path` or `name.regexp`"
+                ));
+            }
+        }
+    }
+    found.sort();
+    let mut out = Vec::new();
+    for rel in found {
+        let v = read(stores, provider, &format!("{mount}/{rel}"), None, None)?;
+        out.push((rel.replace('/', "_"), whole_text(&v)));
+    }
+    Ok(out)
+}
+
 fn whole_text(v: &Value) -> String {
     match v {
         Value::Object(_) | Value::Array(_) => v.to_string(),
@@ -339,9 +403,17 @@ pub(crate) fn resolve_one(
         .iter()
         .enumerate()
     {
+        if let Some(f) = d.get("find") {
+            for (k, v) in
+                find(stores, &vs, f).map_err(|e| format!("spec.dataFrom[{i}].find: {e}"))?
+            {
+                data.insert(k, v);
+            }
+            continue;
+        }
         let Some(ex) = d.get("extract") else {
             return Err(format!(
-                "spec.dataFrom[{i}]: only `extract` is rendered offline (the Vault store cannot list for `find`)"
+                "spec.dataFrom[{i}]: only `extract` and `find` are rendered offline"
             ));
         };
         let key =
