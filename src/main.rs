@@ -23,6 +23,8 @@ enum Command {
     Scan(cmd::scan::Args),
     /// Resolve references and print the finished manifests (render time).
     Render(cmd::render::Args),
+    /// Ask the stores whether every reference resolves (never printing a value).
+    Check(cmd::check::Args),
     /// Run as a KRM function (ResourceList on stdin and stdout) or a legacy kustomize exec plugin.
     Krm(cmd::krm::Args),
     /// Encrypt a file in the SOPS format (age, PGP, AWS KMS, Vault transit; key groups).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Render(a) => cmd::render::run(a),
+        Command::Check(a) => cmd::check::run(a),
         Command::Krm(a) => cmd::krm::run(a),
         Command::Encrypt(a) => cmd::sops::encrypt(a),
         Command::Decrypt(a) => cmd::sops::decrypt(a),

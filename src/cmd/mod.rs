@@ -1,5 +1,6 @@
 //! One module per verb: turn parsed arguments into calls on the crates and an exit code.
 
+pub mod check;
 pub mod completions;
 pub mod install_hook;
 pub mod krm;

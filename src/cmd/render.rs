@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_manifest::read::{read_stream_to_string_bounded, MANIFEST_LIMIT};
-use kustodian_render::input::{self, InputError};
+use kustodian_render::input::{self, repo_root, InputError};
 use kustodian_stores::Config;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 
@@ -22,6 +22,25 @@ pub struct Args {
     /// Print how many references and store requests the render took, on stderr.
     #[arg(long)]
     pub stats: bool,
+    /// `external-secrets`: turn Secrets of remote (Vault, AWS) references into ESO
+    /// ExternalSecrets instead of resolving them; `external-secrets,strict` also refuses SOPS
+    /// references. Default: $KUSTODIAN_EMIT (an Application may set ARGOCD_ENV_KUSTODIAN_EMIT).
+    #[arg(long, value_name = "MODE")]
+    pub emit: Option<String>,
+    /// The SecretStore the emitted ExternalSecrets name (a Secret's
+    /// `kustodian.io/secret-store` annotation wins). Default: $KUSTODIAN_ESO_STORE.
+    #[arg(long, value_name = "NAME")]
+    pub secret_store: Option<String>,
+    /// `SecretStore` (default) or `ClusterSecretStore`. Default: $KUSTODIAN_ESO_STORE_KIND.
+    #[arg(long, value_name = "KIND")]
+    pub secret_store_kind: Option<String>,
+    /// `spec.refreshInterval` of the emitted ExternalSecrets (default 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_interval: Option<String>,
+    /// `external-secrets`: render ExternalSecrets (with their SecretStore in the same input)
+    /// into the Secrets ESO would create, with kustodian's configured store.
+    #[arg(long, value_name = "KIND", value_parser = ["external-secrets"])]
+    pub resolve: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -106,17 +125,6 @@ pub fn input_report(e: InputError) -> miette::Report {
     }
 }
 
-/// The repository root for a run in `cwd`: the nearest folder at or above it holding `.git` (the
-/// git top level), else `cwd` itself; canonical. Computed once per run, from the working
-/// directory only: a plugin configuration's `dir` never moves it.
-pub fn repo_root(cwd: &Path) -> PathBuf {
-    let dir = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
-    dir.ancestors()
-        .find(|a| a.join(".git").exists())
-        .map(Path::to_path_buf)
-        .unwrap_or(dir)
-}
-
 /// The repository root of a render: the git top level of the working directory (or the working
 /// directory itself outside git). A path given on the command line outside the working
 /// directory brings its own repository root. Nothing in a manifest or a config moves it.
@@ -140,10 +148,10 @@ pub fn root_for(cwd: &Path, target: &Path) -> PathBuf {
 pub fn render_with_stats(
     docs: Vec<kustodian_manifest::Node>,
     config: Config,
-    concurrency: usize,
+    opts: &kustodian_render::Options,
 ) -> Result<(String, kustodian_render::Stats), Vec<kustodian_render::RenderError>> {
     let stores = crate::cmd::stores_for(config);
-    match kustodian_render::render(docs, &stores, &kustodian_render::Options { concurrency }) {
+    match kustodian_render::render(docs, &stores, opts) {
         Ok(r) => Ok((kustodian_manifest::emit_stream(r.docs.iter()), r.stats)),
         Err(errs) => Err(errs),
     }
@@ -201,7 +209,23 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             if stdin { "<stdin>".into() } else { path.display().to_string() }
         );
     }
-    match render_with_stats(docs, config, args.concurrency) {
+    let setting = |v: &Option<String>, name: &str| {
+        v.clone()
+            .or_else(|| config.eso_var(name).map(str::to_string))
+    };
+    let emit = kustodian_render::eso::Emit::from_setting(
+        setting(&args.emit, "KUSTODIAN_EMIT").as_deref(),
+        setting(&args.secret_store, "KUSTODIAN_ESO_STORE"),
+        setting(&args.secret_store_kind, "KUSTODIAN_ESO_STORE_KIND"),
+        args.refresh_interval.clone(),
+    )
+    .map_err(|e| miette::miette!(help = "see `kustodian render --help`", "{e}"))?;
+    let opts = kustodian_render::Options {
+        concurrency: args.concurrency,
+        emit,
+        resolve_external_secrets: args.resolve.is_some(),
+    };
+    match render_with_stats(docs, config, &opts) {
         Ok((out, stats)) => {
             if args.stats {
                 eprintln!(

@@ -70,7 +70,7 @@ pub enum Format {
 }
 
 impl Format {
-    fn reporter(self) -> Box<dyn Report> {
+    pub fn reporter(self) -> Box<dyn Report> {
         match self {
             Format::Human => {
                 let color =

@@ -373,3 +373,14 @@ fn run(tool: &str, mut cmd: Command) -> Result<String, InputError> {
         message: "output is not UTF-8".into(),
     })
 }
+
+/// The repository root for a run in `cwd`: the nearest folder at or above it holding `.git` (the
+/// git top level), else `cwd` itself; canonical. Computed once per run, from the working
+/// directory only: a plugin configuration's `dir` never moves it.
+pub fn repo_root(cwd: &Path) -> PathBuf {
+    let dir = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    dir.ancestors()
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or(dir)
+}

@@ -5,7 +5,8 @@
 //! 2. [`render`] collects every reference of every document, fetches each distinct
 //!    `(store, path, version)` exactly once with bounded concurrency, then substitutes: keys are
 //!    picked, modifiers applied, `data` of a Secret base64-encoded.
-//! 3. Any failure anywhere means an error list and no documents.
+//! 3. Any failure anywhere means an error list and no documents; so does a Secret that still
+//!    carries a reference marker afterwards ([`guard`]).
 //!
 //! This crate does not parse reference syntax (`kustodian-refs`), speak to stores
 //! (`kustodian-stores`) or print anything.
@@ -13,7 +14,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod check;
 mod error;
+pub mod eso;
+pub mod guard;
 pub mod input;
 mod modifiers;
 mod pipeline;

@@ -18,11 +18,19 @@ use crate::{RenderError, StoreWide};
 pub struct Options {
     /// Most store requests in flight at once.
     pub concurrency: usize,
+    /// Turn Secrets of remote references into ExternalSecrets instead of resolving them.
+    pub emit: Option<crate::eso::Emit>,
+    /// Render ExternalSecrets (with their SecretStore) into Secrets offline.
+    pub resolve_external_secrets: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { concurrency: 8 }
+        Options {
+            concurrency: 8,
+            emit: None,
+            resolve_external_secrets: false,
+        }
     }
 }
 
@@ -45,19 +53,19 @@ pub struct Rendered {
 }
 
 /// The annotations that steer a document, under `avp.kubernetes.io/` or `kustodian.io/`.
-struct DocSettings {
-    name: String,
-    ignore: bool,
-    path: Option<String>,
+pub(crate) struct DocSettings {
+    pub(crate) name: String,
+    pub(crate) ignore: bool,
+    pub(crate) path: Option<String>,
     kv_version: Option<String>,
-    secret_version: Option<String>,
+    pub(crate) secret_version: Option<String>,
     remove_missing: bool,
     is_secret: bool,
     is_configmap: bool,
 }
 
 impl DocSettings {
-    fn of(doc: &Node) -> Self {
+    pub(crate) fn of(doc: &Node) -> Self {
         let o = Object::new(doc);
         let ann = |k: &str| {
             o.annotation(&format!("kustodian.io/{k}"))
@@ -85,9 +93,9 @@ impl DocSettings {
 
 /// Which store and request a reference needs, and how to pick the value from the answer.
 #[derive(Clone, Debug)]
-struct Plan {
-    store: String,
-    req: Request,
+pub(crate) struct Plan {
+    pub(crate) store: String,
+    pub(crate) req: Request,
     pick: Pick,
 }
 
@@ -97,7 +105,7 @@ enum Pick {
     Pointer(Option<Vec<String>>),
 }
 
-fn plan(r: &Reference, s: &DocSettings, stores: &Stores) -> Result<Plan, String> {
+pub(crate) fn plan(r: &Reference, s: &DocSettings, stores: &Stores) -> Result<Plan, String> {
     let mut params = Vec::new();
     if let Some(kv) = &s.kv_version {
         params.push(("kv-version".to_string(), kv.clone()));
@@ -193,8 +201,35 @@ enum Site {
     SecretData,
 }
 
-/// Resolves every reference in `docs`, or explains every one that failed.
+/// Resolves every reference in `docs`, or explains every one that failed. With
+/// [`Options::emit`], Secrets of remote references become ExternalSecrets first; with
+/// [`Options::resolve_external_secrets`], ExternalSecrets become Secrets after the references
+/// of the other documents are resolved (so a fetched value is never read as a reference).
+/// Last, the leak guard checks every Secret.
 pub fn render(
+    mut docs: Vec<Node>,
+    stores: &Stores,
+    opts: &Options,
+) -> Result<Rendered, Vec<RenderError>> {
+    if let Some(emit) = &opts.emit {
+        let errors = crate::eso::emit::emit(&mut docs, stores, emit);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
+    let mut r = resolve_references(docs, stores, opts)?;
+    if opts.resolve_external_secrets {
+        r.docs = crate::eso::resolve_external_secrets(r.docs, stores)?;
+    }
+    let leaks = crate::guard::leaks(&r.docs);
+    if leaks.is_empty() {
+        Ok(r)
+    } else {
+        Err(leaks)
+    }
+}
+
+fn resolve_references(
     mut docs: Vec<Node>,
     stores: &Stores,
     opts: &Options,
@@ -306,7 +341,10 @@ fn err(s: &DocSettings, r: Option<&Reference>, reason: String) -> RenderError {
     }
 }
 
-fn parse(text: &str, s: &DocSettings) -> Result<Vec<Reference>, kustodian_refs::ParseError> {
+pub(crate) fn parse(
+    text: &str,
+    s: &DocSettings,
+) -> Result<Vec<Reference>, kustodian_refs::ParseError> {
     if s.path.is_some() {
         kustodian_refs::parse_all_with_generic(text)
     } else {

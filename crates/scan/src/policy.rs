@@ -110,7 +110,7 @@ pub struct PolicyError {
     pub help: Option<String>,
 }
 
-const HELP: &str = "see docs/policy.md for the policy schema (policies/schema.json)";
+const HELP: &str = "a policy is a YAML mapping with the keys version, rules, block_at, allow, safe_values, custom_rules and scan_everywhere; `kustodian scan --help` names the rule codes";
 
 impl Policy {
     /// Whether the finding blocks the commit.
@@ -242,7 +242,7 @@ impl Policy {
                         let code = r.key.as_scalar().unwrap_or("");
                         let rule: Rule = code
                             .parse()
-                            .map_err(|e| err(Some(&r.key), format!("{e} (see docs/rules.md)")))?;
+                            .map_err(|e| err(Some(&r.key), format!("{e}")))?;
                         let on = match r.value.as_scalar() {
                             Some("on") | Some("true") => true,
                             Some("off") | Some("false") => false,

@@ -231,7 +231,7 @@ pub enum Error {
     #[error("{path}: {what}")]
     #[diagnostic(
         code(sops::config),
-        help("see docs/sops.md for the creation_rules format")
+        help("`.sops.yaml` holds `creation_rules:`, a list of rules with `path_regex` and the keys (`age`, `pgp`, `kms`, `hc_vault_transit_uri`, or `key_groups`), as sops reads it")
     )]
     Config {
         /// The config file.
@@ -285,7 +285,7 @@ pub enum Error {
     #[error("`{key}`: {what}")]
     #[diagnostic(
         code(sops::bad_master_key),
-        help("see docs/sops.md for the forms of each key type")
+        help("age keys start with age1, PGP keys are 40-hex-digit fingerprints, KMS keys are ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID), transit keys are URLs ending in /v1/MOUNT/keys/NAME")
     )]
     BadMasterKey {
         /// The key as given.

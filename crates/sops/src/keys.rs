@@ -144,7 +144,11 @@ impl Identities {
                 })?;
             ids.push(id);
         }
-        let looked = vec![format!("{location} ({} identities)", ids.len())];
+        let looked = vec![format!(
+            "{location} ({} {})",
+            ids.len(),
+            if ids.len() == 1 { "identity" } else { "identities" }
+        )];
         Ok(Identities {
             ids,
             looked,

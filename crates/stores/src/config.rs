@@ -31,6 +31,9 @@ use crate::{echo, env, sops_files, Request, SecretValue, Store, StoreError};
 ///   operator variable of the same name wins.
 /// - `AVP_K8S_ROLE`, `AVP_PATH_PREFIX`: only through the operator's tenant mapping
 ///   (`KUSTODIAN_TENANTS_FILE`); refused otherwise.
+/// - `KUSTODIAN_EMIT`, `KUSTODIAN_ESO_STORE`, `KUSTODIAN_ESO_STORE_KIND`: emit ExternalSecrets
+///   instead of values, and the store they name; emitting reads nothing, and an operator
+///   setting wins ([`Config::eso_var`]).
 pub const APP_CHOICES: &[&str] = &[
     "KUSTODIAN_STORE",
     "AVP_TYPE",
@@ -39,6 +42,9 @@ pub const APP_CHOICES: &[&str] = &[
     "KUSTODIAN_SECRET_*",
     "AVP_K8S_ROLE",
     "AVP_PATH_PREFIX",
+    "KUSTODIAN_EMIT",
+    "KUSTODIAN_ESO_STORE",
+    "KUSTODIAN_ESO_STORE_KIND",
 ];
 
 /// The prefix Argo CD puts before an Application's plugin environment.
@@ -232,6 +238,19 @@ impl Config {
                 .map(String::as_str)
                 .filter(|v| !v.is_empty())
         })
+    }
+
+    /// An ExternalSecrets setting (`KUSTODIAN_EMIT`, `KUSTODIAN_ESO_STORE`,
+    /// `KUSTODIAN_ESO_STORE_KIND`): the operator's, else the Application's.
+    pub fn eso_var(&self, name: &str) -> Option<&str> {
+        if !matches!(
+            name,
+            "KUSTODIAN_EMIT" | "KUSTODIAN_ESO_STORE" | "KUSTODIAN_ESO_STORE_KIND"
+        ) {
+            return None;
+        }
+        self.var(name)
+            .or_else(|| self.app_choice(&[name]).map(|(_, v)| v))
     }
 
     /// The KV version an Application chose (`AVP_KV_VERSION`), validated by the vault store.
@@ -479,6 +498,17 @@ struct Prefixed {
 impl Store for Prefixed {
     fn name(&self) -> &str {
         self.inner.name()
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        let path = path.trim_matches('/');
+        if path.split('/').any(|s| s == ".." || s == ".") {
+            return Err(StoreError::Invalid {
+                path: path.to_string(),
+                reason: "`.` and `..` are not allowed in a path under AVP_PATH_PREFIX".into(),
+            });
+        }
+        self.inner.list(&format!("{}/{}", self.prefix, path))
     }
 
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {

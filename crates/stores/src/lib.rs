@@ -95,6 +95,16 @@ pub trait Store: Send + Sync {
     /// Returns the whole document (usually a map of keys to values); [`StoreError::NotFound`]
     /// when there is none. Errors never carry secret values.
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError>;
+
+    /// The names directly under `path` (a folder ends with `/`), for stores that can list
+    /// (Vault KV's `metadata/` paths). The default: this store cannot list. Names are not
+    /// secrets; no value is read.
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::Invalid {
+            path: path.to_string(),
+            reason: format!("the {} store cannot list secrets", self.name()),
+        })
+    }
 }
 
 /// Why a fetch failed. Messages name paths and statuses, never values or tokens.

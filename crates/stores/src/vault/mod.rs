@@ -493,6 +493,33 @@ impl Store for Vault {
         STORE
     }
 
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        let path = path.trim().trim_matches('/');
+        let reply = self.get(&encode_path(path), &[("list", "true")])?;
+        match reply.status {
+            200 => Ok(reply.body.expose()["data"]["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()),
+            404 => Ok(Vec::new()),
+            401 | 403 => Err(StoreError::Denied {
+                store: STORE.into(),
+                path: path.to_string(),
+                detail: Some(format!(
+                    "{}; the token's policies do not allow listing this path",
+                    reply.status_and_error()
+                )),
+            }),
+            _ => Err(StoreError::Backend {
+                store: STORE.into(),
+                path: path.to_string(),
+                reason: reply.status_and_error(),
+            }),
+        }
+    }
+
     fn fetch(&self, req: &Request) -> Result<SecretValue, StoreError> {
         let path = req.path.trim().trim_matches('/');
         let invalid = |reason: String| StoreError::Invalid {

@@ -286,6 +286,10 @@ pub fn ksops(spec: &KsopsSpec, ctx: &Context) -> Result<Vec<Node>, Vec<Problem>>
         out.push(secret);
     }
     if problems.is_empty() {
+        // KSOPS output is not resolved, so the leak guard runs here on its own.
+        problems = super::context::leak_problems(&out);
+    }
+    if problems.is_empty() {
         Ok(out)
     } else {
         Err(problems)

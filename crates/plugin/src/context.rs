@@ -39,7 +39,7 @@ impl std::fmt::Display for Problem {
 /// The place and configuration of one run.
 #[derive(Clone, Debug)]
 pub struct Context {
-    /// The repository root, fixed once from the working directory (see [`crate::cmd::render::repo_root`]); no
+    /// The repository root, fixed once from the working directory (see [`kustodian_render::input::repo_root`]); no
     /// configuration moves it.
     root: PathBuf,
     /// The folder relative store paths and files start from; always inside `root`.
@@ -73,7 +73,7 @@ impl Context {
             .unwrap_or(8);
         let concurrency = s.concurrency.filter(|n| *n > 0).unwrap_or(limit).min(limit);
         Context {
-            root: crate::cmd::render::repo_root(cwd),
+            root: kustodian_render::input::repo_root(cwd),
             base: cwd.to_path_buf(),
             vars,
             app: s.env.clone(),
@@ -99,22 +99,23 @@ impl Context {
 
     /// Resolves every reference in `docs`; all or nothing.
     pub fn resolve(&self, docs: Vec<Node>) -> Result<Vec<Node>, Vec<Problem>> {
-        let stores = crate::cmd::stores_for(self.config());
+        let config = self.config();
+        // The emit setting (`KUSTODIAN_EMIT`, or the Application's `ARGOCD_ENV_` twin, a
+        // plugin config's `env`, a KRM ConfigMap's `data`).
+        let emit = kustodian_render::eso::Emit::from_config(&config)
+            .map_err(|e| vec![Problem::general(e)])?;
+        let stores = kustodian_stores::Stores::new(config);
         match kustodian_render::render(
             docs,
             &stores,
             &kustodian_render::Options {
                 concurrency: self.concurrency,
+                emit,
+                ..Default::default()
             },
         ) {
             Ok(r) => Ok(r.docs),
-            Err(errs) => Err(errs
-                .into_iter()
-                .map(|e| Problem {
-                    document: Some(e.document.clone()),
-                    message: e.to_string(),
-                })
-                .collect()),
+            Err(errs) => Err(problems(errs)),
         }
     }
 
@@ -180,4 +181,19 @@ pub fn is_tool_document(d: &Node) -> bool {
         || (o.kind() == Some("Kptfile") && o.group() == "kpt.dev")
         || o.annotation("config.kubernetes.io/local-config")
             .is_some_and(|v| v.trim() == "true")
+}
+
+fn problems(errs: Vec<kustodian_render::RenderError>) -> Vec<Problem> {
+    errs.into_iter()
+        .map(|e| Problem {
+            document: Some(e.document.clone()),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+/// The leak guard over documents that did not pass through the render pipeline: one problem
+/// per Secret value still carrying a reference marker.
+pub fn leak_problems(docs: &[Node]) -> Vec<Problem> {
+    problems(kustodian_render::guard::leaks(docs))
 }

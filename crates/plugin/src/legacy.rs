@@ -76,7 +76,7 @@ pub fn run(config_path: &Path) -> ExitCode {
             return fail(
                 "the plugin configuration is empty",
                 Vec::new(),
-                "see docs/kustomize.md for the configuration kinds",
+                "the configuration kinds are kustodian.io/v1 Resolver and SecretGenerator, and viaduct.ai/v1 ksops",
             )
         }
         Err(e) => {

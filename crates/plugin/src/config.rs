@@ -249,7 +249,7 @@ pub fn parse(node: &Node) -> Result<Parsed, ConfigError> {
     Ok(Parsed { config, warnings })
 }
 
-const KINDS_HELP: &str = "use apiVersion kustodian.io/v1 with kind Resolver or SecretGenerator, apiVersion viaduct.ai/v1 with kind ksops, or a ConfigMap of settings (docs/kustomize.md)";
+const KINDS_HELP: &str = "use apiVersion kustodian.io/v1 with kind Resolver or SecretGenerator, apiVersion viaduct.ai/v1 with kind ksops, or a ConfigMap of settings";
 
 const SECRET_GENERATOR_FIELDS: &[&str] = &[
     "apiVersion",

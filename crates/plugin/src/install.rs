@@ -130,7 +130,7 @@ pub fn install(
         }
     }
     println!("kustomize runs these with `kustomize build --enable-alpha-plugins` (or `kubectl kustomize --enable-alpha-plugins`);");
-    println!("list a kustodian.io/v1 Resolver under transformers: or a SecretGenerator under generators: (docs/kustomize.md).");
+    println!("list a kustodian.io/v1 Resolver under transformers: or a SecretGenerator under generators:, with `kubectl kustomize --enable-alpha-plugins`.");
     if skipped > 0 {
         eprintln!(
             "kustodian: {skipped} plugin file(s) left alone; run with --force to replace them"
