@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use regex::bytes::{Regex, RegexSet};
+use regex::bytes::Regex;
 use zeroize::Zeroizing;
 
 use crate::finding::Severity;
@@ -546,123 +546,17 @@ pub fn decode_base64(value: &str) -> Option<Zeroizing<Vec<u8>>> {
     None
 }
 
-struct Detector {
-    severity: Severity,
-    what: &'static str,
-}
-
-const DETECTORS: &[(&str, Detector)] = &[
-    (
-        r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-",
-        Detector {
-            severity: Severity::Critical,
-            what: "a private key",
-        },
-    ),
-    (
-        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
-        Detector {
-            severity: Severity::Critical,
-            what: "an AWS access key",
-        },
-    ),
-    (
-        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a GitHub token",
-        },
-    ),
-    (
-        r"\bgl(?:pat|rt|dt|ptt|soat|cbt|ft|imt)-[A-Za-z0-9_\-]{20,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a GitLab token",
-        },
-    ),
-    (
-        r"\bxox[abeoprs]-[A-Za-z0-9\-]{10,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a Slack token",
-        },
-    ),
-    (
-        r"\bAIza[0-9A-Za-z_\-]{35}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a Google API key",
-        },
-    ),
-    (
-        r"\b[sr]k_live_[0-9A-Za-z]{20,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a Stripe live key",
-        },
-    ),
-    (
-        r"\bnpm_[A-Za-z0-9]{36}\b",
-        Detector {
-            severity: Severity::Critical,
-            what: "an npm token",
-        },
-    ),
-    (
-        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a PyPI token",
-        },
-    ),
-    (
-        r"AccountKey=[A-Za-z0-9+/]{80,}={0,2}",
-        Detector {
-            severity: Severity::Critical,
-            what: "an Azure storage key",
-        },
-    ),
-    (
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
-        Detector {
-            severity: Severity::High,
-            what: "a JSON Web Token",
-        },
-    ),
-    (
-        r"https://hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}",
-        Detector {
-            severity: Severity::High,
-            what: "a Slack webhook URL",
-        },
-    ),
-    (
-        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^/\s:@]{1,256}:[^/\s@]{1,256}@",
-        Detector {
-            severity: Severity::High,
-            what: "a URL with a password",
-        },
-    ),
-];
-
-fn detectors() -> &'static RegexSet {
-    static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| {
-        RegexSet::new(DETECTORS.iter().map(|(re, _)| *re)).expect("detector patterns compile")
-    })
-}
-
 fn auths_key() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r#""auths"\s*:"#).expect("compiles"))
 }
 
 /// The most severe recognisable secret in `bytes` (High or Critical), if any.
-fn strong_class(bytes: &[u8], key: &str) -> Option<Class> {
-    let matches = detectors().matches(bytes);
+pub(crate) fn strong_class(bytes: &[u8], key: &str) -> Option<Class> {
+    let matches = crate::credentials::formats::set().matches(bytes);
     let mut best: Option<Class> = None;
     for i in matches.iter() {
-        let d = &DETECTORS[i].1;
+        let d = &crate::credentials::formats::FORMATS[i];
         if best.is_none_or(|b| d.severity > b.severity) {
             best = Some(Class {
                 severity: d.severity,

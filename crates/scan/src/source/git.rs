@@ -201,7 +201,7 @@ pub(super) fn scan_changes(
         if env {
             // A file a kustomization may read (an env file, a key file).
             others.insert(path.as_str());
-            if !Scanner::is_env_path(path) {
+            if !scanner.reads_path(path) {
                 continue;
             }
         }
@@ -216,11 +216,7 @@ pub(super) fn scan_changes(
         if !env && memchr::memmem::find(blob.content(), b"kind").is_none() {
             others.insert(path.as_str());
         }
-        let mut r = if env {
-            scanner.scan_env_file(path, blob.content())
-        } else {
-            scanner.scan_file(path, blob.content())
-        };
+        let mut r = scanner.scan_path(path, blob.content());
         follows.append(&mut r.follow);
         result.add(r);
     }
