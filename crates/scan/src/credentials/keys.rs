@@ -173,12 +173,25 @@ fn safe_shape() -> &'static Regex {
             r"|(?i:sha1|sha256|sha384|sha512|md5|blake2b?)[:=-][0-9a-fA-F=+/]+",
             // a whole-value placeholder: `<key>`, `<your-token>`
             r"|<[^<>]*>",
-            // a Kubernetes resource name, a DNS name, a dictionary-like word
-            r"|[a-z]+(?:[-._][a-z0-9]+)*",
             r")$"
         ))
         .expect("compiles")
     })
+}
+
+fn bootstrap_token() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^[a-z0-9]{6}\.[a-z0-9]{16}$").expect("compiles"))
+}
+
+/// A Kubernetes resource name, a DNS name or a dictionary-like word (`my-app-db-password`,
+/// `postgres.default.svc`): lowercase words, few digits.
+fn is_resource_name(v: &str) -> bool {
+    let shape = v.starts_with(|c: char| c.is_ascii_lowercase())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    shape && digits * 4 < v.len()
 }
 
 /// Whether a literal under a credential key looks like a real credential: not a reference,
@@ -210,8 +223,15 @@ pub(crate) fn looks_like_credential(value: &str) -> bool {
     if v.contains("://") {
         return false;
     }
+    // A kubeadm/Talos bootstrap token (`abcdef.0123456789abcdef`).
+    if bootstrap_token().is_match(v) {
+        return true;
+    }
     let lower = v.to_ascii_lowercase();
-    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) || safe_shape().is_match(v) {
+    if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w))
+        || safe_shape().is_match(v)
+        || is_resource_name(v)
+    {
         return false;
     }
     let classes = [
