@@ -247,7 +247,7 @@ impl Parts {
 /// `None` when it has neither.
 fn take_apart(value: &str, cx: Context<'_>) -> Option<Parts> {
     let has_template = value.find("{{").is_some_and(|i| value[i..].contains("}}"));
-    let other = cx.generic_placeholders && other_reference().is_match(value);
+    let other = other_reference().is_match(value);
     if !has_template && !refs_present(value, cx) && !other {
         return None;
     }
@@ -302,15 +302,10 @@ fn outside(text: &str, cx: Context<'_>, parts: &mut Parts) {
     gap_text(text.get(last..).unwrap_or(""), cx, parts);
 }
 
-/// Literal text between references. In a document annotated `avp.kubernetes.io/path` (where
-/// generic `<KEY>` placeholders count), `${VAR}` (envsubst, Flux post-build substitution) and
-/// `op://VAULT/ITEM/FIELD` (1Password secret references) also supply values; elsewhere they are
-/// text (a policy's `safe_values` can let them through).
-fn gap_text(text: &str, cx: Context<'_>, parts: &mut Parts) {
-    if !cx.generic_placeholders {
-        parts.literal(text);
-        return;
-    }
+/// Literal text between references. `${VAR}` and `${VAR:=default}` (envsubst, Flux post-build
+/// substitution), `op://VAULT/ITEM/FIELD` (1Password secret references) and a whole value that
+/// is one generic placeholder (`<password>`) also supply values, in every document.
+fn gap_text(text: &str, _cx: Context<'_>, parts: &mut Parts) {
     let mut last = 0;
     for m in other_reference().find_iter(text) {
         parts.literal(&text[last..m.start()]);
@@ -323,7 +318,9 @@ fn gap_text(text: &str, cx: Context<'_>, parts: &mut Parts) {
 fn other_reference() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        regex::Regex::new(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\bop://[^\s/]+/[^\s/]+/[^\s]+")
+        regex::Regex::new(
+            r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=+?][^}]*)?\}|\bop://[^\s/]+/[^\s/]+/[^\s]+|^\s*<[A-Za-z0-9_.\-]+>\s*$",
+        )
             .expect("compiles")
     })
 }
@@ -818,9 +815,11 @@ mod tests {
             judge_base64("<path:kv/data/app#password>", cx()),
             Verdict::Safe(Safe::Reference)
         );
-        // Generic placeholders only count when the document says so.
+        // A whole-value generic placeholder is a reference anywhere; inside other text only
+        // when the document says so.
+        assert!(matches!(judge_text("<password>", cx()), Verdict::Safe(_)));
         assert!(matches!(
-            judge_text("<password>", cx()),
+            judge_text("user:<password>", cx()),
             Verdict::Plaintext { .. }
         ));
         let generic = Context {
@@ -961,12 +960,13 @@ mod tests {
             "${DB_PASSWORD}",
             "postgres://${DB_USER}:${DB_PASSWORD}@db/app",
             "op://prod/db/password",
+            "${DB_PASSWORD:=fallback}",
+            "<password>",
         ] {
             assert!(matches!(judge_text(v, annotated), Verdict::Safe(_)), "{v}");
-            assert!(
-                matches!(judge_text(v, cx()), Verdict::Plaintext { .. }),
-                "{v}"
-            );
+            // Flux substitutions, 1Password references and whole-value placeholders are
+            // references in every document (issue 15).
+            assert!(matches!(judge_text(v, cx()), Verdict::Safe(_)), "{v}");
         }
         assert!(matches!(
             judge_text("${DB_USER}:Xk9Pa55word!", annotated),
