@@ -168,3 +168,44 @@ fn an_allow_marker_lets_a_credential_line_through() {
     let out = scan(tmp.path(), &["--format", "json"]);
     assert_eq!(brief(&out), Vec::<String>::new());
 }
+
+#[test]
+fn history_of_a_partial_clone_is_scanned_in_full() {
+    let name = "known-formats-in-any-file";
+    let src = repo_of(name);
+    commit_all(src.path(), "add the fixture");
+    git(src.path(), &["config", "uploadpack.allowFilter", "true"]);
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", src.path().display());
+    git(
+        clone.path(),
+        &["clone", "-q", "--filter=blob:none", "--no-checkout", &url, "c"],
+    );
+    let dir = clone.path().join("c");
+    let missing = git(&dir, &["rev-list", "--objects", "--missing=print", "--all"]);
+    assert!(missing.lines().any(|l| l.starts_with('?')), "not a partial clone");
+    let out = scan(&dir, &["--range", "HEAD", "--format", "json"]);
+    let want = std::fs::read_to_string(fixture(name).join("expected.txt")).unwrap();
+    assert_eq!(brief(&out), want.lines().collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_missing_blob_is_an_unreadable_blob_finding_and_the_scan_goes_on() {
+    let tmp = repo_of("known-formats-in-any-file");
+    let dir = tmp.path();
+    common::write(dir, "lost.yaml", "kind: ConfigMap\ndata:\n  note: canary lost\n");
+    let commit = commit_all(dir, "add the fixture");
+    let blob = git(dir, &["rev-parse", "HEAD:lost.yaml"]);
+    std::fs::remove_file(dir.join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+    let out = scan(dir, &["--range", "HEAD", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    let lost: Vec<_> = f.iter().filter(|f| f["rule"] == "unreadable-blob").collect();
+    assert_eq!(lost.len(), 1, "{f:?}");
+    assert_eq!(lost[0]["path"], "lost.yaml");
+    assert_eq!(lost[0]["commit"].as_str(), Some(commit.as_str()));
+    assert!(lost[0]["message"].as_str().unwrap().contains(&blob));
+    // The other blobs of the commit are still judged.
+    assert_eq!(f.len(), 15, "{f:?}");
+}

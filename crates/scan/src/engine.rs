@@ -358,6 +358,22 @@ impl Scanner {
         cx.finish()
     }
 
+    /// A blob of the history or the index that could not be read (missing from a partial or
+    /// damaged clone): a blocking `unreadable-blob` finding naming the path and the blob.
+    pub fn unreadable_blob(&self, path: &str, blob: &str) -> FileScan {
+        let mut cx = FileCx::new(path, "", &self.policy);
+        let message = format!(
+            "{path}: blob {blob} could not be read (missing from this clone, and git could not fetch it); it was not scanned, so it may hide a credential; fetch it (`git fetch --refetch`, or a full clone) and scan again"
+        );
+        let at = Pos {
+            offset: 0,
+            line: 1,
+            column: 1,
+        };
+        cx.push_structural(Rule::UnreadableBlob, at, &Owner::default(), "", message);
+        cx.finish()
+    }
+
     /// Judges a file that a `secretGenerator` reads (see [`FileScan::follow`]).
     pub fn scan_followed(&self, req: &FollowRequest, bytes: &[u8]) -> FileScan {
         let mut out = FileScan::default();

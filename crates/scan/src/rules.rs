@@ -36,6 +36,8 @@ pub enum Rule {
     KnownCredential,
     /// A literal that looks like a credential under a credential key name outside a Secret.
     CredentialValue,
+    /// A blob of the scanned commits or index could not be read (a partial or damaged clone).
+    UnreadableBlob,
 }
 
 /// One row of the rule table.
@@ -204,6 +206,19 @@ pub const RULES: &[RuleInfo] = &[
                `valueFrom.secretKeyRef` or the chart's `existingSecret`; if this is not a \
                credential, mark the line `# kustodian:allow`",
     },
+    RuleInfo {
+        rule: Rule::UnreadableBlob,
+        code: "unreadable-blob",
+        summary: "A blob of the scanned commits could not be read",
+        description: "A history (`--range`, `--since`, `--pushed`) or `--staged` scan reads \
+                      every blob the commits add. In a partial clone (`git clone \
+                      --filter=blob:none`, common in CI) git fetches a missing blob on demand; \
+                      one that still cannot be read (no promisor remote, a damaged repository) \
+                      was not scanned, so it blocks, naming the commit and the path, and the \
+                      scan goes on with the other blobs.",
+        help: "fetch the missing objects (`git fetch --refetch`, or clone without `--filter`) \
+               and scan again",
+    },
 ];
 
 /// Which store a reference example in a help line should name: the repository's SOPS files
@@ -265,7 +280,10 @@ pub fn finding_help(f: &Finding, store: StoreHint) -> String {
 
 /// For a finding from history about a value: it is already in Git history, and what to do.
 pub(crate) fn history_advice(f: &Finding) -> Option<&'static str> {
-    let structural = matches!(f.rule, Rule::UnreadableManifest | Rule::DuplicateKey);
+    let structural = matches!(
+        f.rule,
+        Rule::UnreadableManifest | Rule::DuplicateKey | Rule::UnreadableBlob
+    );
     (f.commit.is_some() && !structural).then_some(
         "the value is already in Git history: rotate the credential and rewrite or revert the \
          commit; replacing the line is not enough",
@@ -363,6 +381,7 @@ mod tests {
             Rule::DuplicateKey,
             Rule::KnownCredential,
             Rule::CredentialValue,
+            Rule::UnreadableBlob,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

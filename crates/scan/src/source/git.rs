@@ -211,12 +211,15 @@ pub(super) fn scan_changes(
         result.files_scanned += 1;
         // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
         // dotenv store.
-        let blob = repo.find_blob(id)?;
+        let Some(content) = read_blob(repo, id) else {
+            result.add(scanner.unreadable_blob(path, &id.to_string()));
+            continue;
+        };
         // A manifest without a `kind` may be a patch file that a kustomization applies.
-        if !env && memchr::memmem::find(blob.content(), b"kind").is_none() {
+        if !env && memchr::memmem::find(&content, b"kind").is_none() {
             others.insert(path.as_str());
         }
-        let mut r = scanner.scan_path(path, blob.content());
+        let mut r = scanner.scan_path(path, &content);
         follows.append(&mut r.follow);
         result.add(r);
     }
@@ -231,7 +234,11 @@ pub(super) fn scan_changes(
         }
     }
     for (k, id) in readers {
-        let r = scanner.scan_file(&k, repo.find_blob(id)?.content());
+        let Some(content) = read_blob(repo, id) else {
+            result.add(scanner.unreadable_blob(&k, &id.to_string()));
+            continue;
+        };
+        let r = scanner.scan_file(&k, &content);
         follows.extend(
             r.follow
                 .into_iter()
@@ -245,10 +252,36 @@ pub(super) fn scan_changes(
         }
         // Not in this version: not part of it.
         if let Some(id) = snap.blob(&req.path)? {
-            result.add(scanner.scan_followed(&req, repo.find_blob(id)?.content()));
+            match read_blob(repo, id) {
+                Some(content) => result.add(scanner.scan_followed(&req, &content)),
+                None => result.add(scanner.unreadable_blob(&req.path, &id.to_string())),
+            }
         }
     }
     Ok(result)
+}
+
+/// A blob's bytes: from libgit2, else from git's own `cat-file`, which fetches a blob that a
+/// partial clone (`--filter=blob:none`) left on its promisor remote. `None` when neither can
+/// read it (the caller reports an `unreadable-blob` finding and goes on).
+pub(super) fn read_blob(
+    repo: &git2::Repository,
+    id: git2::Oid,
+) -> Option<std::borrow::Cow<'static, [u8]>> {
+    if let Ok(blob) = repo.find_blob(id) {
+        return Some(std::borrow::Cow::Owned(blob.content().to_vec()));
+    }
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.path())
+        .args(["cat-file", "blob", &id.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then_some(std::borrow::Cow::Owned(out.stdout))
 }
 
 #[cfg(test)]

@@ -187,7 +187,9 @@ fn changes(
     let mut opts = git::diff_options(prefixes);
     let mut diff =
         repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&commit.tree()?), Some(&mut opts))?;
-    diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))?;
+    // Rename detection compares contents; in a partial clone a blob may be missing, and the
+    // changes are still judged, as additions.
+    let _ = diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)));
     Ok(git::diff_changes(&diff, prefixes))
 }
 
