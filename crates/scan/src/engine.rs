@@ -191,8 +191,15 @@ impl Scanner {
         };
         let secrets = bad.is_some() || self.prefilter(text.as_bytes());
         let credentials = self.credentials_prefilter(text.as_bytes(), true);
+        let formats = self.credentials_prefilter(text.as_bytes(), false);
         if !secrets && !credentials {
-            return out;
+            if !formats {
+                return out;
+            }
+            // Nothing to parse for: known formats line by line.
+            let mut cx = FileCx::new(path, &text, &self.policy);
+            crate::credentials::scan_lines(&mut cx);
+            return cx.finish();
         }
         let mut cx = FileCx::new(path, &text, &self.policy);
         let parsed =
@@ -207,6 +214,8 @@ impl Scanner {
             for doc in &parsed.docs {
                 crate::credentials::scan_document(&mut cx, &doc.root);
             }
+        }
+        if credentials || formats {
             crate::credentials::scan_lines(&mut cx);
         }
         if !secrets {
@@ -285,9 +294,10 @@ impl Scanner {
         cx.finish()
     }
 
-    /// Whether a file is worth searching for credentials outside Secrets: not with
-    /// `--only secrets`; else when it mentions a credential key word (`manifest`) or holds
-    /// the start of a known credential format.
+    /// Whether a file is worth searching for credentials outside Secrets (never with
+    /// `--only secrets`): a text file (`manifest` false) when it holds the start of a known
+    /// credential format, a manifest when a line of it may hold a credential key, so that it
+    /// is worth parsing.
     fn credentials_prefilter(&self, bytes: &[u8], manifest: bool) -> bool {
         if self.policy.only_secrets {
             return false;
@@ -297,24 +307,22 @@ impl Scanner {
         let formats = FORMATS.get_or_init(|| {
             AhoCorasick::new(crate::credentials::formats::NEEDLES).expect("fixed needles build")
         });
-        formats.is_match(bytes)
-            || manifest && {
-                KEYS.get_or_init(|| {
-                    AhoCorasick::builder()
-                        .ascii_case_insensitive(true)
-                        .build([
-                            "pass",
-                            "pwd",
-                            "secret",
-                            "token",
-                            "key",
-                            "auth",
-                            "credential",
-                        ])
-                        .expect("fixed needles build")
-                })
-                .is_match(bytes)
-            }
+        if !manifest {
+            return formats.is_match(bytes);
+        }
+        let keys = KEYS.get_or_init(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(crate::credentials::keys::NEEDLES)
+                .expect("fixed needles build")
+        });
+        // Parse only when a line that mentions a credential word has a credential key (a
+        // `key:`/`key =` or an env `name:`), or the file holds base64 PEM text.
+        keys.find_iter(bytes).any(|m| {
+            let start = memchr::memrchr(b'\n', &bytes[..m.start()]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[m.end()..]).map_or(bytes.len(), |i| m.end() + i);
+            crate::credentials::keys::line_may_hold_credential(&bytes[start..end])
+        })
     }
 
     /// Whether the scanner reads a file of this path at all: manifests and env files always,
