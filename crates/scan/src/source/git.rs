@@ -192,6 +192,7 @@ pub(super) fn scan_changes(
     repo: &git2::Repository,
     snap: &dyn Snapshot,
     changed: &Changed,
+    cache: &mut BlobCache,
 ) -> Result<ScanResult, SourceError> {
     let mut result = ScanResult::default();
     let mut follows = Vec::new();
@@ -209,6 +210,11 @@ pub(super) fn scan_changes(
             continue;
         };
         result.files_scanned += 1;
+        let key = cache.key(path, id);
+        if let Some(r) = cache.get(key) {
+            result.add(r);
+            continue;
+        }
         // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
         // dotenv store.
         let Some(content) = read_blob(repo, id) else {
@@ -220,6 +226,11 @@ pub(super) fn scan_changes(
             others.insert(path.as_str());
         }
         let mut r = scanner.scan_path(path, &content);
+        // What depends on this blob alone is kept for the next commit that holds it (the
+        // parent side of a later change, a revert).
+        if r.follow.is_empty() && (env || memchr::memmem::find(&content, b"kind").is_some()) {
+            cache.put(key, &r);
+        }
         follows.append(&mut r.follow);
         result.add(r);
     }
@@ -259,6 +270,36 @@ pub(super) fn scan_changes(
         }
     }
     Ok(result)
+}
+
+/// The scans of blobs already judged at a path, so that a history scan judges each (path,
+/// blob) once: the parent side of a change is mostly blobs an earlier commit added. Bounded:
+/// emptied when it holds [`BlobCache::MAX`] entries.
+#[derive(Default)]
+pub(super) struct BlobCache {
+    scans: HashMap<u64, crate::engine::FileScan>,
+}
+
+impl BlobCache {
+    const MAX: usize = 200_000;
+
+    fn key(&self, path: &str, id: git2::Oid) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (path, id.as_bytes()).hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, key: u64) -> Option<crate::engine::FileScan> {
+        self.scans.get(&key).cloned()
+    }
+
+    fn put(&mut self, key: u64, r: &crate::engine::FileScan) {
+        if self.scans.len() >= Self::MAX {
+            self.scans.clear();
+        }
+        self.scans.insert(key, r.clone());
+    }
 }
 
 /// A blob's bytes: from libgit2, else from git's own `cat-file`, which fetches a blob that a

@@ -42,6 +42,7 @@ pub(super) fn history(
 
     let mut result = ScanResult::default();
     let mut reported = HashSet::new();
+    let mut cache = git::BlobCache::default();
     let shallow = shallow_boundary(&repo);
     for oid in walk {
         let commit = repo.find_commit(oid?)?;
@@ -54,7 +55,7 @@ pub(super) fn history(
                  `fetch-depth: 0`) to see which commit did",
             ));
         }
-        let (changed, renamed) = changes(&repo, &commit, &prefixes)?;
+        let (changed, _) = changes(&repo, &commit, &prefixes, false)?;
         if changed.is_empty() {
             continue;
         }
@@ -62,7 +63,7 @@ pub(super) fn history(
             tree: commit.tree()?,
             renamed: None,
         };
-        let mut found = git::scan_changes(scanner, &repo, &snap, &changed)?;
+        let mut found = git::scan_changes(scanner, &repo, &snap, &changed, &mut cache)?;
         result.files_scanned += found.files_scanned;
         let info = commit_info(&commit);
         for mut n in found.notes.drain(..) {
@@ -72,7 +73,9 @@ pub(super) fn history(
         if found.findings.is_empty() {
             continue;
         }
-        // What the parents already had, judged as if at this commit's paths.
+        // What the parents already had, judged as if at this commit's paths (renames, which
+        // compare contents, are only looked for now that there is something to compare).
+        let (_, renamed) = changes(&repo, &commit, &prefixes, true)?;
         let mut before = HashSet::new();
         let old_changed = changed.keys().map(|p| (p.clone(), None)).collect();
         for parent in commit.parents() {
@@ -80,7 +83,7 @@ pub(super) fn history(
                 tree: parent.tree()?,
                 renamed: Some(&renamed),
             };
-            let old = git::scan_changes(scanner, &repo, &snap, &old_changed)?;
+            let old = git::scan_changes(scanner, &repo, &snap, &old_changed, &mut cache)?;
             before.extend(old.findings.into_iter().map(|f| f.fingerprint));
         }
         for mut f in found.findings {
@@ -179,6 +182,7 @@ fn changes(
     repo: &git2::Repository,
     commit: &git2::Commit<'_>,
     prefixes: &[String],
+    renames: bool,
 ) -> Result<(Changed, HashMap<String, String>), SourceError> {
     let parent_tree = match commit.parents().next() {
         Some(p) => Some(p.tree()?),
@@ -189,7 +193,9 @@ fn changes(
         repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&commit.tree()?), Some(&mut opts))?;
     // Rename detection compares contents; in a partial clone a blob may be missing, and the
     // changes are still judged, as additions.
-    let _ = diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)));
+    if renames {
+        let _ = diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)));
+    }
     Ok(git::diff_changes(&diff, prefixes))
 }
 
