@@ -166,6 +166,14 @@ pub(crate) fn url_password_is_real(m: &[u8]) -> bool {
     let Some(colon) = before.iter().rposition(|b| *b == b':') else {
         return false;
     };
+    // Userinfo built from references or variables (`<path:db#user>:<path:db#pw>@`).
+    let scheme_end = before
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(0, |i| i + 3);
+    if before[scheme_end..].iter().any(|b| b"<>${}%".contains(b)) {
+        return false;
+    }
     let pw = &before[colon + 1..];
     if pw.is_empty() || pw.len() < 3 {
         return false;
@@ -276,6 +284,7 @@ mod tests {
             "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
             "postgres://app:${DB_PASSWORD}@db:5432/app",
             "postgres://app:<password>@db/app",
+            "postgres://<path:db#user>:<path:db#pw>@db:5432/app",
             "redis://:password@redis:6379",
             "digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
             "uid: 3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
