@@ -44,8 +44,12 @@ pub(super) fn history(
     let mut reported = HashSet::new();
     let mut cache = git::BlobCache::default();
     let shallow = shallow_boundary(&repo);
-    for oid in walk {
-        let commit = repo.find_commit(oid?)?;
+    let oids = walk.collect::<Result<Vec<_>, _>>()?;
+    // Every commit's changes at once from git's own diff-tree (fast); libgit2 per commit when
+    // git cannot run.
+    let mut listed = list_changes(&repo, &oids, &prefixes);
+    for oid in oids {
+        let commit = repo.find_commit(oid)?;
         result.commits_scanned += 1;
         if shallow.contains(&commit.id()) {
             result.notes.push(Note::info(
@@ -55,7 +59,10 @@ pub(super) fn history(
                  `fetch-depth: 0`) to see which commit did",
             ));
         }
-        let (changed, _) = changes(&repo, &commit, &prefixes, false)?;
+        let changed = match listed.as_mut() {
+            Some(all) => all.remove(&oid).unwrap_or_default(),
+            None => changes(&repo, &commit, &prefixes, false)?.0,
+        };
         if changed.is_empty() {
             continue;
         }
@@ -197,6 +204,83 @@ fn changes(
         let _ = diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)));
     }
     Ok(git::diff_changes(&diff, prefixes))
+}
+
+/// The files each commit adds or changes against its first parent (all of a root commit's),
+/// as [`changes`] without renames finds them, from one `git diff-tree --stdin` run over every
+/// commit. `None` when git cannot run or its output cannot be read.
+fn list_changes(
+    repo: &git2::Repository,
+    oids: &[git2::Oid],
+    prefixes: &[String],
+) -> Option<HashMap<git2::Oid, Changed>> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let mut input = String::with_capacity(oids.len() * 82);
+    for oid in oids {
+        let commit = repo.find_commit(*oid).ok()?;
+        match commit.parent_ids().next() {
+            Some(p) => input.push_str(&format!("{oid} {p}\n")),
+            None => input.push_str(&format!("{oid}\n")),
+        }
+    }
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.path())
+        .args([
+            "diff-tree",
+            "--stdin",
+            "-r",
+            "-z",
+            "--no-abbrev",
+            "--root",
+            "--no-renames",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut out = Vec::new();
+    child.stdout.take()?.read_to_end(&mut out).ok()?;
+    let ok = writer.join().ok()?.is_ok() && child.wait().ok()?.success();
+    if !ok {
+        return None;
+    }
+    let mut all: HashMap<git2::Oid, Changed> = HashMap::new();
+    let mut current = None;
+    let mut tokens = out.split(|b| *b == 0);
+    while let Some(t) = tokens.next() {
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(meta) = t.strip_prefix(b":") {
+            // `:OLDMODE NEWMODE OLDID NEWID STATUS`, then the path.
+            let path = tokens.next()?;
+            let meta = std::str::from_utf8(meta).ok()?;
+            let f: Vec<&str> = meta.split(' ').collect();
+            let [_, mode, _, id, status] = f[..] else {
+                return None;
+            };
+            let mode = u32::from_str_radix(mode, 8).ok()?;
+            let path = std::str::from_utf8(path).ok()?;
+            if !matches!(status.as_bytes().first(), Some(b'A' | b'M' | b'T'))
+                || !git::is_regular(mode)
+                || !git::under(prefixes, path)
+            {
+                continue;
+            }
+            let id = git2::Oid::from_str(id).ok()?;
+            all.entry(current?)
+                .or_default()
+                .insert(path.to_string(), Some(id));
+        } else {
+            current = Some(git2::Oid::from_str(std::str::from_utf8(t).ok()?.trim()).ok()?);
+        }
+    }
+    Some(all)
 }
 
 /// The commit as findings name it.
