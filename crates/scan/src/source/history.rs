@@ -214,7 +214,7 @@ fn list_changes(
     oids: &[git2::Oid],
     prefixes: &[String],
 ) -> Option<HashMap<git2::Oid, Changed>> {
-    use std::io::{Read, Write};
+    use std::io::{BufRead, Write};
     use std::process::{Command, Stdio};
     let mut input = String::with_capacity(oids.len() * 82);
     for oid in oids {
@@ -243,29 +243,36 @@ fn list_changes(
         .ok()?;
     let mut stdin = child.stdin.take()?;
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let mut out = Vec::new();
-    child.stdout.take()?.read_to_end(&mut out).ok()?;
-    let ok = writer.join().ok()?.is_ok() && child.wait().ok()?.success();
-    if !ok {
-        return None;
-    }
+    // Read NUL-separated tokens as they come, never the whole output at once.
+    let mut out = std::io::BufReader::new(child.stdout.take()?);
+    let mut next = move || {
+        let mut t = Vec::new();
+        match out.read_until(0, &mut t) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                if t.last() == Some(&0) {
+                    t.pop();
+                }
+                Some(t)
+            }
+        }
+    };
     let mut all: HashMap<git2::Oid, Changed> = HashMap::new();
     let mut current = None;
-    let mut tokens = out.split(|b| *b == 0);
-    while let Some(t) = tokens.next() {
+    while let Some(t) = next() {
         if t.is_empty() {
             continue;
         }
         if let Some(meta) = t.strip_prefix(b":") {
             // `:OLDMODE NEWMODE OLDID NEWID STATUS`, then the path.
-            let path = tokens.next()?;
+            let path = next()?;
             let meta = std::str::from_utf8(meta).ok()?;
             let f: Vec<&str> = meta.split(' ').collect();
             let [_, mode, _, id, status] = f[..] else {
                 return None;
             };
             let mode = u32::from_str_radix(mode, 8).ok()?;
-            let path = std::str::from_utf8(path).ok()?;
+            let path = std::str::from_utf8(&path).ok()?;
             if !matches!(status.as_bytes().first(), Some(b'A' | b'M' | b'T'))
                 || !git::is_regular(mode)
                 || !git::under(prefixes, path)
@@ -277,8 +284,12 @@ fn list_changes(
                 .or_default()
                 .insert(path.to_string(), Some(id));
         } else {
-            current = Some(git2::Oid::from_str(std::str::from_utf8(t).ok()?.trim()).ok()?);
+            current = Some(git2::Oid::from_str(std::str::from_utf8(&t).ok()?.trim()).ok()?);
         }
+    }
+    let ok = writer.join().ok()?.is_ok() && child.wait().ok()?.success();
+    if !ok {
+        return None;
     }
     Some(all)
 }
