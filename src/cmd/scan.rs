@@ -54,6 +54,19 @@ pub struct Args {
     /// the severity that blocks.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// `--only secrets`: judge only Secret data, secretGenerators and SOPS documents, as
+    /// before the credential rules (for teams that run another general scanner). By default
+    /// every file is also searched for known credential formats and every manifest value is
+    /// judged by its key name.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub only: Option<Only>,
+}
+
+/// What `--only` limits the scan to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Secret data, secretGenerators and SOPS documents.
+    Secrets,
 }
 
 /// Output formats.
@@ -118,6 +131,8 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         Some(file) => Policy::load(&file)?,
         None => Policy::default(),
     };
+    let mut policy = policy;
+    policy.only_secrets |= args.only == Some(Only::Secrets);
     let scanner = Scanner::with_policy(policy.clone());
     let known = args.baseline.as_deref().map(Baseline::load).transpose()?;
     let mut result = kustodian_scan::scan(&scanner, &source, &cwd)?;

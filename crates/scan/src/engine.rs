@@ -189,15 +189,38 @@ impl Scanner {
                 return out;
             }
         };
-        if bad.is_none() && !self.prefilter(text.as_bytes()) {
-            return out;
+        let secrets = bad.is_some() || self.prefilter(text.as_bytes());
+        let credentials = self.credentials_prefilter(text.as_bytes(), true);
+        let formats = self.credentials_prefilter(text.as_bytes(), false);
+        if !secrets && !credentials {
+            if !formats {
+                return out;
+            }
+            // Nothing to parse for: known formats line by line.
+            let mut cx = FileCx::new(path, &text, &self.policy);
+            crate::credentials::scan_lines(&mut cx);
+            return cx.finish();
         }
         let mut cx = FileCx::new(path, &text, &self.policy);
         let parsed =
             kustodian_manifest::parse_stream_partial(&text, kustodian_manifest::Limits::default());
         cx.find_comments(&parsed.docs);
-        for doc in &parsed.docs {
-            crate::manifest::scan_parsed(&mut cx, doc);
+        if secrets {
+            for doc in &parsed.docs {
+                crate::manifest::scan_parsed(&mut cx, doc);
+            }
+        }
+        if credentials {
+            for doc in &parsed.docs {
+                crate::credentials::scan_document(&mut cx, &doc.root);
+            }
+        }
+        if credentials || formats {
+            crate::credentials::scan_lines(&mut cx);
+        }
+        if !secrets {
+            // Not a file that may hold a Secret: what does not parse is not a finding.
+            return cx.finish();
         }
         // Where the bytes stop being text, the reader stops too: that is reported below.
         let err = parsed
@@ -268,6 +291,94 @@ impl Scanner {
             ),
             "the file was not scanned",
         );
+        cx.finish()
+    }
+
+    /// Whether a file is worth searching for credentials outside Secrets (never with
+    /// `--only secrets`): a text file (`manifest` false) when it holds the start of a known
+    /// credential format, a manifest when a line of it may hold a credential key, so that it
+    /// is worth parsing.
+    fn credentials_prefilter(&self, bytes: &[u8], manifest: bool) -> bool {
+        if self.policy.only_secrets {
+            return false;
+        }
+        static FORMATS: std::sync::OnceLock<AhoCorasick> = std::sync::OnceLock::new();
+        static KEYS: std::sync::OnceLock<AhoCorasick> = std::sync::OnceLock::new();
+        let formats = FORMATS.get_or_init(|| {
+            AhoCorasick::new(crate::credentials::formats::NEEDLES).expect("fixed needles build")
+        });
+        if !manifest {
+            return formats.is_match(bytes);
+        }
+        let keys = KEYS.get_or_init(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(crate::credentials::keys::NEEDLES)
+                .expect("fixed needles build")
+        });
+        // Parse only when a line that mentions a credential word has a credential key (a
+        // `key:`/`key =` or an env `name:`), or the file holds base64 PEM text.
+        keys.find_iter(bytes).any(|m| {
+            let start = memchr::memrchr(b'\n', &bytes[..m.start()]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[m.end()..]).map_or(bytes.len(), |i| m.end() + i);
+            crate::credentials::keys::line_may_hold_credential(&bytes[start..end])
+        })
+    }
+
+    /// Whether the scanner reads a file of this path at all: manifests and env files always,
+    /// any other file unless `--only secrets` (only its known credential formats count).
+    pub fn reads_path(&self, path: &str) -> bool {
+        Scanner::is_candidate_path(path) || Scanner::is_env_path(path) || !self.policy.only_secrets
+    }
+
+    /// Scans a file by its path: a manifest with [`Scanner::scan_file`], an env file with
+    /// [`Scanner::scan_env_file`], and any text file (env files too) for known credential
+    /// formats ([`Scanner::scan_text`]).
+    pub fn scan_path(&self, path: &str, bytes: &[u8]) -> FileScan {
+        if Scanner::is_candidate_path(path) {
+            return self.scan_file(path, bytes);
+        }
+        let mut r = if Scanner::is_env_path(path) {
+            self.scan_env_file(path, bytes)
+        } else {
+            FileScan::default()
+        };
+        if r.findings.is_empty() {
+            let t = self.scan_text(path, bytes);
+            r.findings = t.findings;
+        }
+        r
+    }
+
+    /// Searches a text file that is not a manifest (a script, a Taskfile, Markdown,
+    /// `.env.sample`) for known credential formats only: `known-credential` findings. Binary
+    /// and oversized files, and everything with `--only secrets`, give nothing.
+    pub fn scan_text(&self, path: &str, bytes: &[u8]) -> FileScan {
+        if bytes.len() > MAX_FILE_SIZE
+            || memchr::memchr(0, bytes).is_some()
+            || !self.credentials_prefilter(bytes, false)
+        {
+            return FileScan::default();
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let mut cx = FileCx::new(path, &text, &self.policy);
+        crate::credentials::scan_lines(&mut cx);
+        cx.finish()
+    }
+
+    /// A blob of the history or the index that could not be read (missing from a partial or
+    /// damaged clone): a blocking `unreadable-blob` finding naming the path and the blob.
+    pub fn unreadable_blob(&self, path: &str, blob: &str) -> FileScan {
+        let mut cx = FileCx::new(path, "", &self.policy);
+        let message = format!(
+            "{path}: blob {blob} could not be read (missing from this clone, and git could not fetch it); it was not scanned, so it may hide a credential; fetch it (`git fetch --refetch`, or a full clone) and scan again"
+        );
+        let at = Pos {
+            offset: 0,
+            line: 1,
+            column: 1,
+        };
+        cx.push_structural(Rule::UnreadableBlob, at, &Owner::default(), "", message);
         cx.finish()
     }
 
@@ -443,6 +554,9 @@ pub(crate) struct FileCx<'a> {
     not_comments: Vec<usize>,
     /// Findings past [`MAX_FINDINGS_PER_FILE`].
     more: More,
+    /// Line ranges (first, last) of Secret data already judged as such: the credential line
+    /// search leaves them to the Secret's findings.
+    pub judged_lines: Vec<(usize, usize)>,
 }
 
 /// The findings of a file past [`MAX_FINDINGS_PER_FILE`]: how many, the worst, the first.
@@ -466,6 +580,7 @@ impl<'a> FileCx<'a> {
             follow: Vec::new(),
             not_comments: Vec::new(),
             more: More::default(),
+            judged_lines: Vec::new(),
         }
     }
 
@@ -673,6 +788,18 @@ impl<'a> FileCx<'a> {
         s.strip_suffix('\n')
             .map(|s| s.strip_suffix('\r').unwrap_or(s))
             .unwrap_or(s)
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn pos_at(&self, offset: usize) -> (usize, usize) {
+        let starts = self.starts();
+        let line = starts.partition_point(|s| *s <= offset).max(1);
+        let start = starts[line - 1];
+        let column = 1 + self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
+        (line, column)
     }
 
     /// Byte offset where a 1-based line starts.

@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
+mod credentials;
 mod engine;
 mod finding;
 mod generator;

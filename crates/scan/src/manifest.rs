@@ -108,7 +108,7 @@ fn all_scalars<'a>(n: &'a Node, key: &'a str) -> impl Iterator<Item = &'a str> +
 }
 
 /// Whether a mapping is a core-group Secret under any reading of its repeated keys.
-fn is_secret(n: &Node, object_position: bool) -> bool {
+pub(crate) fn is_secret(n: &Node, object_position: bool) -> bool {
     let kind_secret = all_scalars(n, "kind").any(|k| k == "Secret");
     if object_position {
         kind_secret
@@ -164,7 +164,7 @@ fn scan_everywhere<'a>(
 }
 
 /// A value's key path as findings show it: `spec.source.helm.values`.
-fn dotted(path: &[&str]) -> String {
+pub(crate) fn dotted(path: &[&str]) -> String {
     path.iter()
         .map(|k| crate::engine::shown_key(k))
         .collect::<Vec<_>>()
@@ -205,9 +205,9 @@ fn leaf_at<'t>(
 
 /// A scalar value found by walking a document: its key (none for a sequence item), its node
 /// and its key path.
-struct Leaf<'n, 'p> {
+pub(crate) struct Leaf<'n, 'p> {
     key_node: Option<&'n Node>,
-    node: &'n Node,
+    pub(crate) node: &'n Node,
     path: &'p [&'p str],
 }
 
@@ -222,7 +222,7 @@ const LEFT_PLAINTEXT: (Rule, &str) = (
 );
 
 impl<'n, 'p> Leaf<'n, 'p> {
-    fn new(key_node: Option<&'n Node>, node: &'n Node, path: &'p [&'p str]) -> Self {
+    pub(crate) fn new(key_node: Option<&'n Node>, node: &'n Node, path: &'p [&'p str]) -> Self {
         Leaf {
             key_node,
             node,
@@ -231,7 +231,7 @@ impl<'n, 'p> Leaf<'n, 'p> {
     }
 
     /// Records a finding on this leaf: "OWNER: a.b.c holds WHAT DETAIL".
-    fn push(
+    pub(crate) fn push(
         &self,
         cx: &mut FileCx<'_>,
         owner: &Owner<'_>,
@@ -316,7 +316,7 @@ fn find_secrets<'a>(
     }
 }
 
-fn owner_of<'a>(node: &'a Node, allowed: bool) -> Owner<'a> {
+pub(crate) fn owner_of<'a>(node: &'a Node, allowed: bool) -> Owner<'a> {
     let o = Object::new(node);
     let clear = |v: Option<&'a str>| v.filter(|s| !sops::is_encrypted_value(s));
     Owner {
@@ -370,6 +370,8 @@ fn scan_secret(
         let Some(entries) = block.as_map() else {
             continue;
         };
+        cx.judged_lines
+            .push((block.span.start.line, block.span.end.line));
         for e in entries {
             let Some(key) = e.key.as_scalar() else {
                 continue;

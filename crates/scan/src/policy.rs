@@ -33,6 +33,9 @@ pub struct Policy {
     pub custom_rules: Vec<CustomRule>,
     /// Also flag private keys and cloud tokens anywhere in YAML (rule `token-outside-secret`).
     pub scan_everywhere: bool,
+    /// Judge only Secret data, secretGenerators and SOPS documents (`scan --only secrets`):
+    /// no `known-credential` or `credential-value` findings, other files not read.
+    pub only_secrets: bool,
 }
 
 /// One allowlist entry: a finding matches when every field given matches (a field matches when
@@ -77,6 +80,7 @@ impl Default for Policy {
             safe_values: Vec::new(),
             custom_rules: Vec::new(),
             scan_everywhere: false,
+            only_secrets: false,
         }
     }
 }

@@ -35,6 +35,13 @@ pub enum Rule {
     UnreadableManifest,
     /// A mapping repeats a key in or around a Secret; tools disagree on which one wins.
     DuplicateKey,
+    /// A known credential format (cloud key, VCS or chat token, Vault token, age key, private
+    /// key, JWT, URL password, htpasswd line) in any text file, outside Secret data.
+    KnownCredential,
+    /// A literal that looks like a credential under a credential key name outside a Secret.
+    CredentialValue,
+    /// A blob of the scanned commits or index could not be read (a partial or damaged clone).
+    UnreadableBlob,
 }
 
 /// One row of the rule table.
@@ -189,6 +196,54 @@ pub const RULES: &[RuleInfo] = &[
                       looking at the wrong value.",
         help: "remove one of the repeated keys so that every tool reads the same object",
     },
+    RuleInfo {
+        rule: Rule::KnownCredential,
+        code: "known-credential",
+        summary: "A known credential format sits in a file outside Secret data",
+        description: "Cloud access keys (AWS, Google, Azure), GitHub/GitLab/npm/PyPI tokens, \
+                      Slack tokens and webhooks, Stripe live keys, Vault `hvs.`/`hvb.` tokens, \
+                      age `AGE-SECRET-KEY-1` keys, PEM private keys, JWTs, URLs with a password \
+                      and htpasswd lines are found in every text file of the repository \
+                      (manifests and their comments, Helm values, scripts, Markdown, \
+                      `.env.sample`), and in base64 values (`client-key-data`). Documentation \
+                      samples (`AKIAIOSFODNN7EXAMPLE`) and URLs whose password is a variable \
+                      (`${DB_PASSWORD}`) are let through.",
+        help: "rotate the credential, then remove it: keep it in a Secret that holds a \
+               reference (`<path:secret/data/app#key>`) or is encrypted with `kustodian encrypt \
+               --in-place`, and point the object or script at it; if this is not a credential, \
+               mark the line `# kustodian:allow`",
+    },
+    RuleInfo {
+        rule: Rule::CredentialValue,
+        code: "credential-value",
+        summary: "A credential-looking literal under a credential key name outside a Secret",
+        description: "Values under keys such as `password`, `token`, `apiKey`, `clientSecret`, \
+                      `default_pass` in ConfigMaps, container `env`, Helm values (Flux \
+                      `HelmRelease` `spec.values`, Argo CD `helm.values`/`valuesObject`/\
+                      `parameters`/`plugin.env`, values files), ExternalSecret templates, \
+                      SopsSecrets, Talos and kubeconfig documents and `key = value` config text \
+                      inside strings are as readable as a plaintext Secret. References \
+                      (`<path:...>`, `<key>`, `ref+`, `op://`, `${VAR}`, `{{ }}`), placeholders \
+                      (`changeme`, `<your-token>`, `xxx`), short or dictionary values, \
+                      resource names, paths, digests and UUIDs are let through.",
+        help: "move the value into a Secret that holds a reference (`<path:secret/data/app#key>`) \
+               or is encrypted with `kustodian encrypt --in-place`, and read it with \
+               `valueFrom.secretKeyRef` or the chart's `existingSecret`; if this is not a \
+               credential, mark the line `# kustodian:allow`",
+    },
+    RuleInfo {
+        rule: Rule::UnreadableBlob,
+        code: "unreadable-blob",
+        summary: "A blob of the scanned commits could not be read",
+        description: "A history (`--range`, `--since`, `--pushed`) or `--staged` scan reads \
+                      every blob the commits add. In a partial clone (`git clone \
+                      --filter=blob:none`, common in CI) git fetches a missing blob on demand; \
+                      one that still cannot be read (no promisor remote, a damaged repository) \
+                      was not scanned, so it blocks, naming the commit and the path, and the \
+                      scan goes on with the other blobs.",
+        help: "fetch the missing objects (`git fetch --refetch`, or clone without `--filter`) \
+               and scan again",
+    },
 ];
 
 /// Which store a reference example in a help line should name: the repository's SOPS files
@@ -250,7 +305,10 @@ pub fn finding_help(f: &Finding, store: StoreHint) -> String {
 
 /// For a finding from history about a value: it is already in Git history, and what to do.
 pub(crate) fn history_advice(f: &Finding) -> Option<&'static str> {
-    let structural = matches!(f.rule, Rule::UnreadableManifest | Rule::DuplicateKey);
+    let structural = matches!(
+        f.rule,
+        Rule::UnreadableManifest | Rule::DuplicateKey | Rule::UnreadableBlob
+    );
     (f.commit.is_some() && !structural).then_some(
         "the value is already in Git history: rotate the credential and rewrite or revert the \
          commit; replacing the line is not enough",
@@ -287,6 +345,12 @@ impl Rule {
     /// How to fix a finding of this rule.
     pub fn help(self) -> &'static str {
         self.info().help
+    }
+
+    /// Whether the rule comes from the credential search outside Secrets (`known-credential`,
+    /// `credential-value`), which `scan --only secrets` turns off.
+    pub fn is_credential_search(self) -> bool {
+        matches!(self, Rule::KnownCredential | Rule::CredentialValue)
     }
 
     /// Every rule.
@@ -342,6 +406,9 @@ mod tests {
             Rule::CustomRule,
             Rule::UnreadableManifest,
             Rule::DuplicateKey,
+            Rule::KnownCredential,
+            Rule::CredentialValue,
+            Rule::UnreadableBlob,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

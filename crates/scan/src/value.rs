@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use regex::bytes::{Regex, RegexSet};
+use regex::bytes::Regex;
 use zeroize::Zeroizing;
 
 use crate::finding::Severity;
@@ -247,7 +247,7 @@ impl Parts {
 /// `None` when it has neither.
 fn take_apart(value: &str, cx: Context<'_>) -> Option<Parts> {
     let has_template = value.find("{{").is_some_and(|i| value[i..].contains("}}"));
-    let other = cx.generic_placeholders && other_reference().is_match(value);
+    let other = other_reference().is_match(value);
     if !has_template && !refs_present(value, cx) && !other {
         return None;
     }
@@ -302,15 +302,10 @@ fn outside(text: &str, cx: Context<'_>, parts: &mut Parts) {
     gap_text(text.get(last..).unwrap_or(""), cx, parts);
 }
 
-/// Literal text between references. In a document annotated `avp.kubernetes.io/path` (where
-/// generic `<KEY>` placeholders count), `${VAR}` (envsubst, Flux post-build substitution) and
-/// `op://VAULT/ITEM/FIELD` (1Password secret references) also supply values; elsewhere they are
-/// text (a policy's `safe_values` can let them through).
-fn gap_text(text: &str, cx: Context<'_>, parts: &mut Parts) {
-    if !cx.generic_placeholders {
-        parts.literal(text);
-        return;
-    }
+/// Literal text between references. `${VAR}` and `${VAR:=default}` (envsubst, Flux post-build
+/// substitution), `op://VAULT/ITEM/FIELD` (1Password secret references) and a whole value that
+/// is one generic placeholder (`<password>`) also supply values, in every document.
+fn gap_text(text: &str, _cx: Context<'_>, parts: &mut Parts) {
     let mut last = 0;
     for m in other_reference().find_iter(text) {
         parts.literal(&text[last..m.start()]);
@@ -323,7 +318,9 @@ fn gap_text(text: &str, cx: Context<'_>, parts: &mut Parts) {
 fn other_reference() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        regex::Regex::new(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\bop://[^\s/]+/[^\s/]+/[^\s]+")
+        regex::Regex::new(
+            r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=+?][^}]*)?\}|\bop://[^\s/]+/[^\s/]+/[^\s]+|^\s*<[A-Za-z0-9_.\-]+>\s*$",
+        )
             .expect("compiles")
     })
 }
@@ -546,123 +543,17 @@ pub fn decode_base64(value: &str) -> Option<Zeroizing<Vec<u8>>> {
     None
 }
 
-struct Detector {
-    severity: Severity,
-    what: &'static str,
-}
-
-const DETECTORS: &[(&str, Detector)] = &[
-    (
-        r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-",
-        Detector {
-            severity: Severity::Critical,
-            what: "a private key",
-        },
-    ),
-    (
-        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
-        Detector {
-            severity: Severity::Critical,
-            what: "an AWS access key",
-        },
-    ),
-    (
-        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a GitHub token",
-        },
-    ),
-    (
-        r"\bgl(?:pat|rt|dt|ptt|soat|cbt|ft|imt)-[A-Za-z0-9_\-]{20,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a GitLab token",
-        },
-    ),
-    (
-        r"\bxox[abeoprs]-[A-Za-z0-9\-]{10,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a Slack token",
-        },
-    ),
-    (
-        r"\bAIza[0-9A-Za-z_\-]{35}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a Google API key",
-        },
-    ),
-    (
-        r"\b[sr]k_live_[0-9A-Za-z]{20,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a Stripe live key",
-        },
-    ),
-    (
-        r"\bnpm_[A-Za-z0-9]{36}\b",
-        Detector {
-            severity: Severity::Critical,
-            what: "an npm token",
-        },
-    ),
-    (
-        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
-        Detector {
-            severity: Severity::Critical,
-            what: "a PyPI token",
-        },
-    ),
-    (
-        r"AccountKey=[A-Za-z0-9+/]{80,}={0,2}",
-        Detector {
-            severity: Severity::Critical,
-            what: "an Azure storage key",
-        },
-    ),
-    (
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
-        Detector {
-            severity: Severity::High,
-            what: "a JSON Web Token",
-        },
-    ),
-    (
-        r"https://hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}",
-        Detector {
-            severity: Severity::High,
-            what: "a Slack webhook URL",
-        },
-    ),
-    (
-        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^/\s:@]{1,256}:[^/\s@]{1,256}@",
-        Detector {
-            severity: Severity::High,
-            what: "a URL with a password",
-        },
-    ),
-];
-
-fn detectors() -> &'static RegexSet {
-    static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| {
-        RegexSet::new(DETECTORS.iter().map(|(re, _)| *re)).expect("detector patterns compile")
-    })
-}
-
 fn auths_key() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r#""auths"\s*:"#).expect("compiles"))
 }
 
 /// The most severe recognisable secret in `bytes` (High or Critical), if any.
-fn strong_class(bytes: &[u8], key: &str) -> Option<Class> {
-    let matches = detectors().matches(bytes);
+pub(crate) fn strong_class(bytes: &[u8], key: &str) -> Option<Class> {
+    let matches = crate::credentials::formats::set().matches(bytes);
     let mut best: Option<Class> = None;
     for i in matches.iter() {
-        let d = &DETECTORS[i].1;
+        let d = &crate::credentials::formats::FORMATS[i];
         if best.is_none_or(|b| d.severity > b.severity) {
             best = Some(Class {
                 severity: d.severity,
@@ -924,9 +815,11 @@ mod tests {
             judge_base64("<path:kv/data/app#password>", cx()),
             Verdict::Safe(Safe::Reference)
         );
-        // Generic placeholders only count when the document says so.
+        // A whole-value generic placeholder is a reference anywhere; inside other text only
+        // when the document says so.
+        assert!(matches!(judge_text("<password>", cx()), Verdict::Safe(_)));
         assert!(matches!(
-            judge_text("<password>", cx()),
+            judge_text("user:<password>", cx()),
             Verdict::Plaintext { .. }
         ));
         let generic = Context {
@@ -1072,13 +965,14 @@ mod tests {
         for v in [
             "${DB_PASSWORD}",
             "postgres://${DB_USER}:${DB_PASSWORD}@db/app",
-            "x op://prod/db/password",
+            "op://prod/db/password",
+            "${DB_PASSWORD:=fallback}",
+            "<password>",
         ] {
             assert!(matches!(judge_text(v, annotated), Verdict::Safe(_)), "{v}");
-            assert!(
-                matches!(judge_text(v, cx()), Verdict::Plaintext { .. }),
-                "{v}"
-            );
+            // Flux substitutions, 1Password references and whole-value placeholders are
+            // references in every document (issue 15).
+            assert!(matches!(judge_text(v, cx()), Verdict::Safe(_)), "{v}");
         }
         assert!(matches!(
             judge_text("${DB_USER}:Xk9Pa55word!", annotated),

@@ -192,6 +192,7 @@ pub(super) fn scan_changes(
     repo: &git2::Repository,
     snap: &dyn Snapshot,
     changed: &Changed,
+    cache: &mut BlobCache,
 ) -> Result<ScanResult, SourceError> {
     let mut result = ScanResult::default();
     let mut follows = Vec::new();
@@ -201,7 +202,7 @@ pub(super) fn scan_changes(
         if env {
             // A file a kustomization may read (an env file, a key file).
             others.insert(path.as_str());
-            if !Scanner::is_env_path(path) {
+            if !scanner.reads_path(path) {
                 continue;
             }
         }
@@ -209,18 +210,27 @@ pub(super) fn scan_changes(
             continue;
         };
         result.files_scanned += 1;
+        let key = cache.key(path, id);
+        if let Some(r) = cache.get(key) {
+            result.add(r);
+            continue;
+        }
         // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
         // dotenv store.
-        let blob = repo.find_blob(id)?;
+        let Some(content) = read_blob(repo, id) else {
+            result.add(scanner.unreadable_blob(path, &id.to_string()));
+            continue;
+        };
         // A manifest without a `kind` may be a patch file that a kustomization applies.
-        if !env && memchr::memmem::find(blob.content(), b"kind").is_none() {
+        if !env && memchr::memmem::find(&content, b"kind").is_none() {
             others.insert(path.as_str());
         }
-        let mut r = if env {
-            scanner.scan_env_file(path, blob.content())
-        } else {
-            scanner.scan_file(path, blob.content())
-        };
+        let mut r = scanner.scan_path(path, &content);
+        // What depends on this blob alone is kept for the next commit that holds it (the
+        // parent side of a later change, a revert).
+        if r.follow.is_empty() && (env || memchr::memmem::find(&content, b"kind").is_some()) {
+            cache.put(key, &r);
+        }
         follows.append(&mut r.follow);
         result.add(r);
     }
@@ -235,7 +245,11 @@ pub(super) fn scan_changes(
         }
     }
     for (k, id) in readers {
-        let r = scanner.scan_file(&k, repo.find_blob(id)?.content());
+        let Some(content) = read_blob(repo, id) else {
+            result.add(scanner.unreadable_blob(&k, &id.to_string()));
+            continue;
+        };
+        let r = scanner.scan_file(&k, &content);
         follows.extend(
             r.follow
                 .into_iter()
@@ -249,10 +263,66 @@ pub(super) fn scan_changes(
         }
         // Not in this version: not part of it.
         if let Some(id) = snap.blob(&req.path)? {
-            result.add(scanner.scan_followed(&req, repo.find_blob(id)?.content()));
+            match read_blob(repo, id) {
+                Some(content) => result.add(scanner.scan_followed(&req, &content)),
+                None => result.add(scanner.unreadable_blob(&req.path, &id.to_string())),
+            }
         }
     }
     Ok(result)
+}
+
+/// The scans of blobs already judged at a path, so that a history scan judges each (path,
+/// blob) once: the parent side of a change is mostly blobs an earlier commit added. Bounded:
+/// emptied when it holds [`BlobCache::MAX`] entries.
+#[derive(Default)]
+pub(super) struct BlobCache {
+    scans: HashMap<u64, crate::engine::FileScan>,
+}
+
+impl BlobCache {
+    const MAX: usize = 200_000;
+
+    fn key(&self, path: &str, id: git2::Oid) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (path, id.as_bytes()).hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, key: u64) -> Option<crate::engine::FileScan> {
+        self.scans.get(&key).cloned()
+    }
+
+    fn put(&mut self, key: u64, r: &crate::engine::FileScan) {
+        if self.scans.len() >= Self::MAX {
+            self.scans.clear();
+        }
+        self.scans.insert(key, r.clone());
+    }
+}
+
+/// A blob's bytes: from libgit2, else from git's own `cat-file`, which fetches a blob that a
+/// partial clone (`--filter=blob:none`) left on its promisor remote. `None` when neither can
+/// read it (the caller reports an `unreadable-blob` finding and goes on).
+pub(super) fn read_blob(
+    repo: &git2::Repository,
+    id: git2::Oid,
+) -> Option<std::borrow::Cow<'static, [u8]>> {
+    if let Ok(blob) = repo.find_blob(id) {
+        return Some(std::borrow::Cow::Owned(blob.content().to_vec()));
+    }
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.path())
+        .args(["cat-file", "blob", &id.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then_some(std::borrow::Cow::Owned(out.stdout))
 }
 
 #[cfg(test)]

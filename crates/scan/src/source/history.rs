@@ -42,9 +42,14 @@ pub(super) fn history(
 
     let mut result = ScanResult::default();
     let mut reported = HashSet::new();
+    let mut cache = git::BlobCache::default();
     let shallow = shallow_boundary(&repo);
-    for oid in walk {
-        let commit = repo.find_commit(oid?)?;
+    let oids = walk.collect::<Result<Vec<_>, _>>()?;
+    // Every commit's changes at once from git's own diff-tree (fast); libgit2 per commit when
+    // git cannot run.
+    let mut listed = list_changes(&repo, &oids, &prefixes);
+    for oid in oids {
+        let commit = repo.find_commit(oid)?;
         result.commits_scanned += 1;
         if shallow.contains(&commit.id()) {
             result.notes.push(Note::info(
@@ -54,7 +59,10 @@ pub(super) fn history(
                  `fetch-depth: 0`) to see which commit did",
             ));
         }
-        let (changed, renamed) = changes(&repo, &commit, &prefixes)?;
+        let changed = match listed.as_mut() {
+            Some(all) => all.remove(&oid).unwrap_or_default(),
+            None => changes(&repo, &commit, &prefixes, false)?.0,
+        };
         if changed.is_empty() {
             continue;
         }
@@ -62,7 +70,7 @@ pub(super) fn history(
             tree: commit.tree()?,
             renamed: None,
         };
-        let mut found = git::scan_changes(scanner, &repo, &snap, &changed)?;
+        let mut found = git::scan_changes(scanner, &repo, &snap, &changed, &mut cache)?;
         result.files_scanned += found.files_scanned;
         let info = commit_info(&commit);
         for mut n in found.notes.drain(..) {
@@ -72,7 +80,9 @@ pub(super) fn history(
         if found.findings.is_empty() {
             continue;
         }
-        // What the parents already had, judged as if at this commit's paths.
+        // What the parents already had, judged as if at this commit's paths (renames, which
+        // compare contents, are only looked for now that there is something to compare).
+        let (_, renamed) = changes(&repo, &commit, &prefixes, true)?;
         let mut before = HashSet::new();
         let old_changed = changed.keys().map(|p| (p.clone(), None)).collect();
         for parent in commit.parents() {
@@ -80,7 +90,7 @@ pub(super) fn history(
                 tree: parent.tree()?,
                 renamed: Some(&renamed),
             };
-            let old = git::scan_changes(scanner, &repo, &snap, &old_changed)?;
+            let old = git::scan_changes(scanner, &repo, &snap, &old_changed, &mut cache)?;
             before.extend(old.findings.into_iter().map(|f| f.fingerprint));
         }
         for mut f in found.findings {
@@ -179,6 +189,7 @@ fn changes(
     repo: &git2::Repository,
     commit: &git2::Commit<'_>,
     prefixes: &[String],
+    renames: bool,
 ) -> Result<(Changed, HashMap<String, String>), SourceError> {
     let parent_tree = match commit.parents().next() {
         Some(p) => Some(p.tree()?),
@@ -187,8 +198,100 @@ fn changes(
     let mut opts = git::diff_options(prefixes);
     let mut diff =
         repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&commit.tree()?), Some(&mut opts))?;
-    diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))?;
+    // Rename detection compares contents; in a partial clone a blob may be missing, and the
+    // changes are still judged, as additions.
+    if renames {
+        let _ = diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)));
+    }
     Ok(git::diff_changes(&diff, prefixes))
+}
+
+/// The files each commit adds or changes against its first parent (all of a root commit's),
+/// as [`changes`] without renames finds them, from one `git diff-tree --stdin` run over every
+/// commit. `None` when git cannot run or its output cannot be read.
+fn list_changes(
+    repo: &git2::Repository,
+    oids: &[git2::Oid],
+    prefixes: &[String],
+) -> Option<HashMap<git2::Oid, Changed>> {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let mut input = String::with_capacity(oids.len() * 82);
+    for oid in oids {
+        let commit = repo.find_commit(*oid).ok()?;
+        match commit.parent_ids().next() {
+            Some(p) => input.push_str(&format!("{oid} {p}\n")),
+            None => input.push_str(&format!("{oid}\n")),
+        }
+    }
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.path())
+        .args([
+            "diff-tree",
+            "--stdin",
+            "-r",
+            "-z",
+            "--no-abbrev",
+            "--root",
+            "--no-renames",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    // Read NUL-separated tokens as they come, never the whole output at once.
+    let mut out = std::io::BufReader::new(child.stdout.take()?);
+    let mut next = move || {
+        let mut t = Vec::new();
+        match out.read_until(0, &mut t) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                if t.last() == Some(&0) {
+                    t.pop();
+                }
+                Some(t)
+            }
+        }
+    };
+    let mut all: HashMap<git2::Oid, Changed> = HashMap::new();
+    let mut current = None;
+    while let Some(t) = next() {
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(meta) = t.strip_prefix(b":") {
+            // `:OLDMODE NEWMODE OLDID NEWID STATUS`, then the path.
+            let path = next()?;
+            let meta = std::str::from_utf8(meta).ok()?;
+            let f: Vec<&str> = meta.split(' ').collect();
+            let [_, mode, _, id, status] = f[..] else {
+                return None;
+            };
+            let mode = u32::from_str_radix(mode, 8).ok()?;
+            let path = std::str::from_utf8(&path).ok()?;
+            if !matches!(status.as_bytes().first(), Some(b'A' | b'M' | b'T'))
+                || !git::is_regular(mode)
+                || !git::under(prefixes, path)
+            {
+                continue;
+            }
+            let id = git2::Oid::from_str(id).ok()?;
+            all.entry(current?)
+                .or_default()
+                .insert(path.to_string(), Some(id));
+        } else {
+            current = Some(git2::Oid::from_str(std::str::from_utf8(&t).ok()?.trim()).ok()?);
+        }
+    }
+    let ok = writer.join().ok()?.is_ok() && child.wait().ok()?.success();
+    if !ok {
+        return None;
+    }
+    Some(all)
 }
 
 /// The commit as findings name it.

@@ -94,6 +94,28 @@ impl ScanResult {
         self.findings
             .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         self.findings.dedup_by(|a, b| a.sort_key() == b.sort_key());
+        // A file a secretGenerator reads is judged as Secret data and searched as a text file:
+        // the Secret data finding on a line says it all.
+        let secret_lines: std::collections::HashSet<_> = self
+            .findings
+            .iter()
+            .filter(|f| !f.rule.is_credential_search())
+            .map(|f| {
+                (
+                    f.location.path.clone(),
+                    f.location.line,
+                    f.commit.as_ref().map(|c| c.id.clone()),
+                )
+            })
+            .collect();
+        self.findings.retain(|f| {
+            !f.rule.is_credential_search()
+                || !secret_lines.contains(&(
+                    f.location.path.clone(),
+                    f.location.line,
+                    f.commit.as_ref().map(|c| c.id.clone()),
+                ))
+        });
         self.notes.sort();
         self.notes.dedup();
     }

@@ -40,7 +40,13 @@ pub(super) fn staged(
         }
         changed
     };
-    git::scan_changes(scanner, &repo, &index, &changed)
+    git::scan_changes(
+        scanner,
+        &repo,
+        &index,
+        &changed,
+        &mut git::BlobCache::default(),
+    )
 }
 
 /// The paths and blobs that the index adds or changes against `HEAD`, asked of `git` in the

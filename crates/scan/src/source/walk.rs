@@ -126,7 +126,7 @@ pub(super) fn walk(
                     .expect("not poisoned")
                     .push((ri, rel.clone()));
             }
-            if !is_scanned_path(&rel) {
+            if !is_scanned_path(scanner, &rel) {
                 return ignore::WalkState::Continue;
             }
             scanned.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +158,7 @@ pub(super) fn walk(
                 continue;
             };
             let abs = root.dir.join(rel);
-            if !is_scanned_path(rel)
+            if !is_scanned_path(scanner, rel)
                 || visited.contains(&path_key(ri, rel))
                 || root_of(&abs) != Some(ri)
                 || !abs_paths.iter().any(|p| abs.starts_with(p))
@@ -252,16 +252,20 @@ impl AddScan for Found {
     }
 }
 
-/// Whether the walk reads a file: a manifest, or an env file (which may be a SOPS store).
-fn is_scanned_path(rel: &str) -> bool {
-    Scanner::is_candidate_path(rel) || Scanner::is_env_path(rel)
+/// Whether the walk reads a file: a manifest, an env file (which may be a SOPS store), or any
+/// other file unless `--only secrets` (searched for known credential formats).
+fn is_scanned_path(scanner: &Scanner, rel: &str) -> bool {
+    scanner.reads_path(rel)
 }
 
 /// Scans one file of the working tree: a manifest, or an env file.
 fn scan_one(scanner: &Scanner, path: &Path, rel: &str, buf: &mut Vec<u8>) -> FileScan {
     match read_capped(path, buf) {
-        Ok(true) if Scanner::is_candidate_path(rel) => scanner.scan_file(rel, buf),
-        Ok(true) => scanner.scan_env_file(rel, buf),
+        Ok(true) => scanner.scan_path(rel, buf),
+        // Not a manifest: only known credential formats count, and a file this large is data.
+        Ok(false) if !Scanner::is_candidate_path(rel) && !Scanner::is_env_path(rel) => {
+            FileScan::default()
+        }
         // Too large to read whole: a file that may hold a Secret blocks.
         Ok(false) => match std::fs::File::open(path) {
             Ok(f) => scanner.scan_oversized(rel, std::io::BufReader::new(f)),

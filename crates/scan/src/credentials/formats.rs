@@ -1,0 +1,295 @@
+//! Known credential formats: the one table of patterns that mark a value as a credential
+//! whatever its key (cloud keys, VCS and chat tokens, Vault tokens, age keys, private keys,
+//! JWTs, URLs with a password, htpasswd lines). Secret data takes its severity from here
+//! ([`crate::value::classify`]); every other line of every text file is searched with it
+//! ([`find_in_line`]), skipping matches that are documentation placeholders.
+
+use std::sync::OnceLock;
+
+use regex::bytes::{Regex, RegexSet};
+
+use crate::finding::Severity;
+
+/// One known format.
+pub(crate) struct Format {
+    /// The pattern (bytes regex).
+    pub re: &'static str,
+    /// How bad a match is.
+    pub severity: Severity,
+    /// A noun phrase for messages; never value text.
+    pub what: &'static str,
+}
+
+const fn f(re: &'static str, severity: Severity, what: &'static str) -> Format {
+    Format { re, severity, what }
+}
+
+use Severity::{Critical, High};
+
+/// Every known format. The index of [`URL_PASSWORD`] is special: its password part is judged
+/// (a `${VAR}` or `<placeholder>` password is not a credential).
+pub(crate) const FORMATS: &[Format] = &[
+    f(
+        r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-",
+        Critical,
+        "a private key",
+    ),
+    f(
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
+        Critical,
+        "an AWS access key",
+    ),
+    f(
+        r#"(?i)aws.{0,24}?(?:secret|private).{0,20}?['"]?\s*[:=]\s*['"]?[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)"#,
+        Critical,
+        "an AWS secret access key",
+    ),
+    f(
+        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",
+        Critical,
+        "a GitHub token",
+    ),
+    f(
+        r"\bgl(?:pat|rt|dt|ptt|soat|cbt|ft|imt)-[A-Za-z0-9_\-]{20,}",
+        Critical,
+        "a GitLab token",
+    ),
+    f(
+        r"\bxox[abeoprs]-[A-Za-z0-9\-]{10,}",
+        Critical,
+        "a Slack token",
+    ),
+    f(r"\bAIza[0-9A-Za-z_\-]{35}", Critical, "a Google API key"),
+    f(
+        r"\b[sr]k_live_[0-9A-Za-z]{20,}",
+        Critical,
+        "a Stripe live key",
+    ),
+    f(r"\bnpm_[A-Za-z0-9]{36}\b", Critical, "an npm token"),
+    f(
+        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
+        Critical,
+        "a PyPI token",
+    ),
+    f(
+        r"AccountKey=[A-Za-z0-9+/]{80,}={0,2}",
+        Critical,
+        "an Azure storage key",
+    ),
+    f(
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
+        Critical,
+        "a SendGrid API key",
+    ),
+    f(r"\bhv[sb]\.[A-Za-z0-9_\-]{24,}", Critical, "a Vault token"),
+    f(
+        r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}",
+        Critical,
+        "an age secret key",
+    ),
+    f(
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+        High,
+        "a JSON Web Token",
+    ),
+    f(
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/]{20,}",
+        High,
+        "a Slack webhook URL",
+    ),
+    f(
+        r"https://(?:discord(?:app)?\.com/api/webhooks|[a-z0-9-]+\.webhook\.office\.com/webhookb2)/[A-Za-z0-9_/@\-]{20,}",
+        High,
+        "a chat webhook URL",
+    ),
+    f(
+        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^/\s:@]{1,256}:[^/\s@]{1,256}@",
+        High,
+        "a URL with a password",
+    ),
+    f(
+        r"(?m)^[\s\x22'-]*[A-Za-z0-9_.@\-]{1,64}:(?:\$apr1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}|\$2[aby]\$\d{2}\$[./0-9A-Za-z]{53}|\{SHA\}[A-Za-z0-9+/]{27}=)",
+        High,
+        "an htpasswd line",
+    ),
+];
+
+/// The index of "a URL with a password" in [`FORMATS`].
+const URL_PASSWORD: usize = FORMATS.len() - 2;
+
+/// [`FORMATS`] as one set (which formats match).
+pub(crate) fn set() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    SET.get_or_init(|| RegexSet::new(FORMATS.iter().map(|f| f.re)).expect("formats compile"))
+}
+
+/// [`FORMATS`] one by one (where they match).
+fn each() -> &'static [Regex] {
+    static ALL: OnceLock<Vec<Regex>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        FORMATS
+            .iter()
+            .map(|f| Regex::new(f.re).expect("formats compile"))
+            .collect()
+    })
+}
+
+/// Text that marks a match as a documentation sample, not a credential.
+const SAMPLE_WORDS: &[&str] = &[
+    "example",
+    "xxxxx",
+    "dummy",
+    "sample",
+    "placeholder",
+    "redacted",
+    "changeme",
+    "your",
+    "fake",
+    "0000000000",
+    "1234567890",
+];
+
+/// Whether matched text is a documentation sample (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxx...`).
+fn is_sample(m: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(m).to_ascii_lowercase();
+    SAMPLE_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// Whether the password of a `scheme://user:password@` match is a real value: not a variable
+/// (`$VAR`, `${VAR}`, `$(VAR)`, `%s`), a placeholder (`<password>`, `{{ .pw }}`, `***`), or
+/// a word that only names the field.
+pub(crate) fn url_password_is_real(m: &[u8]) -> bool {
+    let Some(at) = m.iter().rposition(|b| *b == b'@') else {
+        return false;
+    };
+    let before = &m[..at];
+    let Some(colon) = before.iter().rposition(|b| *b == b':') else {
+        return false;
+    };
+    // Userinfo built from references or variables (`<path:db#user>:<path:db#pw>@`).
+    let scheme_end = before
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(0, |i| i + 3);
+    if before[scheme_end..].iter().any(|b| b"<>${}%".contains(b)) {
+        return false;
+    }
+    let pw = &before[colon + 1..];
+    if pw.is_empty() || pw.len() < 3 {
+        return false;
+    }
+    if matches!(pw[0], b'$' | b'<' | b'{' | b'%' | b'*' | b'[' | b'(') {
+        return false;
+    }
+    let lower = String::from_utf8_lossy(pw).to_ascii_lowercase();
+    !([
+        "password", "passwd", "pass", "pw", "pwd", "secret", "token", "xxx",
+    ]
+    .contains(&lower.as_str())
+        || is_sample(pw))
+}
+
+/// The most severe known credential on one line of text (a comment, a script, a YAML value):
+/// the column (1-based, in bytes) where it starts, its class and the matched bytes (for the
+/// fingerprint only). Documentation samples and URLs whose password is a variable are skipped.
+pub(crate) fn find_in_line(line: &[u8]) -> Option<(usize, &'static Format, &[u8])> {
+    let mut best: Option<(usize, &'static Format, &[u8])> = None;
+    for i in set().matches(line).iter() {
+        let fmt = &FORMATS[i];
+        if best.is_some_and(|b| b.1.severity >= fmt.severity) {
+            continue;
+        }
+        let found = each()[i].find_iter(line).find(|m| {
+            !is_sample(m.as_bytes()) && (i != URL_PASSWORD || url_password_is_real(m.as_bytes()))
+        });
+        if let Some(m) = found {
+            best = Some((m.start() + 1, fmt, m.as_bytes()));
+        }
+    }
+    best
+}
+
+/// Byte strings of which a text file must hold one for [`find_in_line`] to find anything.
+pub(crate) const NEEDLES: &[&str] = &[
+    "PRIVATE KEY",
+    "PuTTY",
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "aws",
+    "AWS",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "glrt-",
+    "gldt-",
+    "glptt-",
+    "glsoat-",
+    "glcbt-",
+    "glft-",
+    "glimt-",
+    "xox",
+    "AIza",
+    "k_live_",
+    "npm_",
+    "pypi-",
+    "AccountKey",
+    "SG.",
+    "hvs.",
+    "hvb.",
+    "AGE-SECRET-KEY-1",
+    "eyJ",
+    "hooks.slack",
+    "webhook",
+    "://",
+    "$apr1$",
+    "$2",
+    "{SHA}",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn what(line: &str) -> Option<&'static str> {
+        find_in_line(line.as_bytes()).map(|(_, f, _)| f.what)
+    }
+
+    #[test]
+    fn finds_each_format_and_skips_samples() {
+        let age = format!(
+            "AGE-SECRET-KEY-1{}",
+            "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
+                .repeat(2)
+                .get(..58)
+                .unwrap()
+        );
+        for (line, expect) in [
+            ("key: AKIAQ3EGVP7NMT2JXW4A", "an AWS access key"),
+            ("export AWS_SECRET_ACCESS_KEY=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", "an AWS secret access key"),
+            ("hvs.CAESIJ3k9v8sGq2Wm4b7pQyXz1LrT5nKcD0a", "a Vault token"),
+            (age.as_str(), "an age secret key"),
+            ("url: https://hooks.slack.com/services/T0AB12CDE/B0FG34HIJ/AbCdEfGhIjKlMnOpQrStUvWx", "a Slack webhook URL"),
+            ("admin:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/", "an htpasswd line"),
+            ("postgres://app:Sup3rS3cret@db:5432/app", "a URL with a password"),
+        ] {
+            assert_eq!(what(line), Some(expect), "{line}");
+        }
+        for line in [
+            "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+            "postgres://app:${DB_PASSWORD}@db:5432/app",
+            "postgres://app:<password>@db/app",
+            "postgres://<path:db#user>:<path:db#pw>@db:5432/app",
+            "redis://:password@redis:6379",
+            "digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
+            "uid: 3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
+        ] {
+            assert_eq!(what(line), None, "{line}");
+        }
+    }
+}

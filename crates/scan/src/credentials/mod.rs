@@ -1,0 +1,69 @@
+//! Credentials outside Secret data: every value of every YAML/JSON document judged by its key
+//! name and its shape ([`keys`]), and every line of every text file (comments, scripts,
+//! Markdown, config text inside YAML strings) searched for known credential formats
+//! ([`formats`]). Secrets themselves are judged by [`crate::manifest`]; `scan --only secrets`
+//! turns this module off.
+//!
+//! Where a value sits decides what its key is ([`locations`]): a mapping key, the `name` of a
+//! `name`/`value` pair (container `env`, Argo CD `plugin.env` and `helm.parameters`), or the
+//! key of a `key = value` line inside a string (INI, properties, TOML, a Helm `values: |`).
+
+pub(crate) mod formats;
+pub(crate) mod keys;
+mod locations;
+
+use crate::engine::{FileCx, Hit, KeyAt, Owner};
+use crate::finding::Severity;
+use crate::rules::Rule;
+
+pub(crate) use locations::scan_document;
+
+/// Searches every line of the file for known credential formats, skipping lines that already
+/// hold a finding: a `known-credential` finding per line, at the match.
+pub(crate) fn scan_lines(cx: &mut FileCx<'_>) {
+    let owner = Owner::default();
+    let text = cx.text;
+    let mut offset = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
+            continue;
+        };
+        let n = i + 1;
+        if cx.findings.iter().any(|f| f.location.line == n)
+            || cx.judged_lines.iter().any(|(a, b)| *a <= n && n <= *b)
+        {
+            continue;
+        }
+        let column = 1 + line[..col - 1].chars().count();
+        let message = format!(
+            "line {n} holds {} in plain text; anyone who can read the repository or its history can use it",
+            fmt.what
+        );
+        cx.push(Hit {
+            rule: Rule::KnownCredential,
+            owner: &owner,
+            key: String::new(),
+            fp_key: fmt.what.to_string(),
+            at: KeyAt {
+                line: n,
+                column,
+                offset: start + col - 1,
+                shown: "",
+                sep: "",
+            },
+            severity: fmt.severity,
+            message,
+            hash_input: matched,
+            related: None,
+        });
+    }
+}
+
+/// The class of a value found by key name.
+const CREDENTIAL_VALUE: crate::value::Class = crate::value::Class {
+    severity: Severity::Medium,
+    what: "a credential-looking literal",
+};
