@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_sops::{
-    config, encrypt_for, generate_identity_file, kms_keys_from_list, EncryptOptions, EncryptedFile,
-    Format, Identities, KeyPlan, MasterKey, Plaintext, Selection, Value, VaultKey, Zeroizing,
+    config, encrypt_for, gcp_kms_keys_from_list, generate_identity_file, kms_keys_from_list,
+    EncryptOptions, EncryptedFile, Format, Identities, KeyPlan, MasterKey, Plaintext, Selection,
+    Value, VaultKey, Zeroizing,
 };
 use miette::{miette, IntoDiagnostic, Report};
 
@@ -30,6 +31,10 @@ pub struct EncryptArgs {
     /// AWS KMS key ARNs, comma-separated, each optionally ARN+ROLE_ARN (default: $SOPS_KMS_ARN).
     #[arg(long, value_name = "ARN1,ARN2")]
     kms: Option<String>,
+    /// Google Cloud KMS keys, comma-separated:
+    /// projects/P/locations/L/keyRings/R/cryptoKeys/K (default: $SOPS_GCP_KMS_IDS).
+    #[arg(long, value_name = "ID1,ID2")]
+    gcp_kms: Option<String>,
     /// Vault/OpenBao transit keys as URIs, comma-separated:
     /// https://vault:8200/v1/transit/keys/NAME (default: $SOPS_VAULT_URIS).
     #[arg(long, value_name = "URI1,URI2")]
@@ -183,11 +188,13 @@ fn identities() -> Identities {
 }
 
 /// The master keys of sops's key flags, each falling back to its variable (`SOPS_AGE_RECIPIENTS`,
-/// `SOPS_PGP_FP`, `SOPS_KMS_ARN`, `SOPS_VAULT_URIS`); `None` when none is given.
+/// `SOPS_PGP_FP`, `SOPS_KMS_ARN`, `SOPS_GCP_KMS_IDS`, `SOPS_VAULT_URIS`); `None` when none is
+/// given.
 fn key_flags(
     age: Option<&str>,
     pgp: Option<&str>,
     kms: Option<&str>,
+    gcp_kms: Option<&str>,
     vault: Option<&str>,
 ) -> miette::Result<Option<Vec<MasterKey>>> {
     let pick = |flag: Option<&str>, var: &str| {
@@ -195,13 +202,17 @@ fn key_flags(
             .or_else(|| std::env::var(var).ok())
             .filter(|s| !s.trim().is_empty())
     };
-    let (age, pgp, kms, vault) = (
+    let (age, pgp, kms, gcp_kms, vault) = (
         pick(age, "SOPS_AGE_RECIPIENTS"),
         pick(pgp, "SOPS_PGP_FP"),
         pick(kms, "SOPS_KMS_ARN"),
+        pick(gcp_kms, "SOPS_GCP_KMS_IDS"),
         pick(vault, "SOPS_VAULT_URIS"),
     );
-    if age.is_none() && pgp.is_none() && kms.is_none() && vault.is_none() {
+    if [&age, &pgp, &kms, &gcp_kms, &vault]
+        .iter()
+        .all(|l| l.is_none())
+    {
         return Ok(None);
     }
     let mut keys: Vec<MasterKey> = Vec::new();
@@ -222,6 +233,7 @@ fn key_flags(
                 .map(MasterKey::Kms),
         );
     }
+    keys.extend(gcp_kms.iter().flat_map(|l| gcp_kms_keys_from_list(l)));
     for uri in vault.iter().flat_map(|l| recipients_from(l)) {
         keys.push(MasterKey::Vault(
             VaultKey::from_uri(&uri).map_err(Report::new)?,
@@ -258,6 +270,7 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
         a.age.as_deref(),
         a.pgp.as_deref(),
         a.kms.as_deref(),
+        a.gcp_kms.as_deref(),
         a.hc_vault_transit.as_deref(),
     )?;
 
@@ -651,6 +664,12 @@ pub struct RotateArgs {
     /// AWS KMS ARNs to remove.
     #[arg(long, value_name = "ARN1,ARN2")]
     rm_kms: Option<String>,
+    /// Google Cloud KMS resource ids to add.
+    #[arg(long, value_name = "ID1,ID2")]
+    add_gcp_kms: Option<String>,
+    /// Google Cloud KMS resource ids to remove.
+    #[arg(long, value_name = "ID1,ID2")]
+    rm_gcp_kms: Option<String>,
     /// Vault transit URIs to add.
     #[arg(long, value_name = "URI1,URI2")]
     add_hc_vault_transit: Option<String>,
@@ -881,6 +900,7 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
         a.add_age.as_deref().or(Some("")),
         a.add_pgp.as_deref().or(Some("")),
         a.add_kms.as_deref().or(Some("")),
+        a.add_gcp_kms.as_deref().or(Some("")),
         a.add_hc_vault_transit.as_deref().or(Some("")),
     )?
     .unwrap_or_default();
@@ -888,6 +908,7 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
         a.rm_age.as_deref().or(Some("")),
         a.rm_pgp.as_deref().or(Some("")),
         a.rm_kms.as_deref().or(Some("")),
+        a.rm_gcp_kms.as_deref().or(Some("")),
         a.rm_hc_vault_transit.as_deref().or(Some("")),
     )?
     .unwrap_or_default();

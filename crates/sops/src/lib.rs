@@ -61,7 +61,10 @@ pub use agekey::parse_recipient;
 pub use cipher::{is_encrypted_value, DataKey};
 pub use error::{Error, Result};
 pub use keys::{generate_identity_file, Identities, KeySources};
-pub use master::{kms_keys_from_list, KeyEntry, KmsKey, MasterKey, MasterKeyService, VaultKey};
+pub use master::{
+    gcp_kms_keys_from_list, kms_keys_from_list, KeyEntry, KmsKey, MasterKey, MasterKeyService,
+    VaultKey,
+};
 pub use metadata::{now_rfc3339, rfc3339, rfc3339_utc, AgeStanza, Metadata, SOPS_VERSION};
 pub use tree::{Rules, Selection};
 pub use value::{MapItem, SeqItem, Text, Value};

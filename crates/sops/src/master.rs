@@ -88,7 +88,10 @@ pub enum MasterKey {
     Kms(KmsKey),
     /// A Vault/OpenBao transit key.
     Vault(VaultKey),
-    /// A key type kept as it is but not used here (`gcp_kms`, `azure_kv`, `hckms`): its
+    /// A Google Cloud KMS key, by resource id
+    /// (`projects/P/locations/L/keyRings/R/cryptoKeys/K`).
+    GcpKms(String),
+    /// A key type kept as it is but not used here (`azure_kv`, `hckms`): its
     /// type and a short identification.
     Other(String, String),
 }
@@ -101,6 +104,7 @@ impl MasterKey {
             MasterKey::Pgp(_) => "pgp",
             MasterKey::Kms(_) => "kms",
             MasterKey::Vault(_) => "hc_vault",
+            MasterKey::GcpKms(_) => "gcp_kms",
             MasterKey::Other(k, _) => k,
         }
     }
@@ -115,6 +119,7 @@ impl MasterKey {
                 None => k.arn.clone(),
             },
             MasterKey::Vault(v) => v.uri(),
+            MasterKey::GcpKms(r) => r.clone(),
             MasterKey::Other(_, id) => id.clone(),
         }
     }
@@ -164,6 +169,16 @@ pub fn kms_keys_from_list(
                 aws_profile: aws_profile.filter(|p| !p.is_empty()).map(str::to_string),
             }
         })
+        .collect()
+}
+
+/// Parses sops's GCP KMS list syntax (`--gcp-kms`, `SOPS_GCP_KMS_IDS`, a rule's `gcp_kms`):
+/// resource ids separated by commas; spaces are dropped, as sops drops them.
+pub fn gcp_kms_keys_from_list(list: &str) -> Vec<MasterKey> {
+    list.split(',')
+        .map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+        .filter(|s| !s.is_empty())
+        .map(MasterKey::GcpKms)
         .collect()
 }
 
@@ -249,9 +264,10 @@ pub(crate) fn parse_group(v: &Value, file: &str) -> Result<Vec<KeyEntry>> {
                     engine_path: need("engine_path")?,
                     key_name: need("key_name")?,
                 }),
+                "gcp_kms" => MasterKey::GcpKms(need("resource_id")?),
                 other => MasterKey::Other(
                     other.to_string(),
-                    ["resource_id", "vaultUrl", "key_id"]
+                    ["vaultUrl", "vault_url", "key_id"]
                         .iter()
                         .find_map(|k| get(k))
                         .unwrap_or_else(|| "?".into()),
@@ -321,6 +337,11 @@ fn entry_value(e: &KeyEntry) -> Value {
             entry("vault_address", &k.address),
             entry("engine_path", &k.engine_path),
             entry("key_name", &k.key_name),
+            entry("created_at", &created),
+            entry("enc", &e.enc),
+        ],
+        MasterKey::GcpKms(r) => vec![
+            entry("resource_id", r),
             entry("created_at", &created),
             entry("enc", &e.enc),
         ],

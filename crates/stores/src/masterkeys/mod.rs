@@ -1,6 +1,7 @@
 //! The SOPS master keys that need I/O: PGP through the `gpg` program ([`pgp`]), AWS KMS
 //! through the AWS stores' signer and credential chain ([`kms`]), Vault/OpenBao transit
-//! through the Vault store's client, login and settings ([`transit`]).
+//! through the Vault store's client, login and settings ([`transit`]), Google Cloud KMS
+//! through the GCP store's credentials ([`gcpkms`]).
 //!
 //! [`Services`] implements `kustodian_sops::MasterKeyService`; [`crate::sops_files::key_sources`]
 //! puts it in the `KeySources` every decryption path loads, so render, the plugins and the
@@ -9,9 +10,11 @@
 //! Who controls what: endpoints and credentials come from the operator's environment only
 //! ([`Config::var`]). A file's `hc_vault.vault_address` and `kms.role` are written by whoever
 //! writes the repository: the Vault token is sent only when the file's address is the
-//! operator's `VAULT_ADDR`, and a KMS role is assumed only when the operator allows it.
+//! operator's `VAULT_ADDR`, and a KMS role is assumed only when the operator allows it. A
+//! `gcp_kms` entry's `resource_id` only chooses a key at the operator's Cloud KMS endpoint.
 //! Messages say why a key could not be used, never a data key, a token or a value.
 
+mod gcpkms;
 mod kms;
 mod pgp;
 mod transit;
@@ -29,6 +32,7 @@ pub struct Services {
     config: Config,
     vault: OnceLock<Result<Vault, String>>,
     aws: OnceLock<Result<Aws, String>>,
+    gcp: OnceLock<Result<gcpkms::GcpKms, String>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -44,6 +48,7 @@ impl Services {
             config: config.clone(),
             vault: OnceLock::new(),
             aws: OnceLock::new(),
+            gcp: OnceLock::new(),
         })
     }
 
@@ -60,6 +65,13 @@ impl Services {
             .as_ref()
             .map_err(Clone::clone)
     }
+
+    fn gcp(&self) -> Result<&gcpkms::GcpKms, String> {
+        self.gcp
+            .get_or_init(|| gcpkms::GcpKms::new(&self.config))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 impl MasterKeyService for Services {
@@ -68,6 +80,7 @@ impl MasterKeyService for Services {
             MasterKey::Pgp(fp) => pgp::encrypt(&self.config, fp, plaintext),
             MasterKey::Kms(k) => kms::encrypt(self.aws()?, k, plaintext),
             MasterKey::Vault(k) => transit::encrypt(self.vault()?, k, plaintext, file),
+            MasterKey::GcpKms(id) => self.gcp()?.encrypt(id, plaintext),
             other => Err(format!("{} keys are not supported", other.kind())),
         }
     }
@@ -77,6 +90,7 @@ impl MasterKeyService for Services {
             MasterKey::Pgp(_) => pgp::decrypt(&self.config, enc),
             MasterKey::Kms(k) => kms::decrypt(self.aws()?, k, enc),
             MasterKey::Vault(k) => transit::decrypt(self.vault()?, k, enc, file),
+            MasterKey::GcpKms(id) => self.gcp()?.decrypt(id, enc),
             other => Err(format!("{} keys are not supported", other.kind())),
         }
     }
