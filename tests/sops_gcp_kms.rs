@@ -214,6 +214,21 @@ fn gcp_kms_files_round_trip_through_cloud_kms_and_render() {
     );
     let out = stdout(run(env.kustodian().args(["render", "app"])));
     assert_eq!(out.matches(CANARY).count(), 2, "{out}");
+    // An Application's plugin env cannot move the endpoint or the credentials.
+    let before = env.calls(&id, "decrypt");
+    let out = stdout(run(env
+        .kustodian()
+        .env(
+            "ARGOCD_ENV_CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS",
+            "http://127.0.0.1:9",
+        )
+        .env(
+            "ARGOCD_ENV_GOOGLE_APPLICATION_CREDENTIALS",
+            "/nonexistent/app.json",
+        )
+        .args(["render", "app"])));
+    assert_eq!(out.matches(CANARY).count(), 2, "{out}");
+    assert_eq!(env.calls(&id, "decrypt"), before + 1);
 }
 
 #[test]
