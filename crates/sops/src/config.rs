@@ -18,7 +18,9 @@ use kustodian_manifest::{parse_stream, Node};
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::master::{gcp_kms_keys_from_list, kms_keys_from_list, KmsKey, MasterKey, VaultKey};
+use crate::master::{
+    gcp_kms_keys_from_list, kms_keys_from_list, AzureKvKey, KmsKey, MasterKey, VaultKey,
+};
 use crate::tree::Selection;
 use crate::KeyPlan;
 
@@ -224,6 +226,36 @@ fn group_of(n: &Node, in_group: bool, config_name: &str) -> Result<Vec<MasterKey
     }
     for list in keys_of(n.get("gcp_kms")) {
         keys.extend(gcp_kms_keys_from_list(&list));
+    }
+    // `azure_keyvault`: key URLs in a rule, maps of `vaultUrl`/`key`/`version` in `key_groups`.
+    for item in n
+        .get("azure_keyvault")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+    {
+        if item.as_scalar().is_some() {
+            continue;
+        }
+        let get = |k: &str| item.get(k).and_then(Node::as_scalar).map(str::trim);
+        match (get("vaultUrl"), get("key"), get("version")) {
+            (Some(v), Some(k), Some(ver)) if !v.is_empty() && !k.is_empty() && !ver.is_empty() => {
+                keys.push(MasterKey::AzureKv(AzureKvKey {
+                    vault_url: v.trim_end_matches('/').to_string(),
+                    name: k.to_string(),
+                    version: ver.to_string(),
+                }))
+            }
+            _ => {
+                return Err(Error::Config {
+                    path: config_name.into(),
+                    what: "an azure_keyvault entry of key_groups needs vaultUrl, key and version"
+                        .into(),
+                })
+            }
+        }
+    }
+    for url in keys_of(n.get("azure_keyvault")) {
+        keys.push(MasterKey::AzureKv(AzureKvKey::from_url(&url)?));
     }
     Ok(keys)
 }

@@ -62,7 +62,7 @@ pub use cipher::{is_encrypted_value, DataKey};
 pub use error::{Error, Result};
 pub use keys::{generate_identity_file, Identities, KeySources};
 pub use master::{
-    gcp_kms_keys_from_list, kms_keys_from_list, KeyEntry, KmsKey, MasterKey, MasterKeyService,
+    gcp_kms_keys_from_list, kms_keys_from_list, AzureKvKey, KeyEntry, KmsKey, MasterKey, MasterKeyService,
     VaultKey,
 };
 pub use metadata::{now_rfc3339, rfc3339, rfc3339_utc, AgeStanza, Metadata, SOPS_VERSION};

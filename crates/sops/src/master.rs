@@ -77,6 +77,52 @@ impl VaultKey {
     }
 }
 
+/// An Azure Key Vault key as sops records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AzureKvKey {
+    /// The vault (`https://NAME.vault.azure.net`), as written in the file.
+    pub vault_url: String,
+    /// The key's name.
+    pub name: String,
+    /// The key's version.
+    pub version: String,
+}
+
+impl AzureKvKey {
+    /// Parses sops's `--azure-kv` URL: `https://NAME.vault.azure.net/keys/KEY/VERSION`.
+    pub fn from_url(url: &str) -> Result<AzureKvKey> {
+        let bad = || {
+            Error::BadMasterKey {
+            key: url.to_string(),
+            what: "an Azure Key Vault key URL looks like https://VAULT.vault.azure.net/keys/NAME/VERSION"
+                .into(),
+        }
+        };
+        let url = url.trim();
+        let scheme_end = url.find("://").ok_or_else(bad)?;
+        let slash = url[scheme_end + 3..].find('/').ok_or_else(bad)? + scheme_end + 3;
+        let parts: Vec<&str> = url[slash..].trim_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["keys", name, version] if !name.is_empty() && !version.is_empty() => Ok(AzureKvKey {
+                vault_url: url[..slash].to_string(),
+                name: name.to_string(),
+                version: version.to_string(),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The URL form (`VAULT_URL/keys/NAME/VERSION`).
+    pub fn url(&self) -> String {
+        format!(
+            "{}/keys/{}/{}",
+            self.vault_url.trim_end_matches('/'),
+            self.name,
+            self.version
+        )
+    }
+}
+
 /// One master key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MasterKey {
@@ -91,7 +137,9 @@ pub enum MasterKey {
     /// A Google Cloud KMS key, by resource id
     /// (`projects/P/locations/L/keyRings/R/cryptoKeys/K`).
     GcpKms(String),
-    /// A key type kept as it is but not used here (`azure_kv`, `hckms`): its
+    /// An Azure Key Vault key.
+    AzureKv(AzureKvKey),
+    /// A key type kept as it is but not used here (`hckms`): its
     /// type and a short identification.
     Other(String, String),
 }
@@ -105,6 +153,7 @@ impl MasterKey {
             MasterKey::Kms(_) => "kms",
             MasterKey::Vault(_) => "hc_vault",
             MasterKey::GcpKms(_) => "gcp_kms",
+            MasterKey::AzureKv(_) => "azure_kv",
             MasterKey::Other(k, _) => k,
         }
     }
@@ -120,6 +169,7 @@ impl MasterKey {
             },
             MasterKey::Vault(v) => v.uri(),
             MasterKey::GcpKms(r) => r.clone(),
+            MasterKey::AzureKv(k) => k.url(),
             MasterKey::Other(_, id) => id.clone(),
         }
     }
@@ -265,9 +315,14 @@ pub(crate) fn parse_group(v: &Value, file: &str) -> Result<Vec<KeyEntry>> {
                     key_name: need("key_name")?,
                 }),
                 "gcp_kms" => MasterKey::GcpKms(need("resource_id")?),
+                "azure_kv" => MasterKey::AzureKv(AzureKvKey {
+                    vault_url: need("vault_url")?,
+                    name: need("name")?,
+                    version: need("version")?,
+                }),
                 other => MasterKey::Other(
                     other.to_string(),
-                    ["vaultUrl", "vault_url", "key_id"]
+                    ["key_id", "vaultUrl"]
                         .iter()
                         .find_map(|k| get(k))
                         .unwrap_or_else(|| "?".into()),
@@ -342,6 +397,13 @@ fn entry_value(e: &KeyEntry) -> Value {
         ],
         MasterKey::GcpKms(r) => vec![
             entry("resource_id", r),
+            entry("created_at", &created),
+            entry("enc", &e.enc),
+        ],
+        MasterKey::AzureKv(k) => vec![
+            entry("vault_url", &k.vault_url),
+            entry("name", &k.name),
+            entry("version", &k.version),
             entry("created_at", &created),
             entry("enc", &e.enc),
         ],
