@@ -1,17 +1,26 @@
-//! SOPS `gcp_kms` master keys against drongo's Cloud KMS (the real REST API:
-//! `POST /v1/{resource_id}:encrypt|decrypt`), through a recording proxy, with Google's token
-//! endpoint played by the loopback stand-in of tests/support/google.rs (it checks the service
-//! account's signed JWT). kustodian encrypts, decrypts, renders, follows `.sops.yaml` rules and
-//! key groups, and rotates; errors name the key and why.
+//! SOPS master keys in the clouds:
+//!
+//! - `gcp_kms` against drongo's Cloud KMS (the real REST API:
+//!   `POST /v1/{resource_id}:encrypt|decrypt`), through a recording proxy, with Google's token
+//!   endpoint played by the loopback stand-in of tests/support/google.rs (it checks the service
+//!   account's signed JWT);
+//! - `azure_kv` against the Key Vault stand-in of tests/support/azure.rs over TLS (real
+//!   RSA-OAEP-256 by openssl), with its Entra ID token endpoint.
+//!
+//! kustodian encrypts, decrypts, renders, follows `.sops.yaml` rules and key groups, and
+//! rotates; errors name the key and why.
 //!
 //! The real sops 3.11 is not used here: it reaches Cloud KMS through Google's Go client
-//! (gRPC by default, REST with `SOPS_GCP_KMS_CLIENT_TYPE=rest`) at `cloudkms.googleapis.com`
-//! over TLS, with no endpoint setting, so it cannot be pointed at a loopback server. The `enc`
-//! format is checked by hand instead: sops stores `base64(ciphertext bytes)`, which is REST's
-//! `ciphertext` field as it is.
+//! (gRPC by default, REST with `SOPS_GCP_KMS_CLIENT_TYPE=rest`) at `cloudkms.googleapis.com`, and
+//! Key Vault at the file's vault URL, over TLS with no endpoint setting, so it cannot be
+//! pointed at a loopback server. The `enc` formats are checked by hand instead: sops stores
+//! `base64(ciphertext bytes)` for GCP (REST's `ciphertext` field as it is) and unpadded
+//! base64url for Azure (Key Vault's `value` as it is).
 //!
-//! Every value and the token hold `canary`; no stderr may show them.
+//! Every value and token holds `canary`; no stderr may show them.
 
+#[path = "support/azure.rs"]
+mod azure;
 #[path = "support/google.rs"]
 mod google;
 #[path = "support/moto.rs"]
@@ -28,6 +37,9 @@ use serde_json::{json, Value};
 const CANARY: &str = "canary-sops-gcp-kms-41c9";
 const TOKEN: &str = "canary-gcp-kms-token";
 const EMAIL: &str = "sops@proj.iam.gserviceaccount.com";
+const AZ_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const AZ_CLIENT: &str = "0a1b2c3d-1111-2222-3333-444455556666";
+const AZ_SECRET: &str = "canary-azure-client-secret";
 
 fn plain() -> String {
     format!("db:\n    password: {CANARY}\n    user: app\n")
@@ -58,7 +70,7 @@ struct Env {
     dir: tempfile::TempDir,
     vars: Vec<(String, String)>,
     api: Proxy,
-    _tokens: Proxy,
+    _keep: Option<Proxy>,
 }
 
 impl Env {
@@ -89,7 +101,48 @@ impl Env {
             dir,
             vars,
             api,
-            _tokens: tokens,
+            _keep: Some(tokens),
+        }
+    }
+
+    /// A scratch folder whose kustodian logs in to the Entra ID stand-in with a client secret
+    /// and reaches the Key Vault stand-in (at `KUSTODIAN_AZURE_KEYVAULT_ENDPOINT`), which knows
+    /// the key `sops` version `v1`, refuses the key `denied`, and has no other key.
+    fn azure() -> Env {
+        let dir = tempfile::Builder::new().prefix("ak").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let pki = azure::pki(dir.path());
+        let stand = azure::start(
+            azure::Azure {
+                tenant: AZ_TENANT.into(),
+                client_id: AZ_CLIENT.into(),
+                login: azure::Login::Secret(AZ_SECRET.into()),
+                token: TOKEN.into(),
+                secrets: Default::default(),
+                locked: vec!["denied".into()],
+                busy: Vec::new(),
+                keys: vec![("sops".into(), "v1".into()), ("denied".into(), "v1".into())],
+                rsa_key: Some(pki.key.clone()),
+            },
+            &pki,
+        );
+        let vars = [
+            ("AZURE_CA_BUNDLE", pki.ca.display().to_string()),
+            ("AZURE_AUTHORITY_HOST", stand.url.clone()),
+            ("KUSTODIAN_AZURE_KEYVAULT_ENDPOINT", stand.url.clone()),
+            ("AZURE_TENANT_ID", AZ_TENANT.into()),
+            ("AZURE_CLIENT_ID", AZ_CLIENT.into()),
+            ("AZURE_CLIENT_SECRET", AZ_SECRET.into()),
+            ("KUSTODIAN_AZURE_TOKEN_CACHE", "off".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Env {
+            dir,
+            vars,
+            api: stand.proxy,
+            _keep: None,
         }
     }
 
@@ -111,7 +164,10 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.path("home"))
             .env("NO_COLOR", "1");
         for (k, _) in std::env::vars() {
-            if k.starts_with("SOPS_") || k.starts_with("GOOGLE_") || k.starts_with("CLOUDSDK_") {
+            if ["SOPS_", "GOOGLE_", "CLOUDSDK_", "AZURE_", "KUSTODIAN_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
                 c.env_remove(k);
             }
         }
@@ -140,8 +196,12 @@ fn run(c: &mut Command) -> Output {
     let out = c.output().expect("running kustodian");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{c:?} failed:\n{err}");
-    assert!(!err.contains(CANARY) && !err.contains(TOKEN), "{err}");
+    assert!(!leaks(&err), "{err}");
     out
+}
+
+fn leaks(text: &str) -> bool {
+    [CANARY, TOKEN, AZ_SECRET].iter().any(|c| text.contains(c))
 }
 
 fn fails(c: &mut Command) -> String {
@@ -149,7 +209,7 @@ fn fails(c: &mut Command) -> String {
     assert!(!out.status.success(), "{c:?} should fail");
     assert!(out.stdout.is_empty(), "a failure printed on stdout");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains(CANARY) && !err.contains(TOKEN), "{err}");
+    assert!(!leaks(&err), "{err}");
     err
 }
 
@@ -159,6 +219,12 @@ fn stdout(out: Output) -> String {
 
 /// The `gcp_kms` entries of a file, in order: (resource_id, created_at, enc).
 fn gcp_entries(text: &str) -> Vec<(String, String, String)> {
+    entries(text, "resource_id")
+}
+
+/// Entries whose first field is `first`, followed by `created_at` and `enc` (`gcp_kms`), or by
+/// `name`, `version`, `created_at` and `enc` (`azure_kv`, joined as `URL/keys/NAME/VERSION`).
+fn entries(text: &str, first: &str) -> Vec<(String, String, String)> {
     let field = |line: &str, k: &str| {
         let t = line.trim().trim_start_matches("- ");
         t.strip_prefix(&format!("{k}: "))
@@ -169,9 +235,16 @@ fn gcp_entries(text: &str) -> Vec<(String, String, String)> {
         .iter()
         .enumerate()
         .filter_map(|(i, l)| {
-            let id = field(l, "resource_id")?;
-            let created = field(lines.get(i + 1)?, "created_at")?;
-            let enc = field(lines.get(i + 2)?, "enc")?;
+            let mut id = field(l, first)?;
+            let mut next = i + 1;
+            if first == "vault_url" {
+                let name = field(lines.get(next)?, "name")?;
+                let version = field(lines.get(next + 1)?, "version")?;
+                id = format!("{id}/keys/{name}/{version}");
+                next += 2;
+            }
+            let created = field(lines.get(next)?, "created_at")?;
+            let enc = field(lines.get(next + 1)?, "enc")?;
             Some((id, created, enc))
         })
         .collect()
@@ -355,4 +428,152 @@ fn gcp_kms_errors_name_the_key_and_why() {
             .args(["decrypt", "two.yaml"]),
     );
     assert!(err.contains("none.json"), "{err}");
+}
+
+const KV: &str = "https://sopsvault.vault.azure.net";
+
+fn kv_ids(text: &str) -> Vec<String> {
+    entries(text, "vault_url")
+        .into_iter()
+        .map(|e| e.0)
+        .collect()
+}
+
+#[test]
+fn azure_kv_files_round_trip_through_key_vault_and_render() {
+    let env = Env::azure();
+    let key = format!("{KV}/keys/sops/v1");
+    env.write("p.yaml", &plain());
+    let text = stdout(run(env.kustodian().args([
+        "encrypt",
+        "--azure-kv",
+        &key,
+        "p.yaml",
+    ])));
+    assert!(!text.contains(CANARY), "{text}");
+    let found = entries(&text, "vault_url");
+    assert_eq!(found.len(), 1, "{text}");
+    assert_eq!(found[0].0, key);
+    // sops's enc: unpadded base64url of the 256-byte RSA-OAEP ciphertext.
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&found[0].2)
+        .expect("enc is unpadded base64url");
+    assert_eq!(raw.len(), 256);
+    let seen = env.api.seen();
+    let enc_call = seen
+        .iter()
+        .find(|s| s.path == "/keys/sops/v1/encrypt?api-version=7.4")
+        .expect("an encrypt call");
+    assert_eq!(enc_call.field("alg").as_deref(), Some("RSA-OAEP-256"));
+    env.write("store/app.enc.yaml", &text);
+    let out = stdout(run(env.kustodian().args(["decrypt", "store/app.enc.yaml"])));
+    assert!(out.contains(CANARY), "{out}");
+
+    run(Command::new("git").arg("init").arg("-q").arg(env.path("")));
+    env.write(
+        "app/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: <path:../store/app.enc.yaml#db.password>\n",
+    );
+    let out = stdout(run(env.kustodian().args(["render", "app"])));
+    assert_eq!(out.matches(CANARY).count(), 1, "{out}");
+
+    // .sops.yaml rules and key groups, SOPS_AZURE_KEYVAULT_URLS, rotate.
+    env.write(
+        ".sops.yaml",
+        &format!("creation_rules:\n  - path_regex: flat/.*\n    azure_keyvault: {key}\n  - path_regex: groups/.*\n    key_groups:\n      - azure_keyvault:\n          - vaultUrl: {KV}\n            key: sops\n            version: v1\n"),
+    );
+    for dir in ["flat", "groups"] {
+        env.write(&format!("{dir}/p.yaml"), &plain());
+        let text = stdout(run(env
+            .kustodian()
+            .args(["encrypt", &format!("{dir}/p.yaml")])));
+        assert_eq!(kv_ids(&text), [key.clone()], "{text}");
+    }
+    let by_var = stdout(run(env
+        .kustodian()
+        .env("SOPS_AZURE_KEYVAULT_URLS", &key)
+        .args(["encrypt", "p.yaml"])));
+    assert_eq!(kv_ids(&by_var), [key.clone()]);
+    let (fp, recipient) = age_key(&env);
+    let rotated = stdout(run(env.kustodian().env("SOPS_AGE_KEY_FILE", &fp).args([
+        "rotate",
+        "--add-age",
+        &recipient,
+        "--rm-azure-kv",
+        &key,
+        "store/app.enc.yaml",
+    ])));
+    assert!(
+        kv_ids(&rotated).is_empty() && rotated.contains(&recipient),
+        "{rotated}"
+    );
+}
+
+/// An age key file written by `kustodian keygen`: (file, recipient).
+fn age_key(env: &Env) -> (PathBuf, String) {
+    let file = env.path("age.txt");
+    let out = run(env.kustodian().args(["keygen", "-o"]).arg(&file));
+    let public = String::from_utf8(out.stderr).unwrap();
+    let recipient = public
+        .trim()
+        .strip_prefix("Public key: ")
+        .unwrap()
+        .to_string();
+    (file, recipient)
+}
+
+#[test]
+fn azure_kv_vault_urls_outside_key_vault_get_no_token_and_errors_name_the_key() {
+    let env = Env::azure();
+    let good = format!("{KV}/keys/sops/v1");
+    let denied = format!("{KV}/keys/denied/v1");
+    env.write("p.yaml", &plain());
+    let text = stdout(run(env.kustodian().args([
+        "encrypt",
+        "--azure-kv",
+        &format!("{good},{denied}"),
+        "p.yaml",
+    ])));
+    assert_eq!(kv_ids(&text), [good.clone(), denied.clone()]);
+    // The first key is gone (404), the second refuses (403): both named with why.
+    env.write(
+        "two.yaml",
+        &text
+            .replace("/sops/v1", "/gone/v1")
+            .replace("name: sops", "name: gone"),
+    );
+    let err = fails(env.kustodian().args(["decrypt", "two.yaml"]));
+    assert!(
+        err.contains(&format!("azure_kv {KV}/keys/gone/v1")) && err.contains("no key gone"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("azure_kv {denied}")) && err.contains("Key Vault Crypto User"),
+        "{err}"
+    );
+    // A vault URL outside Key Vault: refused before any request, naming the file.
+    let before = env.api.seen().len();
+    let evil = text.replace(KV, "https://attacker.example.com");
+    env.write("evil.yaml", &evil);
+    let err = fails(env.kustodian().args(["decrypt", "evil.yaml"]));
+    assert!(
+        err.contains("evil.yaml names the Key Vault https://attacker.example.com")
+            && err.contains("not a Key Vault host"),
+        "{err}"
+    );
+    assert_eq!(
+        env.api.seen().len(),
+        before,
+        "no request for a foreign vault"
+    );
+    let err = fails(env.kustodian().args([
+        "encrypt",
+        "--azure-kv",
+        "https://x.vault.azure.net/keys/k",
+        "p.yaml",
+    ]));
+    assert!(
+        err.contains("https://VAULT.vault.azure.net/keys/NAME/VERSION"),
+        "{err}"
+    );
 }
