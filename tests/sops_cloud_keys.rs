@@ -336,7 +336,7 @@ fn gcp_kms_keys_come_from_rules_key_groups_the_variable_and_rotate() {
         .env("SOPS_GCP_KMS_IDS", &c)
         .args(["encrypt", "flat/p.yaml"])));
     let ids: Vec<String> = gcp_entries(&text).into_iter().map(|e| e.0).collect();
-    assert_eq!(ids, [c.clone()], "{text}");
+    assert_eq!(ids, [c.as_str()], "{text}");
 
     // rotate: add c, remove a; the new file opens with c alone.
     let text = stdout(run(env.kustodian().args([
@@ -487,13 +487,13 @@ fn azure_kv_files_round_trip_through_key_vault_and_render() {
         let text = stdout(run(env
             .kustodian()
             .args(["encrypt", &format!("{dir}/p.yaml")])));
-        assert_eq!(kv_ids(&text), [key.clone()], "{text}");
+        assert_eq!(kv_ids(&text), [key.as_str()], "{text}");
     }
     let by_var = stdout(run(env
         .kustodian()
         .env("SOPS_AZURE_KEYVAULT_URLS", &key)
         .args(["encrypt", "p.yaml"])));
-    assert_eq!(kv_ids(&by_var), [key.clone()]);
+    assert_eq!(kv_ids(&by_var), [key.as_str()]);
     let (fp, recipient) = age_key(&env);
     let rotated = stdout(run(env.kustodian().env("SOPS_AGE_KEY_FILE", &fp).args([
         "rotate",

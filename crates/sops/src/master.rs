@@ -5,7 +5,8 @@
 //! the data key is split with Shamir's scheme ([`crate::shamir`]), each group wraps one share,
 //! and `shamir_threshold` groups must open to rebuild it.
 //!
-//! Age is done here (it is pure computation). PGP, AWS KMS and Vault transit need programs or
+//! Age is done here (it is pure computation). PGP, AWS KMS, GCP KMS, Azure Key Vault and Vault
+//! transit need programs or
 //! the network, so this crate only describes them ([`MasterKey`]) and calls a
 //! [`MasterKeyService`] the caller provides (the binary wires `kustodian-stores`'s).
 
@@ -425,6 +426,31 @@ mod tests {
         assert_eq!(k.uri(), "http://127.0.0.1:8200/v1/sops/transit/keys/app");
         assert!(VaultKey::from_uri("http://x/transit/keys/a").is_err());
         assert!(VaultKey::from_uri("http://x/v1/transit/a").is_err());
+    }
+
+    #[test]
+    fn cloud_key_lists_and_urls() {
+        let ids = gcp_kms_keys_from_list(" projects/p/locations/l/keyRings/r/cryptoKeys/a , ,b");
+        assert_eq!(
+            ids,
+            [
+                MasterKey::GcpKms("projects/p/locations/l/keyRings/r/cryptoKeys/a".into()),
+                MasterKey::GcpKms("b".into())
+            ]
+        );
+        let k = AzureKvKey::from_url("https://v1.vault.azure.net/keys/sops/abc/").unwrap();
+        assert_eq!(
+            (k.vault_url.as_str(), k.name.as_str(), k.version.as_str()),
+            ("https://v1.vault.azure.net", "sops", "abc")
+        );
+        assert_eq!(k.url(), "https://v1.vault.azure.net/keys/sops/abc");
+        for bad in [
+            "https://v.vault.azure.net/keys/sops",
+            "https://v.vault.azure.net/secrets/a/b",
+            "v.vault.azure.net/keys/a/b",
+        ] {
+            assert!(AzureKvKey::from_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
