@@ -27,7 +27,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Run as a KRM function (ResourceList on stdin and stdout) or a legacy kustomize exec plugin.
     Krm(cmd::krm::Args),
-    /// Encrypt a file in the SOPS format (age, PGP, AWS KMS, Vault transit; key groups).
+    /// Encrypt a file in the SOPS format (age, PGP, AWS KMS, GCP KMS, Azure Key Vault, Vault
+    /// transit; key groups).
     Encrypt(cmd::sops::EncryptArgs),
     /// Decrypt a SOPS file.
     Decrypt(cmd::sops::DecryptArgs),

@@ -71,6 +71,8 @@ fn azure(login: Login) -> Azure {
         secrets: vault_data(),
         locked: vec!["locked".into()],
         busy: vec!["busy".into()],
+        keys: Vec::new(),
+        rsa_key: None,
     }
 }
 

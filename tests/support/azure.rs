@@ -16,6 +16,11 @@
 //!   `{"error": {"code": "SecretNotFound" | "Forbidden" | "Throttled" | "Unauthorized", ...}}`
 //!   with the statuses Key Vault uses (404, 403, 429 with `Retry-After`, 401 with a
 //!   `WWW-Authenticate` challenge).
+//! - `POST /keys/{name}/{version}/encrypt|decrypt?api-version=7.4` with
+//!   `{"alg": "RSA-OAEP-256", "value": base64url}`: real RSA-OAEP with SHA-256 by openssl with
+//!   the stand-in's RSA key (the server key); `{"kid", "value"}`, or `KeyNotFound` (404),
+//!   `Forbidden` (403) on decrypt for a key in `locked`, `BadParameter` (400) when openssl
+//!   refuses.
 //!
 //! The HTTPS front terminates TLS and hands each request to a recording [`Proxy`] (the moto
 //! support's), so tests count requests and read headers the same way for every cloud.
@@ -285,6 +290,9 @@ pub struct Azure {
     pub locked: Vec<String>,
     /// Secret names throttled (429, Retry-After: 1) on their first request.
     pub busy: Vec<String>,
+    /// Keys (name, version) that encrypt and decrypt with `rsa_key` (a PEM file).
+    pub keys: Vec<(String, String)>,
+    pub rsa_key: Option<PathBuf>,
 }
 
 /// The running stand-in: `url` is its HTTPS address (Entra ID and Key Vault), `imds` its
@@ -420,9 +428,9 @@ fn answer(az: &Azure, base: &str, s: &Seen, throttled: &AtomicUsize) -> String {
             &json!({"access_token": az.token, "expires_in": "3599", "expires_on": "1900000000", "resource": "https://vault.azure.net", "token_type": "Bearer"}),
         );
     }
-    let Some(rest) = path.strip_prefix("/secrets") else {
+    if !path.starts_with("/keys/") && !path.starts_with("/secrets") {
         return response(404, "text/plain", "");
-    };
+    }
     if query != "api-version=7.4" {
         return kv_error(
             400,
@@ -434,6 +442,10 @@ fn answer(az: &Azure, base: &str, s: &Seen, throttled: &AtomicUsize) -> String {
     if s.header("authorization") != Some(&*format!("Bearer {}", az.token)) {
         return kv_error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", "WWW-Authenticate: Bearer authorization=\"https://login.microsoftonline.com/tenant\", resource=\"https://vault.azure.net\"\r\n");
     }
+    if let Some(rest) = path.strip_prefix("/keys/") {
+        return key_operation(az, base, s, rest);
+    }
+    let rest = path.strip_prefix("/secrets").unwrap_or_default();
     if rest.is_empty() {
         let value: Vec<Value> = az
             .secrets
@@ -476,4 +488,79 @@ fn answer(az: &Azure, base: &str, s: &Seen, throttled: &AtomicUsize) -> String {
             "",
         ),
     }
+}
+
+/// Key Vault's `encrypt`/`decrypt` on a key (RSA-OAEP-256 only).
+fn key_operation(az: &Azure, base: &str, s: &Seen, rest: &str) -> String {
+    if s.method != "POST" {
+        return kv_error(405, "MethodNotAllowed", "use POST", "");
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [name, version, op] = parts.as_slice() else {
+        return kv_error(404, "NotFound", "no such operation", "");
+    };
+    if *op == "decrypt" && az.locked.iter().any(|l| l == name) {
+        let body = json!({"error": {"code": "Forbidden", "message": format!("The user does not have keys {op} permission on key vault"), "innererror": {"code": "ForbiddenByRbac"}}});
+        return json_response(403, &body);
+    }
+    if !az.keys.iter().any(|(n, v)| n == name && v == version) {
+        return kv_error(
+            404,
+            "KeyNotFound",
+            &format!("A key with (name/id) {name}/{version} was not found in this key vault."),
+            "",
+        );
+    }
+    let body: Value = serde_json::from_str(&s.body).unwrap_or_default();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = match (
+        body["alg"].as_str(),
+        body["value"].as_str().map(|v| b64.decode(v)),
+    ) {
+        (Some("RSA-OAEP-256"), Some(Ok(v))) => v,
+        _ => {
+            return kv_error(
+                400,
+                "BadParameter",
+                "alg must be RSA-OAEP-256 and value base64url",
+                "",
+            )
+        }
+    };
+    let flag = match *op {
+        "encrypt" => "-encrypt",
+        "decrypt" => "-decrypt",
+        _ => return kv_error(400, "BadParameter", "unknown operation", ""),
+    };
+    let key = az.rsa_key.as_ref().expect("the stand-in has no RSA key");
+    let mut child = Command::new("openssl")
+        .args(["pkeyutl", flag, "-inkey"])
+        .arg(key)
+        .args([
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            "rsa_oaep_md:sha256",
+            "-pkeyopt",
+            "rsa_mgf1_md:sha256",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        return kv_error(
+            400,
+            "BadParameter",
+            "Bad Request: the ciphertext cannot be decrypted",
+            "",
+        );
+    }
+    json_response(
+        200,
+        &json!({"kid": format!("{base}/keys/{name}/{version}"), "value": b64.encode(out.stdout)}),
+    )
 }

@@ -176,6 +176,17 @@ pub fn rsa_key(dir: &Path, name: &str) -> RsaKey {
     }
 }
 
+/// A service-account key file's JSON for `email` with `key`, whose `token_uri` is the token
+/// stand-in at `tokens_url`.
+pub fn service_account_json(key: &RsaKey, email: &str, tokens_url: &str) -> String {
+    json!({
+        "type": "service_account", "project_id": "proj", "private_key_id": "key-1",
+        "private_key": key.pem, "client_email": email, "client_id": "1",
+        "token_uri": format!("{tokens_url}/token"),
+    })
+    .to_string()
+}
+
 /// The claims of a JWT whose RS256 signature `public_der` verifies; `Err` says why not.
 pub fn verify_jwt(jwt: &str, public_der: &[u8]) -> Result<(Value, Value), String> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

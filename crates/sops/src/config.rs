@@ -5,9 +5,10 @@
 //! `path_regex` matches the file's path relative to the config's directory (a rule without
 //! `path_regex` matches everything), as sops chooses. Of a rule it reads the master keys:
 //! `age`, `pgp`, `kms` (comma-separated strings or lists; KMS entries may be `ARN+ROLE_ARN`,
-//! with the rule's `aws_profile` and `encryption_context`) and `hc_vault_transit_uri`, or
-//! `key_groups` (each with `age`, `pgp`, `kms` as maps of `arn`/`role`/`context`/`aws_profile`,
-//! and `hc_vault` URIs) with `shamir_threshold`; and `encrypted_regex`, `unencrypted_regex`,
+//! with the rule's `aws_profile` and `encryption_context`), `gcp_kms` resource ids and
+//! `hc_vault_transit_uri`, or `key_groups` (each with `age`, `pgp`, `kms` as maps of
+//! `arn`/`role`/`context`/`aws_profile`, `gcp_kms` as maps of `resource_id`, and `hc_vault`
+//! URIs) with `shamir_threshold`; and `encrypted_regex`, `unencrypted_regex`,
 //! `encrypted_suffix`, `unencrypted_suffix`, the comment regexes and `mac_only_encrypted`.
 //! Other keys are ignored, as sops ignores what it does not know.
 
@@ -17,7 +18,9 @@ use kustodian_manifest::{parse_stream, Node};
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::master::{kms_keys_from_list, KmsKey, MasterKey, VaultKey};
+use crate::master::{
+    gcp_kms_keys_from_list, kms_keys_from_list, AzureKvKey, KmsKey, MasterKey, VaultKey,
+};
 use crate::tree::Selection;
 use crate::KeyPlan;
 
@@ -208,6 +211,51 @@ fn group_of(n: &Node, in_group: bool, config_name: &str) -> Result<Vec<MasterKey
     };
     for uri in keys_of(n.get(vault_key)) {
         keys.push(MasterKey::Vault(VaultKey::from_uri(&uri)?));
+    }
+    // `gcp_kms`: a comma-separated string or list in a rule, a list of `resource_id` maps
+    // in `key_groups`.
+    for item in n.get("gcp_kms").and_then(Node::as_seq).unwrap_or_default() {
+        if let Some(id) = item.get("resource_id").and_then(Node::as_scalar) {
+            keys.extend(gcp_kms_keys_from_list(id));
+        } else if in_group && item.as_scalar().is_none() {
+            return Err(Error::Config {
+                path: config_name.into(),
+                what: "a gcp_kms entry of key_groups has no resource_id".into(),
+            });
+        }
+    }
+    for list in keys_of(n.get("gcp_kms")) {
+        keys.extend(gcp_kms_keys_from_list(&list));
+    }
+    // `azure_keyvault`: key URLs in a rule, maps of `vaultUrl`/`key`/`version` in `key_groups`.
+    for item in n
+        .get("azure_keyvault")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+    {
+        if item.as_scalar().is_some() {
+            continue;
+        }
+        let get = |k: &str| item.get(k).and_then(Node::as_scalar).map(str::trim);
+        match (get("vaultUrl"), get("key"), get("version")) {
+            (Some(v), Some(k), Some(ver)) if !v.is_empty() && !k.is_empty() && !ver.is_empty() => {
+                keys.push(MasterKey::AzureKv(AzureKvKey {
+                    vault_url: v.trim_end_matches('/').to_string(),
+                    name: k.to_string(),
+                    version: ver.to_string(),
+                }))
+            }
+            _ => {
+                return Err(Error::Config {
+                    path: config_name.into(),
+                    what: "an azure_keyvault entry of key_groups needs vaultUrl, key and version"
+                        .into(),
+                })
+            }
+        }
+    }
+    for url in keys_of(n.get("azure_keyvault")) {
+        keys.push(MasterKey::AzureKv(AzureKvKey::from_url(&url)?));
     }
     Ok(keys)
 }

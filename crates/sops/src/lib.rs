@@ -21,13 +21,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Master keys: age (done here), and PGP, AWS KMS and Vault/OpenBao transit through a
+//! Master keys: age (done here), and PGP, AWS KMS, GCP KMS, Azure Key Vault and Vault/OpenBao
+//! transit through a
 //! [`MasterKeyService`] the caller gives in [`KeySources::master_keys`] (this crate does no
 //! network or process I/O; `kustodian-stores` provides the service). Key groups with a Shamir
 //! threshold are read and written as sops does ([`KeyPlan`]).
 //!
-//! What it does not do: GCP KMS, Azure Key Vault and HuaweiCloud KMS keys (kept in files,
-//! never used), age plugins or SSH keys as identities, the INI format. Its only I/O is in
+//! What it does not do: HuaweiCloud KMS keys (kept in files, never used), age plugins or SSH keys as identities, the INI format. Its only I/O is in
 //! [`keys`] (age identities from `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE` and the default key files)
 //! and [`config`] (finding and reading `.sops.yaml`); everything else takes and returns strings.
 //! Secret values live in [`Text`] and [`DataKey`], which zero themselves on drop and never
@@ -61,7 +61,10 @@ pub use agekey::parse_recipient;
 pub use cipher::{is_encrypted_value, DataKey};
 pub use error::{Error, Result};
 pub use keys::{generate_identity_file, Identities, KeySources};
-pub use master::{kms_keys_from_list, KeyEntry, KmsKey, MasterKey, MasterKeyService, VaultKey};
+pub use master::{
+    gcp_kms_keys_from_list, kms_keys_from_list, AzureKvKey, KeyEntry, KmsKey, MasterKey,
+    MasterKeyService, VaultKey,
+};
 pub use metadata::{now_rfc3339, rfc3339, rfc3339_utc, AgeStanza, Metadata, SOPS_VERSION};
 pub use tree::{Rules, Selection};
 pub use value::{MapItem, SeqItem, Text, Value};

@@ -5,7 +5,8 @@
 //! the data key is split with Shamir's scheme ([`crate::shamir`]), each group wraps one share,
 //! and `shamir_threshold` groups must open to rebuild it.
 //!
-//! Age is done here (it is pure computation). PGP, AWS KMS and Vault transit need programs or
+//! Age is done here (it is pure computation). PGP, AWS KMS, GCP KMS, Azure Key Vault and Vault
+//! transit need programs or
 //! the network, so this crate only describes them ([`MasterKey`]) and calls a
 //! [`MasterKeyService`] the caller provides (the binary wires `kustodian-stores`'s).
 
@@ -77,6 +78,52 @@ impl VaultKey {
     }
 }
 
+/// An Azure Key Vault key as sops records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AzureKvKey {
+    /// The vault (`https://NAME.vault.azure.net`), as written in the file.
+    pub vault_url: String,
+    /// The key's name.
+    pub name: String,
+    /// The key's version.
+    pub version: String,
+}
+
+impl AzureKvKey {
+    /// Parses sops's `--azure-kv` URL: `https://NAME.vault.azure.net/keys/KEY/VERSION`.
+    pub fn from_url(url: &str) -> Result<AzureKvKey> {
+        let bad = || {
+            Error::BadMasterKey {
+            key: url.to_string(),
+            what: "an Azure Key Vault key URL looks like https://VAULT.vault.azure.net/keys/NAME/VERSION"
+                .into(),
+        }
+        };
+        let url = url.trim();
+        let scheme_end = url.find("://").ok_or_else(bad)?;
+        let slash = url[scheme_end + 3..].find('/').ok_or_else(bad)? + scheme_end + 3;
+        let parts: Vec<&str> = url[slash..].trim_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["keys", name, version] if !name.is_empty() && !version.is_empty() => Ok(AzureKvKey {
+                vault_url: url[..slash].to_string(),
+                name: name.to_string(),
+                version: version.to_string(),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The URL form (`VAULT_URL/keys/NAME/VERSION`).
+    pub fn url(&self) -> String {
+        format!(
+            "{}/keys/{}/{}",
+            self.vault_url.trim_end_matches('/'),
+            self.name,
+            self.version
+        )
+    }
+}
+
 /// One master key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MasterKey {
@@ -88,7 +135,12 @@ pub enum MasterKey {
     Kms(KmsKey),
     /// A Vault/OpenBao transit key.
     Vault(VaultKey),
-    /// A key type kept as it is but not used here (`gcp_kms`, `azure_kv`, `hckms`): its
+    /// A Google Cloud KMS key, by resource id
+    /// (`projects/P/locations/L/keyRings/R/cryptoKeys/K`).
+    GcpKms(String),
+    /// An Azure Key Vault key.
+    AzureKv(AzureKvKey),
+    /// A key type kept as it is but not used here (`hckms`): its
     /// type and a short identification.
     Other(String, String),
 }
@@ -101,6 +153,8 @@ impl MasterKey {
             MasterKey::Pgp(_) => "pgp",
             MasterKey::Kms(_) => "kms",
             MasterKey::Vault(_) => "hc_vault",
+            MasterKey::GcpKms(_) => "gcp_kms",
+            MasterKey::AzureKv(_) => "azure_kv",
             MasterKey::Other(k, _) => k,
         }
     }
@@ -115,6 +169,8 @@ impl MasterKey {
                 None => k.arn.clone(),
             },
             MasterKey::Vault(v) => v.uri(),
+            MasterKey::GcpKms(r) => r.clone(),
+            MasterKey::AzureKv(k) => k.url(),
             MasterKey::Other(_, id) => id.clone(),
         }
     }
@@ -164,6 +220,16 @@ pub fn kms_keys_from_list(
                 aws_profile: aws_profile.filter(|p| !p.is_empty()).map(str::to_string),
             }
         })
+        .collect()
+}
+
+/// Parses sops's GCP KMS list syntax (`--gcp-kms`, `SOPS_GCP_KMS_IDS`, a rule's `gcp_kms`):
+/// resource ids separated by commas; spaces are dropped, as sops drops them.
+pub fn gcp_kms_keys_from_list(list: &str) -> Vec<MasterKey> {
+    list.split(',')
+        .map(|s| s.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+        .filter(|s| !s.is_empty())
+        .map(MasterKey::GcpKms)
         .collect()
 }
 
@@ -249,9 +315,15 @@ pub(crate) fn parse_group(v: &Value, file: &str) -> Result<Vec<KeyEntry>> {
                     engine_path: need("engine_path")?,
                     key_name: need("key_name")?,
                 }),
+                "gcp_kms" => MasterKey::GcpKms(need("resource_id")?),
+                "azure_kv" => MasterKey::AzureKv(AzureKvKey {
+                    vault_url: need("vault_url")?,
+                    name: need("name")?,
+                    version: need("version")?,
+                }),
                 other => MasterKey::Other(
                     other.to_string(),
-                    ["resource_id", "vaultUrl", "key_id"]
+                    ["key_id", "vaultUrl"]
                         .iter()
                         .find_map(|k| get(k))
                         .unwrap_or_else(|| "?".into()),
@@ -324,6 +396,18 @@ fn entry_value(e: &KeyEntry) -> Value {
             entry("created_at", &created),
             entry("enc", &e.enc),
         ],
+        MasterKey::GcpKms(r) => vec![
+            entry("resource_id", r),
+            entry("created_at", &created),
+            entry("enc", &e.enc),
+        ],
+        MasterKey::AzureKv(k) => vec![
+            entry("vault_url", &k.vault_url),
+            entry("name", &k.name),
+            entry("version", &k.version),
+            entry("created_at", &created),
+            entry("enc", &e.enc),
+        ],
         MasterKey::Other(..) => return e.raw.clone().unwrap_or(Value::Map(Vec::new())),
     };
     Value::Map(items)
@@ -342,6 +426,31 @@ mod tests {
         assert_eq!(k.uri(), "http://127.0.0.1:8200/v1/sops/transit/keys/app");
         assert!(VaultKey::from_uri("http://x/transit/keys/a").is_err());
         assert!(VaultKey::from_uri("http://x/v1/transit/a").is_err());
+    }
+
+    #[test]
+    fn cloud_key_lists_and_urls() {
+        let ids = gcp_kms_keys_from_list(" projects/p/locations/l/keyRings/r/cryptoKeys/a , ,b");
+        assert_eq!(
+            ids,
+            [
+                MasterKey::GcpKms("projects/p/locations/l/keyRings/r/cryptoKeys/a".into()),
+                MasterKey::GcpKms("b".into())
+            ]
+        );
+        let k = AzureKvKey::from_url("https://v1.vault.azure.net/keys/sops/abc/").unwrap();
+        assert_eq!(
+            (k.vault_url.as_str(), k.name.as_str(), k.version.as_str()),
+            ("https://v1.vault.azure.net", "sops", "abc")
+        );
+        assert_eq!(k.url(), "https://v1.vault.azure.net/keys/sops/abc");
+        for bad in [
+            "https://v.vault.azure.net/keys/sops",
+            "https://v.vault.azure.net/secrets/a/b",
+            "v.vault.azure.net/keys/a/b",
+        ] {
+            assert!(AzureKvKey::from_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -121,7 +121,6 @@ impl AzureAuth {
     /// The operator's credentials with a client of their own (`KUSTODIAN_CLOUD_*` limits,
     /// `AZURE_CA_BUNDLE`): what a SOPS `azure_kv` key needs to call `access_token` with the
     /// scope `https://vault.azure.net/.default`.
-    #[allow(dead_code)] // used by the SOPS azure_kv keys, which build on this layer
     pub(crate) fn from_operator(c: &Config) -> Result<AzureAuth, crate::StoreError> {
         let (timeout, attempts, deadline) = crate::gcp::http_limits(c)?;
         let http = Http::with_limits(timeout, attempts, deadline, Some(super::tls(c)?));

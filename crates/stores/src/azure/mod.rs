@@ -27,9 +27,9 @@ use crate::gcp::oauth;
 use crate::{Config, Request, SecretValue, Store, StoreError};
 
 const API_VERSION: &str = "7.4";
-const ENDPOINT_VAR: &str = "KUSTODIAN_AZURE_KEYVAULT_ENDPOINT";
+pub(crate) const ENDPOINT_VAR: &str = "KUSTODIAN_AZURE_KEYVAULT_ENDPOINT";
 /// Key Vault's DNS suffixes: public cloud, China, US Government, Germany.
-const SUFFIXES: &[&str] = &[
+pub(crate) const SUFFIXES: &[&str] = &[
     "vault.azure.net",
     "vault.azure.cn",
     "vault.usgovcloudapi.net",

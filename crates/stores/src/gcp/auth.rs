@@ -84,7 +84,6 @@ impl GcpAuth {
 
     /// The operator's credentials with a client of their own (`KUSTODIAN_CLOUD_*` limits):
     /// what a SOPS `gcp_kms` key needs to call `access_token`.
-    #[allow(dead_code)] // used by the SOPS gcp_kms keys, which build on this layer
     pub(crate) fn from_operator(c: &Config) -> Result<GcpAuth, crate::StoreError> {
         let (timeout, attempts, deadline) = super::http_limits(c)?;
         let http = Http::with_limits(timeout, attempts, deadline, None);
