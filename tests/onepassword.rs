@@ -7,10 +7,14 @@
 //! Every value holds `canary`, and so does the Connect token: no output but a successful
 //! render's stdout may hold either.
 
+#[path = "fixtures/example/support.rs"]
+mod example;
 #[path = "support/op_connect.rs"]
 mod op_connect;
 #[path = "support/rendered.rs"]
 mod rendered;
+#[path = "support/sidecar.rs"]
+mod sidecar;
 #[path = "support/standin.rs"]
 mod standin;
 
@@ -291,3 +295,28 @@ fn https_connect_with_the_operators_ca_bundle() {
         .expect_ok()
         .has("a", "canary-op-pass");
 }
+
+/// The same references through `render DIR`, the KRM function, the legacy kustomize plugin
+/// (`kubectl kustomize --enable-alpha-plugins` with the Resolver) and the Argo CD plugin as
+/// argocd-cmp-server runs it; no canary and no Connect token on any stderr.
+#[test]
+fn every_render_path_resolves_op_references() {
+    let c = connect();
+    let mut side = sidecar::Sidecar::new("1passwordconnect");
+    side.set("OP_CONNECT_HOST", &c.server.url);
+    side.set("OP_CONNECT_TOKEN", TOKEN);
+    side.secrets.push(TOKEN.into());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onepassword/every-render-path");
+    sidecar::every_render_path(
+        &side,
+        &dir,
+        "1passwordconnect",
+        &[("password", "canary-op-pass"), ("token", "canary-op-admin")],
+    );
+    // Every path reached Connect. Today a render reads the item once per grammar (`op://` and
+    // the AVP placeholder are looked up apart), so two reads per path, at most.
+    let reads = c.count(ITEM);
+    assert!((4..=8).contains(&reads), "{reads} reads of the item");
+}
+
