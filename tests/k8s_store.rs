@@ -326,6 +326,17 @@ fn exec_plugins_and_a_missing_connection_are_clear_configuration_errors() {
     assert!(api.server.seen().is_empty());
 }
 
+/// `out` holds the team-a and team-b values, each Secret read once.
+fn resolved_team_a_and_b_once(api: &KubeApi, out: &rendered::Render) {
+    out.expect_ok()
+        .has("password", "canary-k8s-pass")
+        .has("key", "canary-k8s-key");
+    assert_eq!(
+        (api.count("team-a", "db"), api.count("team-b", "api")),
+        (1, 1)
+    );
+}
+
 /// The legacy kustomize exec plugin (`kind: Resolver`), run by `kubectl kustomize
 /// --enable-alpha-plugins`, resolves Kubernetes references with the sidecar's settings.
 #[test]
@@ -336,18 +347,54 @@ fn legacy_kustomize_resolver_resolves_k8s_references() {
     side.run(&["install-kustomize-plugin"], "").expect_ok();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/kubernetes/legacy-resolver-resolves-k8s-references");
-    side.run_program(
+    let out = side.run_program(
         Path::new("kubectl"),
         &["kustomize", "--enable-alpha-plugins", dir.to_str().unwrap()],
         "",
-    )
-    .expect_ok()
-    .has("password", "canary-k8s-pass")
-    .has("key", "canary-k8s-key");
+    );
     // kubectl itself asks for /version with the same kubeconfig; kustodian reads each Secret once.
+    resolved_team_a_and_b_once(&api, &out);
+}
+
+/// `kustodian krm` run by `kpt fn eval --exec` resolves Kubernetes references with the
+/// sidecar's settings, and a namespace outside the allow-list fails the function without a value.
+#[test]
+fn krm_function_via_kpt_fn_eval_resolves_k8s_references() {
+    let api = api();
+    let mut side = sidecar(&api);
+    side.set("AVP_TYPE", "kubernetessecret");
+    let pkg = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kubernetes/krm-function-via-kpt-fn-eval");
+    let bins = example::bin_dir();
+    let krm = bins.path().join("kustodian-krm");
+    let eval = |side: &Sidecar| {
+        side.run_program(
+            Path::new("kpt"),
+            &[
+                "fn",
+                "eval",
+                "--exec",
+                krm.to_str().unwrap(),
+                pkg.to_str().unwrap(),
+                "-o",
+                "stdout",
+            ],
+            "",
+        )
+    };
+    resolved_team_a_and_b_once(&api, &eval(&side));
+    side.set("KUSTODIAN_K8S_ALLOWED_NAMESPACES", "team-a");
+    let r = eval(&side);
+    assert!(!r.ok, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("team-b") && r.stderr.contains("KUSTODIAN_K8S_ALLOWED_NAMESPACES"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
-        (api.count("team-a", "db"), api.count("team-b", "api")),
-        (1, 1)
+        api.count("team-b", "api"),
+        1,
+        "no request outside the allow-list"
     );
 }
 

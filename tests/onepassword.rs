@@ -319,4 +319,3 @@ fn every_render_path_resolves_op_references() {
     let reads = c.count(ITEM);
     assert!((4..=8).contains(&reads), "{reads} reads of the item");
 }
-
