@@ -179,11 +179,21 @@ fn history_of_a_partial_clone_is_scanned_in_full() {
     let url = format!("file://{}", src.path().display());
     git(
         clone.path(),
-        &["clone", "-q", "--filter=blob:none", "--no-checkout", &url, "c"],
+        &[
+            "clone",
+            "-q",
+            "--filter=blob:none",
+            "--no-checkout",
+            &url,
+            "c",
+        ],
     );
     let dir = clone.path().join("c");
     let missing = git(&dir, &["rev-list", "--objects", "--missing=print", "--all"]);
-    assert!(missing.lines().any(|l| l.starts_with('?')), "not a partial clone");
+    assert!(
+        missing.lines().any(|l| l.starts_with('?')),
+        "not a partial clone"
+    );
     let out = scan(&dir, &["--range", "HEAD", "--format", "json"]);
     let want = std::fs::read_to_string(fixture(name).join("expected.txt")).unwrap();
     assert_eq!(brief(&out), want.lines().collect::<Vec<_>>());
@@ -194,14 +204,21 @@ fn history_of_a_partial_clone_is_scanned_in_full() {
 fn a_missing_blob_is_an_unreadable_blob_finding_and_the_scan_goes_on() {
     let tmp = repo_of("known-formats-in-any-file");
     let dir = tmp.path();
-    common::write(dir, "lost.yaml", "kind: ConfigMap\ndata:\n  note: canary lost\n");
+    common::write(
+        dir,
+        "lost.yaml",
+        "kind: ConfigMap\ndata:\n  note: canary lost\n",
+    );
     let commit = commit_all(dir, "add the fixture");
     let blob = git(dir, &["rev-parse", "HEAD:lost.yaml"]);
     std::fs::remove_file(dir.join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
     let out = scan(dir, &["--range", "HEAD", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let f = findings(&out);
-    let lost: Vec<_> = f.iter().filter(|f| f["rule"] == "unreadable-blob").collect();
+    let lost: Vec<_> = f
+        .iter()
+        .filter(|f| f["rule"] == "unreadable-blob")
+        .collect();
     assert_eq!(lost.len(), 1, "{f:?}");
     assert_eq!(lost[0]["path"], "lost.yaml");
     assert_eq!(lost[0]["commit"].as_str(), Some(commit.as_str()));

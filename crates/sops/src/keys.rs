@@ -147,7 +147,11 @@ impl Identities {
         let looked = vec![format!(
             "{location} ({} {})",
             ids.len(),
-            if ids.len() == 1 { "identity" } else { "identities" }
+            if ids.len() == 1 {
+                "identity"
+            } else {
+                "identities"
+            }
         )];
         Ok(Identities {
             ids,
