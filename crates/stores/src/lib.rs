@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod answer;
 pub mod aws;
 pub mod azure;
 pub mod config;

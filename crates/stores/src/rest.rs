@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::io::Read as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -129,20 +128,9 @@ impl Rest {
         }
         let mut response = rb.call()?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        let retry_after = crate::answer::retry_after_secs(&response)
             .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CAP));
-        let mut bytes = Zeroizing::new(Vec::new());
-        response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .reader()
-            .read_to_end(&mut bytes)
-            .map_err(ureq::Error::Io)?;
+        let bytes = crate::answer::read_body(&mut response, BODY_LIMIT)?;
         let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok((status, retry_after, SecretValue::new(body)))
     }

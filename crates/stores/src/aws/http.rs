@@ -7,7 +7,6 @@
 //! from AWS's JSON (`__type`, `message`) or XML (`<Code>`, `<Message>`) error shapes.
 
 use std::hash::{BuildHasher, Hasher};
-use std::io::Read as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
@@ -198,20 +197,8 @@ impl Http {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(':').next().unwrap_or("").to_string());
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let mut bytes = Zeroizing::new(Vec::new());
-        response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .reader()
-            .read_to_end(&mut bytes)
-            .map_err(ureq::Error::Io)?;
+        let retry_after = crate::answer::retry_after_secs(&response).map(Duration::from_secs);
+        let bytes = crate::answer::read_body(&mut response, BODY_LIMIT)?;
         let body = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         let error = (!(200..300).contains(&status)).then(|| error_of(status, &body, header_code));
         Ok(Answer {

@@ -16,7 +16,6 @@
 //!   retries and their waits): a server that accepts connections and never answers costs
 //!   that long once, not once per attempt and reference.
 
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -372,19 +371,11 @@ impl Http {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s.min(5)));
+        let retry_after =
+            crate::answer::retry_after_secs(&response).map(|s| Duration::from_secs(s.min(5)));
         let content_type = header("content-type");
         let location = header("location");
-        let mut bytes = Zeroizing::new(Vec::new());
-        response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .reader()
-            .read_to_end(&mut bytes)
-            .map_err(ureq::Error::Io)?;
+        let bytes = crate::answer::read_body(&mut response, BODY_LIMIT)?;
         let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         Ok(Answer {
             status,
