@@ -14,6 +14,8 @@ mod example;
 mod kube_api;
 #[path = "support/rendered.rs"]
 mod rendered;
+#[path = "support/sidecar.rs"]
+mod sidecar;
 #[path = "support/standin.rs"]
 mod standin;
 
@@ -22,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kube_api::{Identity, KubeApi};
-use standin::{secret_doc, Sidecar};
+use sidecar::{secret_doc, Sidecar};
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.canary-k8s-sa-token.c2ln";
 
@@ -64,7 +66,7 @@ fn kubeconfig(api: &KubeApi, cluster_extra: &str, user: &str) -> String {
 
 /// A sidecar with a kubeconfig using the token and the CA as data, allowed team-a and team-b.
 fn sidecar(api: &KubeApi) -> Sidecar {
-    let mut s = Sidecar::new(&[TOKEN]);
+    let mut s = Sidecar::with_secrets(&[TOKEN]);
     let cfg = kubeconfig(
         api,
         &format!("    certificate-authority-data: {}\n", api.ca_data()),
@@ -115,7 +117,7 @@ fn vals_and_avp_references_read_each_secret_once_with_a_kubeconfig_token() {
 #[test]
 fn client_certificate_and_ca_files_relative_to_the_kubeconfig() {
     let api = api();
-    let mut side = Sidecar::new(&[TOKEN]);
+    let mut side = Sidecar::with_secrets(&[TOKEN]);
     for f in ["ca.crt", "client.crt", "client.key"] {
         side.file(&format!("kube/certs/{f}"), &api.pki.read(f));
     }
@@ -142,7 +144,7 @@ fn client_certificate_and_ca_files_relative_to_the_kubeconfig() {
 #[test]
 fn in_cluster_service_account_token_and_ca() {
     let api = api();
-    let mut side = Sidecar::new(&[TOKEN]);
+    let mut side = Sidecar::with_secrets(&[TOKEN]);
     side.file("sa/token", &format!("{TOKEN}\n"));
     side.file("sa/ca.crt", &api.pki.read("ca.crt"));
     side.set("KUBERNETES_SERVICE_HOST", "127.0.0.1");

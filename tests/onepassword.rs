@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use op_connect::{Connect, Vault};
 use serde_json::json;
-use standin::{secret_doc, Reply, Server, Sidecar};
+use sidecar::{secret_doc, Sidecar};
+use standin::{Reply, Server};
 
 const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.canary-op-connect-token.c2lnbmF0dXJl";
 const PROD: &str = "prodvault0000000000000000a";
@@ -64,7 +65,7 @@ fn connect() -> Connect {
 }
 
 fn sidecar(c: &Connect) -> Sidecar {
-    let mut s = Sidecar::new(&[TOKEN]);
+    let mut s = Sidecar::with_secrets(&[TOKEN]);
     s.set("OP_CONNECT_HOST", &c.server.url);
     s.set("OP_CONNECT_TOKEN", TOKEN);
     s
@@ -218,7 +219,7 @@ fn throttling_is_retried_after_retry_after_then_given_up() {
 #[test]
 fn connect_settings_come_only_from_the_operator() {
     let attacker = Server::start(|_| Reply::json(500, json!({})));
-    let mut side = Sidecar::new(&[]);
+    let mut side = Sidecar::with_secrets(&[]);
     side.set("ARGOCD_ENV_OP_CONNECT_HOST", &attacker.url);
     side.set("ARGOCD_ENV_OP_CONNECT_TOKEN", "canary-app-token");
     side.render(&secret_doc(&[("a", "op://Prod/db/password")]))
@@ -249,7 +250,7 @@ fn an_unreachable_connect_server_is_one_clear_error() {
         .local_addr()
         .unwrap()
         .port();
-    let mut side = Sidecar::new(&[TOKEN]);
+    let mut side = Sidecar::with_secrets(&[TOKEN]);
     side.set("OP_CONNECT_HOST", &format!("http://127.0.0.1:{port}"));
     side.set("OP_CONNECT_TOKEN", TOKEN);
     side.set("KUSTODIAN_OP_CONNECT_TIMEOUT", "3");

@@ -19,9 +19,11 @@ const FOREIGN: &[&str] = &[
     "BAO_",
     "AVP_",
     "KUSTODIAN_",
-    "ARGOCD_ENV_",
+    "ARGOCD_",
     "XDG_",
     "SSL_CERT",
+    "OP_",
+    "KUBE",
 ];
 
 pub struct Sidecar {
@@ -32,15 +34,23 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
+    /// A sidecar whose `<path:>` placeholders go to `store`, with a short retry budget.
     pub fn new(store: &str) -> Sidecar {
-        let mut s = Sidecar {
-            home: tempfile::tempdir().unwrap(),
-            vars: Vec::new(),
-            secrets: vec!["canary".into()],
-        };
+        let mut s = Sidecar::with_secrets(&[]);
         s.set("AVP_TYPE", store);
         s.set("KUSTODIAN_CLOUD_MAX_ATTEMPTS", "3");
         s
+    }
+
+    /// A sidecar with no variables yet; `secrets` (and "canary") must never reach an output.
+    pub fn with_secrets(secrets: &[&str]) -> Sidecar {
+        let mut all: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        all.push("canary".into());
+        Sidecar {
+            home: tempfile::tempdir().unwrap(),
+            vars: Vec::new(),
+            secrets: all,
+        }
     }
 
     pub fn set(&mut self, k: &str, v: &str) {

@@ -2,17 +2,15 @@
 //! HTTP/1.1 server that hands each request to a handler and records it; a TLS front made with
 //! Python's `ssl` module and a test CA made by `openssl` (client certificates checked against
 //! the CA, the subject's CN passed on as `X-Remote-User`, as the Kubernetes API server's
-//! front proxy does); and the sidecar runner that checks every output for leaks.
+//! front proxy does). The sidecar runner is tests/support/sidecar.rs.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-
-use super::rendered::Render;
 
 /// One request as the stand-in saw it.
 #[derive(Clone, Debug)]
@@ -359,107 +357,4 @@ impl Drop for TlsFront {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A sidecar's environment: its own HOME and variables, and the strings no output may hold.
-pub struct Sidecar {
-    pub home: tempfile::TempDir,
-    pub vars: Vec<(String, String)>,
-    pub secrets: Vec<String>,
-}
-
-impl Sidecar {
-    pub fn new(secrets: &[&str]) -> Sidecar {
-        let mut all: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
-        all.push("canary".into());
-        Sidecar {
-            home: tempfile::tempdir().unwrap(),
-            vars: Vec::new(),
-            secrets: all,
-        }
-    }
-
-    pub fn set(&mut self, k: &str, v: &str) {
-        self.vars.retain(|(n, _)| n != k);
-        self.vars.push((k.into(), v.into()));
-    }
-
-    pub fn unset(&mut self, k: &str) {
-        self.vars.retain(|(n, _)| n != k);
-    }
-
-    /// Writes a file under HOME and returns its path.
-    pub fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.home.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// `kustodian render -` of `input`.
-    pub fn render(&self, input: &str) -> Render {
-        self.run(&["render", "-"], input)
-    }
-
-    pub fn run(&self, args: &[&str], stdin: &str) -> Render {
-        let bin = assert_cmd::cargo::cargo_bin("kustodian");
-        self.run_program(&bin, args, stdin)
-    }
-
-    /// Runs `program` with only the sidecar's variables (none of the test's own store, Argo CD
-    /// or kustodian settings), and checks that no secret reached stderr, nor stdout of a
-    /// failed run.
-    pub fn run_program(&self, program: &Path, args: &[&str], stdin: &str) -> Render {
-        let mut cmd = Command::new(program);
-        for (k, _) in std::env::vars() {
-            let foreign = [
-                "AWS_",
-                "VAULT_",
-                "BAO_",
-                "AVP_",
-                "KUSTODIAN_",
-                "ARGOCD_",
-                "XDG_",
-                "OP_",
-                "KUBE",
-            ]
-            .iter()
-            .any(|p| k.starts_with(p));
-            if foreign {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.current_dir(self.home.path())
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
-            .envs(self.vars.iter().map(|(k, v)| (k, v)));
-        let out = assert_cmd::Command::from_std(cmd)
-            .args(args)
-            .write_stdin(stdin.to_string())
-            .output()
-            .unwrap();
-        let r = Render {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        for s in &self.secrets {
-            assert!(
-                !r.stderr.to_lowercase().contains(&s.to_lowercase()),
-                "stderr leaks {s:?}:\n{}",
-                r.stderr
-            );
-            assert!(r.ok || !r.stdout.contains(s.as_str()), "stdout leaks {s:?}");
-        }
-        r
-    }
-}
-
-/// A Secret with `stringData` lines.
-pub fn secret_doc(lines: &[(&str, &str)]) -> String {
-    let mut s = String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n");
-    for (k, v) in lines {
-        s.push_str(&format!("  {k}: '{v}'\n"));
-    }
-    s
 }
