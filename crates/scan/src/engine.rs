@@ -99,6 +99,13 @@ pub enum FollowKind {
         /// (`Some(false)`), or names no kind (`None`).
         target_secret: Option<bool>,
     },
+    /// A file read as Helm values (a `configMapGenerator` `files:` entry, a kustomize
+    /// `helmCharts` `valuesFile`, an Argo CD `helm.valueFiles` entry) whose name is not a
+    /// manifest's (`.yaml`, `.yml`, `.json`): judged value by value like YAML.
+    HelmValues {
+        /// What names the file: `configMapGenerator`, `helmCharts`, `Application`, ...
+        by: &'static str,
+    },
 }
 
 /// A file read by a `secretGenerator`, to be judged once its bytes are at hand.
@@ -190,7 +197,9 @@ impl Scanner {
             }
         };
         let secrets = bad.is_some() || self.prefilter(text.as_bytes());
-        let credentials = self.credentials_prefilter(text.as_bytes(), true);
+        let credentials = self.credentials_prefilter(text.as_bytes(), true)
+            || (!self.policy.only_secrets
+                && crate::credentials::names_values_files(text.as_bytes()));
         let formats = self.credentials_prefilter(text.as_bytes(), false);
         if !secrets && !credentials {
             if !formats {

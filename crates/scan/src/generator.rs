@@ -5,7 +5,7 @@
 use kustodian_manifest::{Node, NodeKind, Object};
 
 use crate::engine::{
-    is_valid_key, FileCx, FollowKind, FollowRequest, Hit, KeyAt, Owner, ALLOW_ANNOTATION,
+    is_valid_key, FileCx, FollowKind, FollowRequest, Hit, KeyAt, Owner, Scanner, ALLOW_ANNOTATION,
 };
 use crate::finding::{Excerpt, Location, Note, Related, Severity};
 use crate::rules::Rule;
@@ -99,7 +99,7 @@ fn scan_generator(
 }
 
 /// The scalar items of a sequence (or a lone scalar, as the old `env:` field allows).
-fn scalars(n: Option<&Node>) -> Vec<&Node> {
+pub(crate) fn scalars(n: Option<&Node>) -> Vec<&Node> {
     match n.map(|n| &n.kind) {
         Some(NodeKind::Seq(items)) => items
             .iter()
@@ -205,6 +205,8 @@ fn join_inside(dir: &str, rel: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
+/// Asks for the file that a generator's (or a Helm values) entry names, relative to `dir`; an
+/// Argo CD `$ref/path` values entry names `path` from the repository root.
 pub(crate) fn follow(
     cx: &mut FileCx<'_>,
     owner: &Owner<'_>,
@@ -213,9 +215,18 @@ pub(crate) fn follow(
     kind: FollowKind,
     item: &Node,
 ) {
-    let Some(text) = item.as_scalar() else { return };
+    let Some(mut text) = item.as_scalar() else {
+        return;
+    };
+    let mut dir = dir;
+    if let (FollowKind::HelmValues { .. }, Some(by_ref)) = (kind, text.strip_prefix('$')) {
+        let Some((_, rel)) = by_ref.split_once('/') else {
+            return;
+        };
+        (text, dir) = (rel, "");
+    }
     let (key, rel) = match kind {
-        FollowKind::File => match text.split_once('=') {
+        FollowKind::File | FollowKind::HelmValues { .. } => match text.split_once('=') {
             Some((k, p)) => (k.trim().to_string(), p.trim()),
             None => (
                 text.rsplit('/').next().unwrap_or(text).to_string(),
@@ -230,6 +241,9 @@ pub(crate) fn follow(
         column: item.span.start.column,
     };
     let Some(path) = join_inside(dir, rel) else {
+        if matches!(kind, FollowKind::HelmValues { .. }) {
+            return;
+        }
         cx.notes.push(Note::info(
             cx.path,
             format!(
@@ -239,6 +253,10 @@ pub(crate) fn follow(
         ));
         return;
     };
+    // A values file with a manifest's name is scanned as one already.
+    if matches!(kind, FollowKind::HelmValues { .. }) && Scanner::is_candidate_path(&path) {
+        return;
+    }
     let lead_start = cx.line_start(entry.line);
     let prefix = cx
         .text
@@ -285,6 +303,19 @@ pub(crate) fn scan_followed(cx: &mut FileCx<'_>, req: &FollowRequest, bytes: &[u
         FollowKind::File => "files",
         FollowKind::Patch { target_secret } => {
             patch::scan_followed(cx, req, target_secret);
+            return;
+        }
+        FollowKind::HelmValues { by } => {
+            let owner = Owner {
+                kind: Some(by),
+                ..owner
+            };
+            let related = Related {
+                location: req.entry.clone(),
+                message: format!("{} reads this file as Helm values", owner.display()),
+                excerpt: req.entry_excerpt.clone(),
+            };
+            crate::credentials::scan_values_file(cx, &owner, &related);
             return;
         }
     };

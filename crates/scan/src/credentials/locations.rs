@@ -9,11 +9,13 @@
 
 use std::sync::OnceLock;
 
-use kustodian_manifest::{Node, NodeKind, Object};
+use kustodian_manifest::{Node, NodeKind, Object, ScalarStyle};
 use regex::Regex;
 
 use super::{keys, CREDENTIAL_VALUE};
-use crate::engine::{FileCx, Hit, KeyAt, Owner, ALLOW_ANNOTATION};
+use crate::engine::{FileCx, FollowKind, Hit, KeyAt, Owner, ALLOW_ANNOTATION};
+use crate::finding::Related;
+use crate::generator;
 use crate::manifest::{is_secret, owner_of, Leaf};
 use crate::rules::Rule;
 
@@ -29,12 +31,147 @@ const REFERENCE_KEYS: &[&str] = &["valueFrom", "secretKeyRef", "secretRef", "enc
 const BY_KEY: (Rule, &str) = (Rule::CredentialValue, "under a credential key name");
 const ENCODED: (Rule, &str) = (Rule::KnownCredential, "(base64-encoded)");
 
-/// Judges every value of one document outside its Secrets.
+/// Judges every value of one document outside its Secrets, and asks for the Helm values files
+/// it names ([`values_files`]).
 pub(crate) fn scan_document(cx: &mut FileCx<'_>, root: &Node) {
     let allowed = Object::new(root).annotation(ALLOW_ANNOTATION).is_some();
     let owner = owner_of(root, allowed);
     let mut path = Vec::new();
     walk(cx, root, &owner, &mut path, 0);
+    values_files(cx, root, allowed);
+}
+
+/// Words of the fields that name Helm values files ([`values_files`]): a file holding none is
+/// not parsed for them.
+const VALUES_FILE_WORDS: [&[u8]; 3] = [b"configMapGenerator", b"valueFiles", b"aluesFile"];
+
+/// Whether the text may name a Helm values file (see [`values_files`]).
+pub(crate) fn names_values_files(bytes: &[u8]) -> bool {
+    VALUES_FILE_WORDS
+        .iter()
+        .any(|w| memchr::memmem::find(bytes, w).is_some())
+}
+
+/// Asks for the local files a document reads as Helm values ([`FollowKind::HelmValues`]), so
+/// that a values file is judged value by value whatever its name: a kustomization's
+/// `configMapGenerator` `files:` (what a Flux `HelmRelease` `valuesFrom` reads) and `helmCharts`
+/// `valuesFile` / `additionalValuesFiles`, relative to the kustomization; an Argo CD
+/// `Application`'s (or `ApplicationSet` template's) `helm.valueFiles`, relative to the source's
+/// `path`, or to the repository root after a `$ref/` prefix. Files with a manifest's name are
+/// scanned as manifests already and are not asked for.
+fn values_files(cx: &mut FileCx<'_>, root: &Node, allowed: bool) {
+    let dir = cx.path.rsplit_once('/').map_or("", |(d, _)| d);
+    let file = cx.path.rsplit('/').next().unwrap_or(cx.path);
+    let o = Object::new(root);
+    let namespace = o
+        .namespace()
+        .or_else(|| root.get("namespace").and_then(Node::as_scalar));
+    let owner = |kind: &'static str, name| Owner {
+        kind: Some(kind),
+        name,
+        namespace,
+        secret_type: None,
+        allowed,
+        generic: false,
+    };
+    match o.kind() {
+        Some("Kustomization" | "Component") => {}
+        None if matches!(
+            file,
+            "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+        ) => {}
+        Some("Application") => {
+            let name = o.name();
+            application_values(cx, root.get("spec"), &owner("Application", name));
+            return;
+        }
+        Some("ApplicationSet") => {
+            let name = o.name();
+            let spec = root.get_path(&["spec", "template", "spec"]);
+            application_values(cx, spec, &owner("ApplicationSet", name));
+            return;
+        }
+        _ => return,
+    }
+    const BY_GENERATOR: FollowKind = FollowKind::HelmValues {
+        by: "configMapGenerator",
+    };
+    for g in seq(root.get("configMapGenerator")) {
+        let owner = owner(
+            "configMapGenerator",
+            g.get("name").and_then(Node::as_scalar),
+        );
+        for item in generator::scalars(g.get("files")) {
+            generator::follow(cx, &owner, dir, "files", BY_GENERATOR, item);
+        }
+    }
+    const BY_CHART: FollowKind = FollowKind::HelmValues { by: "helmCharts" };
+    for c in seq(root.get("helmCharts")) {
+        let name = c
+            .get("releaseName")
+            .or_else(|| c.get("name"))
+            .and_then(Node::as_scalar);
+        let owner = owner("helmCharts", name);
+        for field in ["valuesFile", "additionalValuesFiles"] {
+            for item in generator::scalars(c.get(field)) {
+                generator::follow(cx, &owner, dir, field, BY_CHART, item);
+            }
+        }
+    }
+}
+
+/// The `helm.valueFiles` of an Argo CD Application spec's `source` and `sources`.
+fn application_values(cx: &mut FileCx<'_>, spec: Option<&Node>, owner: &Owner<'_>) {
+    let Some(spec) = spec else { return };
+    let sources: Vec<&Node> = spec
+        .get("source")
+        .into_iter()
+        .chain(seq(spec.get("sources")))
+        .collect();
+    let kind = FollowKind::HelmValues {
+        by: if owner.kind == Some("ApplicationSet") {
+            "ApplicationSet"
+        } else {
+            "Application"
+        },
+    };
+    for s in &sources {
+        // Relative to the chart's `path` in this repository; `$values/envs/prod.yaml` names a
+        // file of the source whose `ref` is `values`, taken as this repository.
+        let dir = s.get("path").and_then(Node::as_scalar);
+        for item in generator::scalars(s.get_path(&["helm", "valueFiles"])) {
+            let by_ref = item.as_scalar().is_some_and(|t| t.starts_with('$'));
+            if let Some(dir) = dir.or(by_ref.then_some("")) {
+                generator::follow(cx, owner, dir, "valueFiles", kind, item);
+            }
+        }
+    }
+}
+
+/// The items of a sequence, or nothing.
+fn seq(n: Option<&Node>) -> &[Node] {
+    n.and_then(Node::as_seq).unwrap_or(&[])
+}
+
+/// Judges a file read as Helm values ([`FollowKind::HelmValues`]): every value of its YAML by
+/// key name, as a values file beside a `Chart.yaml` is, and its lines for known formats; each
+/// finding names the entry that reads the file. A file that is not YAML holding a mapping is
+/// left to the text search every file gets.
+pub(crate) fn scan_values_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: &Related) {
+    let Ok(docs) = kustodian_manifest::parse_stream(cx.text) else {
+        return;
+    };
+    if !docs.iter().any(|d| matches!(d.root.kind, NodeKind::Map(_))) {
+        return;
+    }
+    let before = cx.findings.len();
+    for d in &docs {
+        walk(cx, &d.root, owner, &mut Vec::new(), 0);
+    }
+    super::scan_lines(cx);
+    for f in &mut cx.findings[before..] {
+        f.related = Some(related.clone());
+    }
 }
 
 fn walk<'a>(
@@ -67,7 +204,7 @@ fn walk<'a>(
                 judge(
                     cx,
                     &Leaf::new(Some(&e.key), &e.value, path),
-                    name,
+                    path,
                     value,
                     owner,
                 );
@@ -86,7 +223,7 @@ fn walk<'a>(
                     NodeKind::Scalar { value, .. } => judge(
                         cx,
                         &Leaf::new(Some(&e.key), &e.value, path),
-                        k,
+                        path,
                         value,
                         owner,
                     ),
@@ -112,13 +249,17 @@ fn line_taken(cx: &FileCx<'_>, line: usize) -> bool {
     cx.findings.iter().any(|f| f.location.line == line)
 }
 
-/// Judges one scalar under `key`.
-fn judge(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, key: &str, value: &str, owner: &Owner<'_>) {
+/// Judges one scalar under the last key of `path`.
+fn judge(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, path: &[&str], value: &str, owner: &Owner<'_>) {
+    let key = path.last().copied().unwrap_or("");
     if leaf.node.is_null() || value.len() < 10 || line_taken(cx, leaf.node.span.start.line) {
         return;
     }
     if let Some(class) = encoded_credential(value) {
         leaf.push(cx, owner, ENCODED, class, value.as_bytes());
+        return;
+    }
+    if value.contains('\n') && embedded_yaml(cx, leaf.node, path, owner) {
         return;
     }
     if value.contains('\n') || !keys::is_credential_key(key) {
@@ -127,6 +268,74 @@ fn judge(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, key: &str, value: &str, owner
     }
     if keys::looks_like_credential(value) {
         leaf.push(cx, owner, BY_KEY, CREDENTIAL_VALUE, value.as_bytes());
+    }
+}
+
+/// Judges a literal block (`values.yaml: |` in a ConfigMap that a Flux `HelmRelease`
+/// `valuesFrom` names, an Argo CD `helm.values: |`) as the YAML it holds when it holds a
+/// mapping: every value by its key name, `name`/`value` pairs and `valueFrom` included, at its
+/// own line and column in the file. False when the block is not YAML holding a mapping (INI,
+/// properties, a script): its `key = value` lines are judged as config text instead.
+fn embedded_yaml(cx: &mut FileCx<'_>, node: &Node, path: &[&str], owner: &Owner<'_>) -> bool {
+    let NodeKind::Scalar {
+        style: ScalarStyle::Literal,
+        ..
+    } = node.kind
+    else {
+        return false;
+    };
+    if path.len() >= MAX_DEPTH {
+        return false;
+    }
+    // The block's lines as written, indentation included (the span starts at its text, or at
+    // the `|` before it).
+    let mut first = node.span.start.line;
+    let line_start = cx.line_start(first);
+    if !cx
+        .text
+        .get(line_start..node.span.start.offset)
+        .is_some_and(|lead| lead.bytes().all(|b| b == b' ' || b == b'\t'))
+    {
+        first += 1;
+    }
+    let start = cx.line_start(first);
+    if start < line_start {
+        return false;
+    }
+    let Some(raw) = cx.text.get(start..node.span.end.offset.max(start)) else {
+        return false;
+    };
+    let Ok(mut docs) = kustodian_manifest::parse_stream(raw) else {
+        return false;
+    };
+    if !docs.iter().any(|d| matches!(d.root.kind, NodeKind::Map(_))) {
+        return false;
+    }
+    let mut inner: Vec<&str> = path.to_vec();
+    for d in &mut docs {
+        shift(&mut d.root, start, first - 1);
+    }
+    for d in &docs {
+        walk(cx, &d.root, owner, &mut inner, path.len() + 1);
+    }
+    true
+}
+
+/// Moves the spans of a tree parsed from a slice of the file to where the slice sits in it.
+fn shift(n: &mut Node, offset: usize, lines: usize) {
+    for p in [&mut n.span.start, &mut n.span.end] {
+        p.offset += offset;
+        p.line += lines;
+    }
+    match &mut n.kind {
+        NodeKind::Map(entries) => {
+            for e in entries {
+                shift(&mut e.key, offset, lines);
+                shift(&mut e.value, offset, lines);
+            }
+        }
+        NodeKind::Seq(items) => items.iter_mut().for_each(|i| shift(i, offset, lines)),
+        NodeKind::Scalar { .. } => {}
     }
 }
 

@@ -16,7 +16,7 @@ use crate::engine::{FileCx, Hit, KeyAt, Owner};
 use crate::finding::Severity;
 use crate::rules::Rule;
 
-pub(crate) use locations::scan_document;
+pub(crate) use locations::{names_values_files, scan_document, scan_values_file};
 
 /// Searches every line of the file for known credential formats, skipping lines that already
 /// hold a finding: a `known-credential` finding per line, at the match.
