@@ -223,6 +223,7 @@ impl Scanner {
             for doc in &parsed.docs {
                 crate::credentials::scan_document(&mut cx, &doc.root);
             }
+            crate::credentials::scan_comments(&mut cx, &parsed.docs);
         }
         if credentials || formats {
             crate::credentials::scan_lines(&mut cx);

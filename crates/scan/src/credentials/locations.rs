@@ -168,6 +168,7 @@ pub(crate) fn scan_values_file(cx: &mut FileCx<'_>, owner: &Owner<'_>, related: 
     for d in &docs {
         walk(cx, &d.root, owner, &mut Vec::new(), 0);
     }
+    scan_comments(cx, &docs);
     super::scan_lines(cx);
     for f in &mut cx.findings[before..] {
         f.related = Some(related.clone());
@@ -370,51 +371,195 @@ fn config_lines(cx: &mut FileCx<'_>, node: &Node, value: &str, owner: &Owner<'_>
         .text
         .get(node.span.start.offset..node.span.end.offset.max(node.span.start.offset))
         .unwrap_or("");
+    let place = format!("{}: `{{key}}` in the text of a value", owner.display());
     for line in value.lines() {
-        let Some(c) = config_line().captures(line) else {
-            continue;
-        };
-        let (key, v) = (
-            c.get(1).map_or("", |m| m.as_str()),
-            c.get(2).map_or("", |m| m.as_str()),
-        );
-        // A trailing comment is not part of the value.
-        let v = v.split(" #").next().unwrap_or(v).trim_end_matches(';');
-        if !keys::is_credential_key(key) || !keys::looks_like_credential(v) {
-            continue;
-        }
         // The line's place in the file when the string is written as is (a block scalar).
-        let offset = match span.find(line.trim()) {
+        let at = || match span.find(line.trim()) {
             Some(i) if !line.trim().is_empty() => node.span.start.offset + i,
             _ => node.span.start.offset,
         };
-        let (line_no, column) = cx.pos_at(offset);
-        if line_taken(cx, line_no) {
+        config_line_hit(cx, owner, line, &at, &place);
+    }
+}
+
+/// Judges a line of YAML comment (`# password: hunter2-but-longer`) like a line of config text:
+/// a credential commented out is still committed. Only whole-line comments count, and not the
+/// lines of a block or multi-line scalar, which are text.
+pub(crate) fn scan_comments(cx: &mut FileCx<'_>, docs: &[kustodian_manifest::Document]) {
+    let mut text_lines = Vec::new();
+    for d in docs {
+        multi_line_scalars(&d.root, &mut text_lines, 0);
+    }
+    let owner = Owner::default();
+    for (n, start, line) in super::lines(cx.text) {
+        let body = line.trim_start();
+        let Some(comment) = body.strip_prefix('#') else {
+            continue;
+        };
+        let indent = line.len() - body.len();
+        // A `#` line indented as deep as a block scalar's text is part of it.
+        if !comment.contains([':', '='])
+            || text_lines
+                .iter()
+                .any(|(a, b, deep)| *a <= n && n <= *b && indent >= *deep)
+        {
             continue;
         }
-        let shown = crate::engine::shown_key(key);
-        let message = format!(
-            "{}: `{shown}` in the text of a value holds {} under a credential key name",
-            owner.display(),
-            CREDENTIAL_VALUE.what
+        let lead = comment.len() - comment.trim_start().len();
+        let at = || start + indent + 1 + lead;
+        config_line_hit(
+            cx,
+            &owner,
+            comment,
+            &at,
+            &format!("line {n}: `{{key}}` in a comment"),
         );
-        let fp_key = format!("text/{shown}");
-        cx.push(Hit {
-            rule: Rule::CredentialValue,
-            owner,
-            key: shown.to_string(),
-            fp_key,
-            at: KeyAt {
-                line: line_no,
-                column,
-                offset,
-                shown,
-                sep: " = ",
-            },
-            severity: CREDENTIAL_VALUE.severity,
-            message,
-            hash_input: v.as_bytes(),
-            related: None,
-        });
+    }
+}
+
+/// The first and last line of every scalar that spans lines, and the indentation of its text.
+fn multi_line_scalars(n: &Node, out: &mut Vec<(usize, usize, usize)>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match &n.kind {
+        NodeKind::Scalar { .. } => {
+            let (a, b) = (n.span.start.line, n.span.end.line);
+            let b = if n.span.end.column == 1 { b - 1 } else { b };
+            if b > a {
+                out.push((a, b, n.span.start.column.saturating_sub(1)));
+            }
+        }
+        NodeKind::Seq(items) => items
+            .iter()
+            .for_each(|i| multi_line_scalars(i, out, depth + 1)),
+        NodeKind::Map(entries) => entries
+            .iter()
+            .for_each(|e| multi_line_scalars(&e.value, out, depth + 1)),
+    }
+}
+
+/// Judges one `key = value` / `key: value` line by its key name: a `credential-value` finding
+/// at `at()` (its offset in the file) when the key is a credential's and the value looks like
+/// one. `place` starts the message, `{key}` standing for the key.
+fn config_line_hit(
+    cx: &mut FileCx<'_>,
+    owner: &Owner<'_>,
+    line: &str,
+    at: &dyn Fn() -> usize,
+    place: &str,
+) {
+    let Some(c) = config_line().captures(line) else {
+        return;
+    };
+    let (key, v) = (
+        c.get(1).map_or("", |m| m.as_str()),
+        c.get(2).map_or("", |m| m.as_str()),
+    );
+    // A trailing comment is not part of the value.
+    let v = v.split(" #").next().unwrap_or(v).trim_end_matches(';');
+    if !keys::is_credential_key(key) || !keys::looks_like_credential(v) {
+        return;
+    }
+    let offset = at();
+    let (line_no, column) = cx.pos_at(offset);
+    if line_taken(cx, line_no) {
+        return;
+    }
+    let shown = crate::engine::shown_key(key);
+    let message = format!(
+        "{} holds {} under a credential key name",
+        place.replace("{key}", shown),
+        CREDENTIAL_VALUE.what
+    );
+    let fp_key = format!("text/{shown}");
+    cx.push(Hit {
+        rule: Rule::CredentialValue,
+        owner,
+        key: shown.to_string(),
+        fp_key,
+        at: KeyAt {
+            line: line_no,
+            column,
+            offset,
+            shown,
+            sep: " = ",
+        },
+        severity: CREDENTIAL_VALUE.severity,
+        message,
+        hash_input: v.as_bytes(),
+        related: None,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{FollowKind, Scanner};
+
+    /// `(line, column, key)` of each finding.
+    fn found(path: &str, src: &str) -> Vec<(usize, usize, String)> {
+        Scanner::new()
+            .scan_file(path, src.as_bytes())
+            .findings
+            .iter()
+            .map(|f| (f.location.line, f.location.column, f.key.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_literal_block_holding_yaml_is_judged_as_yaml_at_its_own_lines() {
+        let src = "kind: ConfigMap\nmetadata:\n  name: v\ndata:\n  values.yaml: |\n    env:\n    - name: DB_PASSWORD\n      value: Tr0ub4dor-3xyz-Q9\n    ldap: {bindPassword: Tr0ub4dor-3xyz-Q8}\n  app.ini: |\n    [db]\n    password = Tr0ub4dor-3xyz-Q7\n";
+        assert_eq!(
+            found("cm.yaml", src),
+            vec![
+                (8, 7, "data.values.yaml.env.DB_PASSWORD".to_string()),
+                (9, 12, "data.values.yaml.ldap.bindPassword".to_string()),
+                (12, 5, "password".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_line_comments_are_judged_but_not_hash_lines_of_a_block() {
+        let src = "kind: ConfigMap\ndata:\n  run.sh: |\n    # token: Tr0ub4dor-3xyz-Q9\n  # api_key = Tr0ub4dor-3xyz-Q8\n  # password: changeme\nx: 1 # secret: Tr0ub4dor-3xyz-Q7\n";
+        assert_eq!(found("cm.yaml", src), vec![(5, 5, "api_key".to_string())]);
+    }
+
+    #[test]
+    fn values_files_are_asked_for_when_their_name_is_not_a_manifests() {
+        let s = Scanner::new();
+        let k = "configMapGenerator:\n- name: v\n  files:\n  - values.yaml=my.values\n  - other.yaml\nhelmCharts:\n- name: redis\n  valuesFile: redis.txt\n";
+        let r = s.scan_file("apps/kustomization.yaml", k.as_bytes());
+        let got: Vec<_> = r.follow.iter().map(|f| (f.path.as_str(), f.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "apps/my.values",
+                    FollowKind::HelmValues {
+                        by: "configMapGenerator"
+                    }
+                ),
+                (
+                    "apps/redis.txt",
+                    FollowKind::HelmValues { by: "helmCharts" }
+                ),
+            ]
+        );
+        let app = "kind: Application\nmetadata:\n  name: web\nspec:\n  sources:\n  - path: charts/web\n    helm:\n      valueFiles: [prod.values, $values/envs/x.values, ../../../out.values]\n  - ref: values\n";
+        let r = s.scan_file("apps/web.yaml", app.as_bytes());
+        let got: Vec<_> = r.follow.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(got, vec!["charts/web/prod.values", "envs/x.values"]);
+        // Judged value by value, naming the entry that reads it.
+        let f = s.scan_followed(&r.follow[0], b"db:\n  password: Tr0ub4dor-3xyz-Q9\n");
+        assert_eq!(f.findings.len(), 1);
+        assert_eq!(f.findings[0].location.line, 2);
+        assert!(f.findings[0].message.starts_with("Application/web:"));
+        assert_eq!(f.findings[0].related.as_ref().unwrap().location.line, 8);
+        // Not YAML: left to the text search.
+        assert!(s
+            .scan_followed(&r.follow[0], b"password = Tr0ub4dor-3xyz-Q9\n")
+            .findings
+            .is_empty());
     }
 }

@@ -16,22 +16,16 @@ use crate::engine::{FileCx, Hit, KeyAt, Owner};
 use crate::finding::Severity;
 use crate::rules::Rule;
 
-pub(crate) use locations::{names_values_files, scan_document, scan_values_file};
+pub(crate) use locations::{names_values_files, scan_comments, scan_document, scan_values_file};
 
 /// Searches every line of the file for known credential formats, skipping lines that already
 /// hold a finding: a `known-credential` finding per line, at the match.
 pub(crate) fn scan_lines(cx: &mut FileCx<'_>) {
     let owner = Owner::default();
-    let text = cx.text;
-    let mut offset = 0;
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += raw.len();
-        let line = raw.trim_end_matches(['\n', '\r']);
+    for (n, start, line) in lines(cx.text) {
         let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
             continue;
         };
-        let n = i + 1;
         if cx.findings.iter().any(|f| f.location.line == n)
             || cx.judged_lines.iter().any(|(a, b)| *a <= n && n <= *b)
         {
@@ -60,6 +54,17 @@ pub(crate) fn scan_lines(cx: &mut FileCx<'_>) {
             related: None,
         });
     }
+}
+
+/// Each line of `text`: its number (from 1), the offset where it starts and its text without
+/// the line break.
+fn lines(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    let mut offset = 0;
+    text.split_inclusive('\n').enumerate().map(move |(i, raw)| {
+        let start = offset;
+        offset += raw.len();
+        (i + 1, start, raw.trim_end_matches(['\n', '\r']))
+    })
 }
 
 /// The class of a value found by key name.
