@@ -108,6 +108,14 @@ pub enum FollowKind {
     },
 }
 
+impl FollowKind {
+    /// Whether the file becomes Secret data (so that one too large to read blocks): all but
+    /// [`FollowKind::HelmValues`], which a ConfigMap or a chart reads.
+    pub fn is_secret_data(self) -> bool {
+        !matches!(self, FollowKind::HelmValues { .. })
+    }
+}
+
 /// A file read by a `secretGenerator`, to be judged once its bytes are at hand.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FollowRequest {
@@ -397,7 +405,7 @@ impl Scanner {
         let mut out = FileScan::default();
         if bytes.len() > MAX_FILE_SIZE {
             // Secret data by the generator's word: too large to judge, so it blocks.
-            return self.oversized(&req.path, true);
+            return self.oversized(&req.path, req.kind.is_secret_data());
         }
         let text = String::from_utf8_lossy(bytes);
         let mut cx = FileCx::new(&req.path, &text, &self.policy);

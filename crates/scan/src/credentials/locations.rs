@@ -561,5 +561,9 @@ mod tests {
             .scan_followed(&r.follow[0], b"password = Tr0ub4dor-3xyz-Q9\n")
             .findings
             .is_empty());
+        // Too large to read: a note, not a finding (a ConfigMap's data file is no Secret).
+        let huge = vec![b'a'; crate::engine::MAX_FILE_SIZE + 1];
+        let r = s.scan_followed(&r.follow[0], &huge);
+        assert!(r.findings.is_empty() && !r.notes.is_empty());
     }
 }

@@ -211,7 +211,7 @@ pub(super) fn walk(
         match read_capped(&path, &mut buf) {
             Ok(true) => result.add(scanner.scan_followed(&req, &buf)),
             // Secret data by the generator's word: too large to judge, so it blocks.
-            Ok(false) => result.add(scanner.oversized(&req.path, true)),
+            Ok(false) => result.add(scanner.oversized(&req.path, req.kind.is_secret_data())),
             Err(_) => result.notes.push(Note::info(
                 &req.entry.path,
                 format!(
