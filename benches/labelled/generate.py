@@ -248,6 +248,9 @@ def gen_values():
         "logo_b64": lambda: b64(b"\x89PNG\r\n\x1a\n" + rbytes(90)),
         "integrity": lambda: "sha512-" + b64(rbytes(64)),
         "ansible_vault": lambda: "\n          ".join(pick(HEX, 80) for _ in range(4)),
+        "uuid4": uuid4, "uuid5": uuid4, "sealed2": sealed, "sealed3": sealed,
+        "ca_fp": lambda: ":".join(pick("0123456789ABCDEF", 2) for _ in range(32)),
+        "ocp_token": lambda: "sha256" + "~" + pick(URLSAFE, 43),
     }
     for k, fn in g.items():
         val(k, fn)
@@ -1967,6 +1970,153 @@ spec:
 """)
 
 
+def more_files():
+    """Adversarial look-alikes: what a scanner that judges key names and shapes gets wrong."""
+    add(".env.example", """# Copy to .env; never commit real values
+DB_PASSWORD=«N:empty:»
+API_TOKEN=«N:placeholder:your_token_here»
+SECRET_KEY=«N:command:$(openssl rand -hex 32)»
+JWT_SECRET=«N:shell-default:"${JWT_SECRET:-}"»
+PASSWORD_LENGTH=«N:number:32»
+ADMIN_PASSWORD=«N:placeholder:__ADMIN_PASSWORD__»
+SESSION_SECRET=«N:placeholder:<generate with openssl rand -base64 32>»
+""")
+    add("scripts/login.sh", """#!/usr/bin/env bash
+set -euo pipefail
+export VAULT_TOKEN=«N:command:$(vault login -token-only -method=oidc)»
+TOKEN=«N:command:$(kubectl -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d)»
+read -rs PASSWORD
+token_file=«N:path:/etc/ci/token»
+GITHUB_TOKEN="${GITHUB_TOKEN:-}"
+export OPENSHIFT_TOKEN=«S:openshift-token:@@ocp_token@@»
+argocd login argocd.example.com --username admin --password "$PASSWORD"
+""")
+    add("terraform/db/main.tf", """resource "random_password" "db" {
+  length  = 32
+  special = true
+}
+
+resource "kubernetes_secret" "db" {
+  metadata {
+    name = "db-credentials"
+  }
+  data = {
+    password = «N:hcl-expression:random_password.db.result»
+  }
+}
+
+provider "cloudflare" {
+  api_token = «N:hcl-expression:var.cloudflare_api_token»
+}
+
+variable "token_ttl" {
+  default = «N:duration:"24h"»
+}
+""")
+    add("config/application.properties", """spring.datasource.url=«N:url-var:jdbc:postgresql://db:5432/app?user=app&password=${DB_PASSWORD}»
+spring.datasource.password=«N:property-var:${DB_PASSWORD}»
+spring.mail.password=«N:placeholder:<smtp-password>»
+management.endpoints.web.exposure.include=health
+app.jwt.secret-name=«N:secret-name:app-jwt»
+app.legacy.connection=«N:format-string:Server=%s;User Id=%s;Password=%s;»
+app.sqlserver.template=«N:format-string:Server={0};Database={1};Password={2};»
+""")
+    add("config/app.toml", """[server]
+host = "0.0.0.0"
+port = 8080
+
+[database]
+user = "app"
+password = «N:empty:""»
+password_env = «N:env-name:"DATABASE_PASSWORD"»
+
+[oauth]
+client_secret = «N:placeholder:"<client-secret>"»
+""")
+    add("kubernetes/apps/default/bank-vaults/deployment.yaml", """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: orders
+spec:
+  template:
+    spec:
+      containers:
+        - name: orders
+          env:
+            - name: DB_PASSWORD
+              value: «N:bank-vaults-ref:vault:secret/data/orders#DB_PASSWORD»
+            - name: API_TOKEN
+              value: «N:bank-vaults-ref:vault:secret/data/orders#API_TOKEN#2»
+            - name: GRAFANA_API_KEY
+              value: «N:file-provider:$__file{/etc/secrets/grafana_api_key}»
+            - name: SLACK_WEBHOOK_URL
+              value: «N:flux-var:${SLACK_WEBHOOK_URL}»
+            - name: AZURE_CLIENT_ID
+              value: «N:uuid:@@uuid4@@»
+            - name: AZURE_TENANT_ID
+              value: «N:uuid:@@uuid5@@»
+            - name: TOKEN_AUDIENCE
+              value: «N:word:api://orders»
+            - name: MASKED_TOKEN
+              value: «N:placeholder:ghp_************************************»
+            - name: CI_PASSWORD
+              value: «N:placeholder:dummy-password-for-ci»
+""")
+    add("kubernetes/apps/default/sealed-values/helmrelease.yaml", """apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: app-sealed
+spec:
+  values:
+    sealed:
+      password: «N:sealed-secret:@@sealed2@@»
+      apiToken: «N:sealed-secret:@@sealed3@@»
+    homeassistant:
+      password: «N:ha-secret-tag:!secret mqtt_password»
+    postBuildToken: «N:placeholder:__TOKEN__»
+    clientSecret: «N:placeholder:REPLACE_WITH_CLIENT_SECRET»
+    license:
+      key: «N:word:enterprise»
+      secretName: «N:secret-name:license-key»
+""")
+    add("kubernetes/flux/apps.yaml", """apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: cluster-apps
+  namespace: flux-system
+spec:
+  interval: 30m
+  path: ./kubernetes/apps
+  prune: true
+  decryption:
+    provider: sops
+    secretRef:
+      name: «N:secret-name:sops-age»
+  postBuild:
+    substitute:
+      SECRET_DOMAIN_SUFFIX: «N:word:home-arpa»
+      TOKEN_ISSUER: «N:url:https://auth.example.com»
+    substituteFrom:
+      - kind: Secret
+        name: «N:secret-name:cluster-secrets»
+""")
+    add("docs/development.md", """# Development
+
+Start a local stack with `docker compose up`; it uses these throwaway defaults:
+
+    DATABASE_URL=«W:localhost-default:postgres://postgres:postgres@localhost:5432/dev»
+    AMQP_URL=«W:localhost-default:amqp://guest:guest@localhost:5672/»
+
+To decrypt the store you need your own age key (`AGE-SECRET-KEY-1...`), never a shared one:
+
+    export SOPS_AGE_KEY_FILE=~/.config/sops/age/keys.txt
+    export AWS_SECRET_ACCESS_KEY=«N:placeholder:<your-secret-access-key>»
+
+The cluster CA fingerprint is `«N:checksum:SHA256:@@ca_fp@@»`.
+Dashboards: `«N:url:https://grafana.example.com/d/P1809F7CD0C75ACF3/app?orgId=1»`.
+""")
+
+
 def render(text):
     for k, v in V.items():
         text = text.replace("@@%s@@" % k, v)
@@ -2004,6 +2154,7 @@ def main():
     out = sys.argv[1]
     gen_values()
     files()
+    more_files()
     rows = []
     for path, text in FILES:
         plain, labels = strip(render(text))

@@ -138,7 +138,7 @@ def main():
         subprocess.run(["git", "init", "-q", repo], check=True)
         hits, out = run_kustodian(repo)
         report("kustodian", score(labels, hits, repo), verbose)
-        leaked = [l["kind"] for l in labels if l["label"] != "fake" and len(l["value"]) >= 8
+        leaked = [l["kind"] for l in labels if l["label"] != "fake" and len(l["value"]) >= 10
                   and l["value"] in (out.stdout + out.stderr).decode(errors="replace")]
         if leaked:
             print("    kustodian output holds values of: %s" % ", ".join(sorted(set(leaked))))

@@ -37,6 +37,16 @@ const KEY_ENDINGS: &[&str] = &[
     "licencekey",
     "authkey",
     "hmackey",
+    // PagerDuty's `routing_key` / `service_key`, an integration's key, Datadog's `appKey`.
+    "routingkey",
+    "servicekey",
+    "integrationkey",
+    "appkey",
+    "applicationkey",
+    "accountkey",
+    "subscriptionkey",
+    "sessionkey",
+    "sharedkey",
 ];
 
 /// Endings that hold a credential on their own (`default_pass`, `basicAuth`, `AVP_SECRET_ID`).
@@ -139,6 +149,63 @@ pub(crate) fn line_may_hold_credential(line: &[u8]) -> bool {
     })
 }
 
+/// Whether a text file that is not a manifest is a config file or a script whose `KEY=value`
+/// / `key = "value"` lines are judged by key name (env files, shell scripts, Terraform and
+/// HCL, INI, TOML, properties, rclone and `.terraformrc`); any other text file is searched
+/// for known formats only.
+pub(crate) fn judges_assignments(path: &str) -> bool {
+    let name = path
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
+    const NAMES: &[&str] = &[".envrc", ".terraformrc", "terraformrc", ".netrc", ".pgpass"];
+    const ENDINGS: &[&str] = &[
+        ".env",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".tfvars",
+        ".tf",
+        ".hcl",
+        ".conf",
+        ".ini",
+        ".cfg",
+        ".properties",
+        ".toml",
+    ];
+    NAMES.contains(&name.as_str())
+        || name.starts_with(".env.")
+        || ENDINGS.iter().any(|e| name.ends_with(e))
+}
+
+fn assignment() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r#"^\s*(?:export\s+|readonly\s+|declare\s+(?:-x\s+)?)?["']?([A-Za-z_][A-Za-z0-9_.\-]{0,79})["']?\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'#;]+))\s*(?:[#;].*)?$"#,
+        )
+        .expect("compiles")
+    })
+}
+
+/// A `KEY=literal` / `key = "literal"` line of a config file or script whose key is a
+/// credential's and whose value looks like one: the key, and the byte range of the value in
+/// the line. Values that expand anything (`$VAR`, `$(cmd)`, `` `cmd` ``, `${VAR}`) are not
+/// literals.
+pub(crate) fn find_assignment(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
+    if !line.contains('=') {
+        return None;
+    }
+    let c = assignment().captures(line)?;
+    let key = c.get(1)?.as_str();
+    let v = c.get(2).or_else(|| c.get(3)).or_else(|| c.get(4))?;
+    if v.as_str().contains(['$', '`', '(']) || !is_credential_key(key) {
+        return None;
+    }
+    looks_like_credential(v.as_str()).then(|| (key, v.range()))
+}
+
 /// Lowercase letters and digits of a key name.
 fn squash(key: &str) -> String {
     key.chars()
@@ -206,12 +273,16 @@ fn safe_shape() -> &'static Regex {
             r"^(?:",
             r"(?i:true|false|yes|no|on|off|null|none|nil|~)",
             r"|-?[0-9][0-9_.]*[smhdkKMGi]?[bB]?",
-            // a UUID
-            r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            // an environment variable's name (ESO `secretKey: AWS_SECRET_ACCESS_KEY`)
+            r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
+            // a camelCase or PascalCase identifier of words (`secretKey: awsSecretAccessKey`)
+            r"|[a-z]{2,}(?:[A-Z][a-z]{2,})+|(?:[A-Z][a-z]{2,}){2,}",
             // a digest
             r"|(?i:sha1|sha256|sha384|sha512|md5|blake2b?)[:=-][0-9a-fA-F=+/]+",
-            // a whole-value placeholder: `<key>`, `<your-token>`
-            r"|<[^<>]*>",
+            // a whole-value placeholder: `<key>`, `<your-token>`, `__PASSWORD__`, `@TOKEN@`
+            r"|<[^<>]*>|__[A-Za-z0-9_]+__|@[A-Za-z0-9_]+@",
+            // SealedSecret ciphertext (a Helm chart that templates the SealedSecret)
+            r"|Ag[A-D][A-Za-z0-9+/]{300,}={0,2}",
             r")$"
         ))
         .expect("compiles")
@@ -223,20 +294,31 @@ fn bootstrap_token() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"^[a-z0-9]{6}\.[a-z0-9]{16}$").expect("compiles"))
 }
 
-/// A Kubernetes resource name, a DNS name or a dictionary-like word (`my-app-db-password`,
-/// `postgres.default.svc`): lowercase words, few digits.
+/// A Kubernetes resource name, a DNS name, a dictionary-like word or a path of them
+/// (`my-app-db-password`, `postgres.default.svc`, `database/creds/payments`): lowercase words,
+/// few digits.
 fn is_resource_name(v: &str) -> bool {
     let shape = v.starts_with(|c: char| c.is_ascii_lowercase())
         && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._/".contains(&b));
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     shape && digits * 4 < v.len()
 }
 
+/// An absolute path (`/run/secrets/password`), not base64 that starts with `/`: path
+/// characters only, and no segment of 20 characters or more.
+fn is_path(v: &str) -> bool {
+    v.starts_with('/')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._@:~".contains(&b))
+        && v.split('/').all(|seg| seg.len() < 20)
+}
+
 /// Whether a literal under a credential key looks like a real credential: not a reference,
 /// variable or template (`<path:...>`, `ref+`, `op://`, `${VAR}`, `$(VAR)`, `{{ }}`), not a
-/// placeholder, path, digest, UUID, number or resource name, and long and mixed enough (10
-/// characters or more, two character classes or more, not one repeated character).
+/// placeholder, path, digest, number, resource name or identifier, and long and mixed enough
+/// (10 characters or more, two character classes or more, not one repeated character). A
+/// UUID under a credential key is one (Opsgenie keys, Vault AppRole secret ids).
 pub(crate) fn looks_like_credential(value: &str) -> bool {
     let v = value.trim().trim_matches(|c| c == '"' || c == '\'');
     if v.len() < 10 || v.len() > 4096 || v.contains(char::is_whitespace) {
@@ -250,7 +332,9 @@ pub(crate) fn looks_like_credential(value: &str) -> bool {
         || v.starts_with('$')
         || v.starts_with("ref+")
         || v.starts_with("op://")
-        || v.starts_with('/')
+        // a bank-vaults webhook reference (`vault:secret/data/app#KEY`)
+        || v.starts_with("vault:")
+        || is_path(v)
         || v.starts_with("./")
         || v.starts_with('~')
         || v.starts_with("ENC[")
@@ -311,6 +395,9 @@ mod tests {
             "credentials",
             "privateKey",
             "licenseKey",
+            "routing_key",
+            "service_key",
+            "appKey",
         ] {
             assert!(is_credential_key(k), "{k}");
         }
@@ -337,11 +424,46 @@ mod tests {
     }
 
     #[test]
+    fn assignments_in_config_files_and_scripts() {
+        for (line, key) in [
+            (
+                "export RESTIC_PASSWORD=Xk9mP2vL7qAb3ZrT8wYc",
+                "RESTIC_PASSWORD",
+            ),
+            (
+                "cloudflare_api_token  = \"Xk9mP2vL7qAb3ZrT8wYc_-\"",
+                "cloudflare_api_token",
+            ),
+            ("password = Xk9mP2vL7qAb3ZrT8wYc", "password"),
+            ("  token = 'Xk9mP2vL7qAb3ZrT8wYc' # ci", "token"),
+        ] {
+            assert_eq!(find_assignment(line).map(|(k, _)| k), Some(key), "{line}");
+        }
+        for line in [
+            "export RESTIC_PASSWORD=\"$(pass show restic)\"",
+            "export GITHUB_TOKEN=${GITHUB_TOKEN:?set it}",
+            "PASSWORD_FILE=/run/secrets/password",
+            "POSTGRES_PASSWORD=changeme",
+            "token = var.token",
+            "RESTIC_PASSWORD=",
+        ] {
+            assert_eq!(find_assignment(line), None, "{line}");
+        }
+        assert!(judges_assignments("scripts/backup.sh"));
+        assert!(judges_assignments("terraform/terraform.tfvars"));
+        assert!(judges_assignments(".env.sample"));
+        assert!(!judges_assignments("docs/README.md"));
+        assert!(!judges_assignments("apps/values.yaml"));
+    }
+
+    #[test]
     fn credential_values() {
         for v in [
             "Tr0ub4dor&3xyz",
             "a8f5f167f44f4964e6c998dee827110c",
             "rabbit-2023-Secure!",
+            "3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
+            "/NH+FFdCmrD37CIGC3SrZSCieuwhIr1sWO24cJYqIcA=",
         ] {
             assert!(looks_like_credential(v), "{v}");
         }
@@ -358,8 +480,13 @@ mod tests {
             "admin",
             "my-app-db-password",
             "sha256:abcdef0123456789",
-            "3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
             "/etc/secrets/password",
+            "database/creds/payments",
+            "AWS_SECRET_ACCESS_KEY",
+            "awsSecretAccessKey",
+            "MinioSecretKey",
+            "__ADMIN_PASSWORD__",
+            "vault:secret/data/orders#DB_PASSWORD",
             "true",
             "postgres.default.svc",
             "xxxxxxxxxxxx",
