@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{commit_all, findings, git, kustodian, new_repo, CANARIES};
+use common::{brief, commit_all, findings, git, kustodian, new_repo, CANARIES};
 
 fn fixture(name: &str) -> PathBuf {
     common::repo_root().join("tests/fixtures/scan").join(name)
@@ -33,24 +33,6 @@ fn scan(dir: &Path, args: &[&str]) -> Output {
     let out = kustodian(dir).arg("scan").args(args).output().unwrap();
     common::assert_no_canary(&format!("scan {args:?}"), &out, &CANARIES);
     out
-}
-
-/// `path:line:rule:severity` of each finding, sorted.
-fn brief(out: &Output) -> Vec<String> {
-    let mut v: Vec<String> = findings(out)
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{}:{}:{}",
-                f["path"].as_str().unwrap(),
-                f["line"],
-                f["rule"].as_str().unwrap(),
-                f["severity"].as_str().unwrap()
-            )
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// A fresh repository holding the fixture's files, not yet committed.
