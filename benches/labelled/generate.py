@@ -251,6 +251,12 @@ def gen_values():
         "uuid4": uuid4, "uuid5": uuid4, "sealed2": sealed, "sealed3": sealed,
         "ca_fp": lambda: ":".join(pick("0123456789ABCDEF", 2) for _ in range(32)),
         "ocp_token": lambda: "sha256" + "~" + pick(URLSAFE, 43),
+        "cli_pw": password, "cli_pw2": password, "ghcr_pw2": lambda: pick(ALNUM, 32),
+        "compose_pw": lambda: pick(ALNUM, 24), "rails_skb": lambda: openssl_hex(64),
+        "docker_env_tok": lambda: pick(ALNUM, 40), "tf_result": password, "tf_state_pw": password,
+        "nested_pw": password, "gen_tok": lambda: pick(ALNUM, 32), "gen_smtp": password,
+        "appset_tok": lambda: pick(ALNUM + "-_", 48), "arg_pw": password, "arg_tok": lambda: pick(ALNUM, 40),
+        "inv_pw": password, "make_tok": lambda: pick(ALNUM, 36),
     }
     for k, fn in g.items():
         val(k, fn)
@@ -2117,6 +2123,251 @@ Dashboards: `«N:url:https://grafana.example.com/d/P1809F7CD0C75ACF3/app?orgId=1
 """)
 
 
+def red_files():
+    """Credentials in less common places, and look-alikes beside them."""
+    add("scripts/create-secrets.sh", """#!/usr/bin/env bash
+# One-off: creates the app Secrets by hand (before we had SOPS).
+set -euo pipefail
+kubectl -n default create secret generic app-db \\
+  --from-literal=username=app \\
+  --from-literal=password=«S:from-literal-password:@@cli_pw@@»
+kubectl -n default create secret generic app-api --from-literal=token=«N:command:"$(openssl rand -hex 24)"»
+helm upgrade --install grafana grafana/grafana --set adminPassword=«S:helm-set-password:@@cli_pw2@@» --set persistence.enabled=true
+docker login ghcr.io -u example-bot --password «S:docker-login-password:@@ghcr_pw2@@»
+docker login registry.example.com -u ci --password-stdin < «N:path:/run/secrets/registry-token»
+argocd login argocd.example.com --username admin --password «N:shell-var:"$ARGOCD_PASSWORD"»
+""")
+    add("docker-compose.yaml", """services:
+  db:
+    image: postgres:16
+    environment:
+      - POSTGRES_USER=app
+      - POSTGRES_PASSWORD=«S:compose-password:@@compose_pw@@»
+      - POSTGRES_DB=app
+  app:
+    image: ghcr.io/example/app:1.4.2
+    environment:
+      DATABASE_URL: «S:compose-url:postgres://app:@@compose_pw@@@db:5432/app»
+      SECRET_KEY_BASE: «S:rails-secret-key-base:@@rails_skb@@»
+      REDIS_PASSWORD: «N:compose-var:${REDIS_PASSWORD:?set it}»
+""")
+    add("Dockerfile", """FROM node:22-alpine
+ARG NPM_TOKEN
+ENV NODE_ENV=production
+ENV SENTRY_ORG=example
+ENV DEPLOY_TOKEN=«S:dockerfile-env-token:@@docker_env_tok@@»
+RUN echo "//npm.pkg.github.com/:_authToken=${NPM_TOKEN}" > .npmrc && npm ci && rm .npmrc
+""")
+    add("terraform/state/terraform.tfstate", """{
+  "version": 4,
+  "terraform_version": "1.9.8",
+  "resources": [
+    {
+      "type": "random_password",
+      "name": "db",
+      "instances": [
+        {
+          "attributes": {
+            "id": "none",
+            "length": 32,
+            "result": «W:tfstate-result:"@@tf_result@@"»
+          }
+        }
+      ]
+    },
+    {
+      "type": "proxmox_virtual_environment_user",
+      "instances": [
+        {
+          "attributes": {
+            "password": «S:tfstate-password:"@@tf_state_pw@@"»,
+            "user_id": "terraform@pve"
+          }
+        }
+      ]
+    }
+  ]
+}
+""")
+    add("kubernetes/apps/crossplane/object.yaml", """apiVersion: kubernetes.crossplane.io/v1alpha2
+kind: Object
+metadata:
+  name: tenant-db-secret
+spec:
+  forProvider:
+    manifest:
+      apiVersion: v1
+      kind: Secret
+      metadata:
+        name: tenant-db
+        namespace: tenant-a
+      stringData:
+        password: «S:nested-secret-password:@@nested_pw@@»
+  providerConfigRef:
+    name: «N:secret-name:kubernetes-provider»
+""")
+    add("kubernetes/apps/default/app/kustomization-generators.yaml", """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+secretGenerator:
+  - name: app-api
+    literals:
+      - API_TOKEN=«S:generator-literal:@@gen_tok@@»
+configMapGenerator:
+  - name: app-env
+    literals:
+      - SMTP_PASSWORD=«S:configmap-generator-literal:@@gen_smtp@@»
+      - SMTP_HOST=smtp.example.com
+      - TOKEN_ENDPOINT=«N:url:https://auth.example.com/oauth/token»
+""")
+    add("kubernetes/apps/default/app/application-set.yaml", """apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: clusters
+spec:
+  generators:
+    - list:
+        elements:
+          - cluster: edge-1
+            url: https://10.0.30.10:6443
+            bearerToken: «S:cluster-bearer-token:@@appset_tok@@»
+          - cluster: edge-2
+            url: https://10.0.30.11:6443
+            bearerTokenSecret: «N:secret-name:edge-2-token»
+  template:
+    metadata:
+      name: "app-{{cluster}}"
+    spec:
+      source:
+        helm:
+          parameters:
+            - name: token
+              value: «N:appset-template:"{{bearerToken}}"»
+""")
+    add("kubernetes/apps/default/app/args.yaml", """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: exporter
+spec:
+  template:
+    spec:
+      containers:
+        - name: exporter
+          image: ghcr.io/example/exporter:2.1.0
+          args:
+            - --web.listen-address=:9100
+            - --db.password=«S:container-arg-password:@@arg_pw@@»
+            - --tls.key-file=«N:path:/etc/tls/tls.key»
+            - "--api-token"
+            - «S:container-arg-split:@@arg_tok@@»
+""")
+    add("kubernetes/apps/network/ingress.yaml", """apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: grafana
+  annotations:
+    nginx.ingress.kubernetes.io/auth-type: basic
+    nginx.ingress.kubernetes.io/auth-secret: «N:secret-name:monitoring/basic-auth-users»
+    nginx.ingress.kubernetes.io/auth-realm: Authentication Required
+    nginx.ingress.kubernetes.io/auth-url: «N:url:https://auth.example.com/api/verify?rd=https://grafana.example.com»
+    traefik.ingress.kubernetes.io/router.middlewares: «N:word:network-basic-auth@kubernetescrd»
+spec:
+  ingressClassName: nginx
+  tls:
+    - hosts: [grafana.example.com]
+      secretName: «N:secret-name:grafana-tls»
+""")
+    add("kubernetes/apps/default/app/crd.yaml", """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: databases.example.com
+spec:
+  group: example.com
+  names:
+    kind: Database
+    plural: databases
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                password:
+                  type: string
+                  description: «N:description:The password of the admin user. Use passwordSecretRef instead.»
+                passwordSecretRef:
+                  type: object
+                tokenTTL:
+                  type: string
+                  pattern: «N:regex:'^[0-9]+(s|m|h)$'»
+""")
+    add("kubernetes/apps/default/app/serviceaccount.yaml", """apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: app
+  annotations:
+    eks.amazonaws.com/role-arn: «N:arn:arn:aws:iam::123456789012:role/app-secrets-reader»
+    iam.gke.io/gcp-service-account: «N:word:app-secrets@example-project.iam.gserviceaccount.com»
+automountServiceAccountToken: false
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-token
+  annotations:
+    kubernetes.io/service-account.name: app
+type: kubernetes.io/service-account-token
+""")
+    add("kubernetes/apps/monitoring/prometheus-rules.yaml", """apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: auth
+spec:
+  groups:
+    - name: auth
+      rules:
+        - alert: TokenRefreshFailures
+          expr: «N:promql:sum(rate(auth_token_refresh_failures_total{job="auth"}[5m])) > 0»
+          annotations:
+            summary: «N:description:Token refresh failing; check the client_secret rotation job»
+            runbook_url: «N:url:https://runbooks.example.com/auth#token-refresh»
+""")
+    add("config/hosts.ini", """[k3s_masters]
+k3s-0 ansible_host=10.0.10.10
+k3s-1 ansible_host=10.0.10.11
+
+[all:vars]
+ansible_user=«N:word:ansible»
+ansible_become_password=«S:ansible-inventory-password:@@inv_pw@@»
+ansible_ssh_private_key_file=«N:path:~/.ssh/id_ed25519»
+""")
+    add("Makefile", """REGISTRY ?= ghcr.io/example
+REGISTRY_TOKEN ?= «S:makefile-token:@@make_tok@@»
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+
+push:
+\tdocker login $(REGISTRY) -u bot --password $(REGISTRY_TOKEN)
+""")
+    add("docs/secrets.md", """# Secrets
+
+Create the age key with `age-keygen -o age.agekey` and never commit it: the key starts with
+`AGE-SECRET-KEY-1` and the public recipient with `age1`. Store it in the cluster:
+
+```sh
+kubectl create secret generic sops-age --from-file=age.agekey=«N:path:./age.agekey»
+```
+
+A token looks like `ghp_` followed by 36 characters; a Vault token like `hvs.` and 24 or more.
+The Helm chart's default password is `prom-operator`; change it with
+`--set adminPassword=«N:placeholder:<your-password>»`.
+""")
+
+
 def render(text):
     for k, v in V.items():
         text = text.replace("@@%s@@" % k, v)
@@ -2155,6 +2406,7 @@ def main():
     gen_values()
     files()
     more_files()
+    red_files()
     rows = []
     for path, text in FILES:
         plain, labels = strip(render(text))

@@ -159,7 +159,13 @@ pub(crate) fn judges_assignments(path: &str) -> bool {
         .next()
         .unwrap_or(path)
         .to_ascii_lowercase();
-    const NAMES: &[&str] = &[".envrc", ".terraformrc", "terraformrc", ".netrc", ".pgpass"];
+    const NAMES: &[&str] = &[
+        ".envrc",
+        ".terraformrc",
+        "terraformrc",
+        "makefile",
+        "dockerfile",
+    ];
     const ENDINGS: &[&str] = &[
         ".env",
         ".sh",
@@ -168,6 +174,8 @@ pub(crate) fn judges_assignments(path: &str) -> bool {
         ".tfvars",
         ".tf",
         ".hcl",
+        ".tfstate",
+        ".json5",
         ".conf",
         ".ini",
         ".cfg",
@@ -182,28 +190,71 @@ pub(crate) fn judges_assignments(path: &str) -> bool {
 fn assignment() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(
-            r#"^\s*(?:export\s+|readonly\s+|declare\s+(?:-x\s+)?)?["']?([A-Za-z_][A-Za-z0-9_.\-]{0,79})["']?\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'#;]+))\s*(?:[#;].*)?$"#,
-        )
+        Regex::new(concat!(
+            // `KEY=value`, `export KEY="value"`, `key = 'value' # comment`, a Dockerfile's
+            // `ENV KEY=value`, a Makefile's `KEY ?= value`
+            r#"^\s*(?:export\s+|readonly\s+|declare\s+(?:-x\s+)?|ENV\s+|ARG\s+)?["']?([A-Za-z_][A-Za-z0-9_.\-]{0,79})["']?\s*[?:+]?=\s*"#,
+            r#"(?:"([^"]*)"|'([^']*)'|([^\s"'#;]+))\s*(?:[#;].*)?$"#,
+            // `"key": "value",` (a Terraform state, JSON5)
+            r#"|^\s*"([A-Za-z_][A-Za-z0-9_.\-]{0,79})"\s*:\s*"([^"]*)",?\s*$"#,
+        ))
         .expect("compiles")
     })
 }
 
-/// A `KEY=literal` / `key = "literal"` line of a config file or script whose key is a
-/// credential's and whose value looks like one: the key, and the byte range of the value in
-/// the line. Values that expand anything (`$VAR`, `$(cmd)`, `` `cmd` ``, `${VAR}`) are not
-/// literals.
+fn command_flag() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            // `--from-literal=password=...`, `--set auth.password=...`
+            r#"(?:^|\s)--(?:from-literal=|set(?:-string)?[ =])["']?([A-Za-z0-9_.\-]+)="#,
+            r#"(?:"([^"]*)"|'([^']*)'|([^\s"'\\]+))"#,
+            // `--password=...`, `--token ...`
+            r#"|(?:^|\s)--([A-Za-z][A-Za-z0-9\-]*)(?:=|\s+)(?:"([^"]*)"|'([^']*)'|([^\s"'\\\-][^\s"'\\]*))"#,
+        ))
+        .expect("compiles")
+    })
+}
+
+/// The key and value of the first match of `re` in `line` whose key is a credential's and
+/// whose value is a literal that looks like one. `forms` are the group numbers of the key of
+/// each alternative of `re`; the groups after a key, up to the next, are its value written in
+/// different quotes.
+fn credential_pair<'l>(
+    re: &Regex,
+    forms: &[usize],
+    line: &'l str,
+) -> Option<(&'l str, std::ops::Range<usize>)> {
+    for c in re.captures_iter(line) {
+        let Some(i) = forms.iter().position(|g| c.get(*g).is_some()) else {
+            continue;
+        };
+        let key = c.get(forms[i]).map_or("", |m| m.as_str());
+        let end = forms.get(i + 1).copied().unwrap_or(c.len());
+        let Some(v) = (forms[i] + 1..end).find_map(|g| c.get(g)) else {
+            continue;
+        };
+        if !v.as_str().contains(['$', '`', '('])
+            && is_credential_key(key)
+            && looks_like_credential(v.as_str())
+        {
+            return Some((key, v.range()));
+        }
+    }
+    None
+}
+
+/// A `KEY=literal` / `key = "literal"` / `"key": "literal"` line of a config file or script,
+/// or a command's `--password=literal`, `--from-literal=token=literal` or `--set
+/// auth.password=literal`, whose key is a credential's and whose value looks like one: the
+/// key, and the byte range of the value in the line. Values that expand anything (`$VAR`,
+/// `$(cmd)`, `` `cmd` ``, `${VAR}`) are not literals.
 pub(crate) fn find_assignment(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
-    if !line.contains('=') {
+    if !line.contains(['=', ':', '-']) {
         return None;
     }
-    let c = assignment().captures(line)?;
-    let key = c.get(1)?.as_str();
-    let v = c.get(2).or_else(|| c.get(3)).or_else(|| c.get(4))?;
-    if v.as_str().contains(['$', '`', '(']) || !is_credential_key(key) {
-        return None;
-    }
-    looks_like_credential(v.as_str()).then(|| (key, v.range()))
+    credential_pair(assignment(), &[1, 5], line)
+        .or_else(|| credential_pair(command_flag(), &[1, 5], line))
 }
 
 /// Lowercase letters and digits of a key name.
@@ -436,6 +487,28 @@ mod tests {
             ),
             ("password = Xk9mP2vL7qAb3ZrT8wYc", "password"),
             ("  token = 'Xk9mP2vL7qAb3ZrT8wYc' # ci", "token"),
+            ("      \"password\": \"Xk9mP2vL7qAb3ZrT8wYc\",", "password"),
+            (
+                "kubectl create secret generic db --from-literal=password=Xk9mP2vL7qAb3ZrT8wYc",
+                "password",
+            ),
+            (
+                "helm upgrade app ./chart --set auth.password=Xk9mP2vL7qAb3ZrT8wYc",
+                "auth.password",
+            ),
+            (
+                "docker login ghcr.io -u bot --password Xk9mP2vL7qAb3ZrT8wYc",
+                "password",
+            ),
+            ("ENV API_TOKEN=Xk9mP2vL7qAb3ZrT8wYc", "API_TOKEN"),
+            (
+                "REGISTRY_PASSWORD ?= Xk9mP2vL7qAb3ZrT8wYc",
+                "REGISTRY_PASSWORD",
+            ),
+            (
+                "vault login --method=userpass --password='Xk9mP2vL7qAb3ZrT8wYc'",
+                "password",
+            ),
         ] {
             assert_eq!(find_assignment(line).map(|(k, _)| k), Some(key), "{line}");
         }
@@ -446,6 +519,10 @@ mod tests {
             "POSTGRES_PASSWORD=changeme",
             "token = var.token",
             "RESTIC_PASSWORD=",
+            "docker login -u bot --password-stdin < token.txt",
+            "helm upgrade app --set auth.existingSecret=app-credentials-v2",
+            "argocd login --password \"$PASSWORD\"",
+            "\"password\": null,",
         ] {
             assert_eq!(find_assignment(line), None, "{line}");
         }
