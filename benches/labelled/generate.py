@@ -2067,6 +2067,16 @@ spec:
               value: «N:placeholder:ghp_************************************»
             - name: CI_PASSWORD
               value: «N:placeholder:dummy-password-for-ci»
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: orders
+  annotations:
+    vault.security.banzaicloud.io/vault-addr: https://vault.example.com:8200
+stringData:
+  password: «N:bank-vaults-ref:vault:secret/data/orders#DB_PASSWORD»
+  token: «N:bank-vaults-ref:">>vault:secret/data/orders#API_TOKEN"»
 """)
     add("kubernetes/apps/default/sealed-values/helmrelease.yaml", """apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
