@@ -256,7 +256,8 @@ def gen_values():
         "docker_env_tok": lambda: pick(ALNUM, 40), "tf_result": password, "tf_state_pw": password,
         "nested_pw": password, "gen_tok": lambda: pick(ALNUM, 32), "gen_smtp": password,
         "appset_tok": lambda: pick(ALNUM + "-_", 48), "arg_pw": password, "arg_tok": lambda: pick(ALNUM, 40),
-        "inv_pw": password, "make_tok": lambda: pick(ALNUM, 36),
+        "inv_pw": password, "make_tok": lambda: pick(ALNUM, 36), "gotify_tok": lambda: pick(ALNUM + "-_.", 15),
+        "admin_pw": password,
     }
     for k, fn in g.items():
         val(k, fn)
@@ -675,6 +676,16 @@ data:
         value: token «S:github-token:@@ghp@@»
   service.telegram: |
     token: «S:telegram-bot-token:@@telegram2@@»
+  service.webhook.gotify: |
+    url: https://gotify.example.com/message
+    headers:
+      - name: Authorization
+        value: «S:bearer-header:Bearer @@gotify_tok@@»
+  service.webhook.ntfy: |
+    url: https://ntfy.example.com/argocd
+    headers:
+      - name: Authorization
+        value: «N:bearer-var:Bearer $ntfy-token»
   template.app-deployed: |
     message: Application {{.app.metadata.name}} is now running new version.
 """)
@@ -1245,6 +1256,7 @@ spec:
     env:
       UP_UNIFI_DEFAULT_USER: unpoller
       UP_UNIFI_DEFAULT_PASS: «S:unifi-password:@@unifi_pw@@»
+      UP_INFLUXDB_PW: «S:influxdb-password:@@admin_pw@@»
       UP_PROMETHEUS_DISABLE: "false"
 """)
     add("kubernetes/apps/database/cloudnative-pg/cluster.yaml", """apiVersion: postgresql.cnpg.io/v1

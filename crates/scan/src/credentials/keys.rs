@@ -50,7 +50,7 @@ const KEY_ENDINGS: &[&str] = &[
 ];
 
 /// Endings that hold a credential on their own (`default_pass`, `basicAuth`, `AVP_SECRET_ID`).
-const VALUE_ENDINGS: &[&str] = &["pass", "pwd", "auth", "secretid", "accesskeyid"];
+const VALUE_ENDINGS: &[&str] = &["pass", "pwd", "pw", "auth", "secretid", "accesskeyid"];
 
 /// Endings of key names that name, locate or describe a credential rather than hold it.
 const NOT_A_VALUE_ENDINGS: &[&str] = &[
@@ -372,6 +372,11 @@ fn is_path(v: &str) -> bool {
 /// UUID under a credential key is one (Opsgenie keys, Vault AppRole secret ids).
 pub(crate) fn looks_like_credential(value: &str) -> bool {
     let v = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    // An `Authorization` header's value: the credential follows the scheme.
+    let v = ["Bearer ", "bearer ", "Basic ", "basic ", "token ", "Token "]
+        .iter()
+        .find_map(|scheme| v.strip_prefix(scheme))
+        .map_or(v, str::trim_start);
     if v.len() < 10 || v.len() > 4096 || v.contains(char::is_whitespace) {
         return false;
     }
@@ -449,6 +454,7 @@ mod tests {
             "routing_key",
             "service_key",
             "appKey",
+            "ADMIN_PW",
         ] {
             assert!(is_credential_key(k), "{k}");
         }
@@ -541,6 +547,7 @@ mod tests {
             "rabbit-2023-Secure!",
             "3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
             "/NH+FFdCmrD37CIGC3SrZSCieuwhIr1sWO24cJYqIcA=",
+            "Bearer 7f9c2ba4e88f827d616045507605853e",
         ] {
             assert!(looks_like_credential(v), "{v}");
         }
@@ -563,6 +570,8 @@ mod tests {
             "awsSecretAccessKey",
             "MinioSecretKey",
             "__ADMIN_PASSWORD__",
+            "Bearer ${TOKEN}",
+            "Bearer <token>",
             "vault:secret/data/orders#DB_PASSWORD",
             "true",
             "postgres.default.svc",
