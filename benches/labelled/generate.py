@@ -2128,6 +2128,11 @@ spec:
       - kind: Secret
         name: «N:secret-name:cluster-secrets»
 """)
+    add("kubernetes/apps/default/app/secrets.sops.env", "".join(
+        "%s=«N:sops-enc:%s»\n" % (k, sops_enc()) for k in ["DB_PASSWORD", "API_TOKEN", "SMTP_PASS"])
+        + "sops_age__list_0__map_recipient=«N:age-recipient:@@age_r1@@»\n"
+        + "sops_mac=«N:sops-mac:%s»\n" % sops_enc(32)
+        + "sops_lastmodified=2024-11-02T10:12:44Z\nsops_version=3.9.1\n")
     add("docs/development.md", """# Development
 
 Start a local stack with `docker compose up`; it uses these throwaway defaults:
