@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{commit_all, findings, git, kustodian, new_repo, CANARIES};
+use common::{brief, commit_all, findings, git, kustodian, new_repo, CANARIES};
 
 fn fixture(name: &str) -> PathBuf {
     common::repo_root().join("tests/fixtures/scan").join(name)
@@ -38,25 +38,6 @@ fn scan(dir: &Path, args: &[&str]) -> Output {
     let out = kustodian(dir).arg("scan").args(args).output().unwrap();
     common::assert_no_canary(&format!("scan {args:?}"), &out, &CANARIES);
     out
-}
-
-/// `path:line:column:rule:severity` of each finding, sorted.
-fn brief(out: &Output) -> Vec<String> {
-    let mut v: Vec<String> = findings(out)
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{}:{}:{}:{}",
-                f["path"].as_str().unwrap(),
-                f["line"],
-                f["column"],
-                f["rule"].as_str().unwrap(),
-                f["severity"].as_str().unwrap()
-            )
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// The fixture's `expected.txt`, one finding a line.
@@ -176,6 +157,25 @@ cases! {
     format_chat_webhook_url => "format-chat-webhook-url",
     format_url_with_password => "format-url-with-password",
     format_htpasswd_line => "format-htpasswd-line",
+    format_anthropic_key => "format-anthropic-key",
+    format_base64_private_key => "format-base64-private-key",
+    format_cloudflare_origin_ca_key => "format-cloudflare-origin-ca-key",
+    format_connection_string_password => "format-connection-string-password",
+    format_digitalocean_token => "format-digitalocean-token",
+    format_docker_hub_token => "format-docker-hub-token",
+    format_doppler_token => "format-doppler-token",
+    format_grafana_token => "format-grafana-token",
+    format_huggingface_token => "format-huggingface-token",
+    format_jfrog_token => "format-jfrog-token",
+    format_linear_key => "format-linear-key",
+    format_openai_key => "format-openai-key",
+    format_openshift_token => "format-openshift-token",
+    format_postman_key => "format-postman-key",
+    format_sentry_token => "format-sentry-token",
+    format_shopify_token => "format-shopify-token",
+    format_tailscale_key => "format-tailscale-key",
+    format_telegram_bot_token => "format-telegram-bot-token",
+    format_terraform_cloud_token => "format-terraform-cloud-token",
     // Shapes that never block.
     safe_avp_path_references => "safe-avp-path-references",
     safe_avp_generic_placeholders => "safe-avp-generic-placeholders",

@@ -147,6 +147,25 @@ pub fn findings(out: &Output) -> Vec<serde_json::Value> {
     v["findings"].as_array().expect("a findings array").clone()
 }
 
+/// `path:line:column:rule:severity` of each finding of a `--format json` report, sorted.
+pub fn brief(out: &Output) -> Vec<String> {
+    let mut v: Vec<String> = findings(out)
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}:{}:{}:{}",
+                f["path"].as_str().unwrap(),
+                f["line"],
+                f["column"],
+                f["rule"].as_str().unwrap(),
+                f["severity"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// For a golden-file case that expects a failure (it has `expected-error.txt`): checks that it
 /// failed, printed nothing on stdout and said every line of that file on stderr, and returns
 /// true. Returns false for a case that expects success.

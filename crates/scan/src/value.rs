@@ -303,8 +303,10 @@ fn outside(text: &str, cx: Context<'_>, parts: &mut Parts) {
 }
 
 /// Literal text between references. `${VAR}` and `${VAR:=default}` (envsubst, Flux post-build
-/// substitution), `op://VAULT/ITEM/FIELD` (1Password secret references) and a whole value that
-/// is one generic placeholder (`<password>`) also supply values, in every document.
+/// substitution), `op://VAULT/ITEM/FIELD` (1Password secret references), a whole value that
+/// is one generic placeholder (`<password>`) and a whole bank-vaults reference
+/// (`vault:secret/data/app#KEY`, `>>vault:...`, which its webhook resolves in Secrets and env)
+/// also supply values, in every document.
 fn gap_text(text: &str, _cx: Context<'_>, parts: &mut Parts) {
     let mut last = 0;
     for m in other_reference().find_iter(text) {
@@ -319,7 +321,7 @@ fn other_reference() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
         regex::Regex::new(
-            r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=+?][^}]*)?\}|\bop://[^\s/]+/[^\s/]+/[^\s]+|^\s*<[A-Za-z0-9_.\-]+>\s*$",
+            r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-=+?][^}]*)?\}|\bop://[^\s/]+/[^\s/]+/[^\s]+|^\s*<[A-Za-z0-9_.\-]+>\s*$|^\s*(?:>>)?vault:[A-Za-z0-9_.\-/]+#[A-Za-z0-9_.\-]+(?:#[0-9]+)?\s*$",
         )
             .expect("compiles")
     })
@@ -968,16 +970,24 @@ mod tests {
             "op://prod/db/password",
             "${DB_PASSWORD:=fallback}",
             "<password>",
+            "vault:secret/data/app#password",
+            ">>vault:secret/data/app#token#2",
         ] {
             assert!(matches!(judge_text(v, annotated), Verdict::Safe(_)), "{v}");
             // Flux substitutions, 1Password references and whole-value placeholders are
             // references in every document (issue 15).
             assert!(matches!(judge_text(v, cx()), Verdict::Safe(_)), "{v}");
         }
-        assert!(matches!(
-            judge_text("${DB_USER}:Xk9Pa55word!", annotated),
-            Verdict::Plaintext { .. }
-        ));
+        for v in [
+            "${DB_USER}:Xk9Pa55word!",
+            "vault:Xk9Pa55word!",
+            "x vault:a/b#c",
+        ] {
+            assert!(
+                matches!(judge_text(v, annotated), Verdict::Plaintext { .. }),
+                "{v}"
+            );
+        }
     }
 
     #[test]

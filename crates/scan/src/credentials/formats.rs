@@ -34,13 +34,20 @@ pub(crate) const FORMATS: &[Format] = &[
         Critical,
         "a private key",
     ),
+    // `-----BEGIN ... PRIVATE KEY` base64-encoded, as a kubeconfig's `client-key-data` or a
+    // talosconfig's `key` holds it (the encoding of each label, from the first byte).
+    f(
+        r"\bLS0tLS1CRUdJTiB(?:QUklWQVRFIEtFWS|SU0EgUFJJVkFURSBLRVkt|FQyBQUklWQVRFIEtFWS|EU0EgUFJJVkFURSBLRVkt|PUEVOU1NIIFBSSVZBVEUgS0VZ|FTkNSWVBURUQgUFJJVkFURSBLRVkt|FRDI1NTE5IFBSSVZBVEUgS0VZ|QR1AgUFJJVkFURSBLRVkgQkxPQ0st)",
+        Critical,
+        "a private key (base64-encoded)",
+    ),
     f(
         r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
         Critical,
         "an AWS access key",
     ),
     f(
-        r#"(?i)aws.{0,24}?(?:secret|private).{0,20}?['"]?\s*[:=]\s*['"]?[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)"#,
+        r#"(?i)(?:aws.{0,24}?(?:secret|private)|secret_?access_?key).{0,20}?['"]?\s*[:=]\s*['"]?[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)"#,
         Critical,
         "an AWS secret access key",
     ),
@@ -88,6 +95,83 @@ pub(crate) const FORMATS: &[Format] = &[
         "an age secret key",
     ),
     f(
+        r"\b[0-9]{8,10}:AA[0-9A-Za-z_\-]{33}(?:[^0-9A-Za-z_\-]|$)",
+        Critical,
+        "a Telegram bot token",
+    ),
+    f(
+        r"\bgl(?:sa|c)_[A-Za-z0-9+/]{32,}(?:_[0-9a-fA-F]{8}|={0,2})",
+        Critical,
+        "a Grafana token",
+    ),
+    f(
+        r"\bdo[opr]_v1_[0-9a-f]{64}\b",
+        Critical,
+        "a DigitalOcean token",
+    ),
+    f(
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}",
+        Critical,
+        "an OpenAI API key",
+    ),
+    f(
+        r"\bsk-ant-(?:api|admin|oat)[0-9]{2}-[A-Za-z0-9_\-]{80,}",
+        Critical,
+        "an Anthropic API key",
+    ),
+    f(r"\bhf_[A-Za-z]{34}\b", Critical, "a Hugging Face token"),
+    f(
+        r"\bdckr_(?:pat|oat)_[A-Za-z0-9_\-]{27,}",
+        Critical,
+        "a Docker Hub token",
+    ),
+    f(
+        r"\btskey-(?:auth|client|api|scim|webhook)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{20,}",
+        Critical,
+        "a Tailscale key",
+    ),
+    f(
+        r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9._\-]{40,}",
+        Critical,
+        "a Doppler token",
+    ),
+    f(
+        r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,}",
+        Critical,
+        "a Terraform Cloud token",
+    ),
+    f(
+        r"\bshp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}\b",
+        Critical,
+        "a Shopify token",
+    ),
+    f(r"\blin_api_[A-Za-z0-9]{40}\b", Critical, "a Linear API key"),
+    f(
+        r"\bAKCp[A-Za-z0-9]{69}\b|\bcmVmdGtuOjAxOj[A-Za-z0-9]{40,}",
+        Critical,
+        "a JFrog token",
+    ),
+    f(
+        r"\bsntry[su]_[A-Za-z0-9+/=_\-]{40,}",
+        Critical,
+        "a Sentry token",
+    ),
+    f(
+        r"\bPMAK-[0-9a-f]{24}-[0-9a-f]{34}\b",
+        Critical,
+        "a Postman API key",
+    ),
+    f(
+        r"\bsha256~[A-Za-z0-9_\-]{43}(?:[^A-Za-z0-9_\-]|$)",
+        Critical,
+        "an OpenShift token",
+    ),
+    f(
+        r"\bv1\.0-[0-9a-f]{24}-[0-9a-f]{146}\b",
+        Critical,
+        "a Cloudflare Origin CA key",
+    ),
+    f(
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
         High,
         "a JSON Web Token",
@@ -103,7 +187,12 @@ pub(crate) const FORMATS: &[Format] = &[
         "a chat webhook URL",
     ),
     f(
-        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^/\s:@]{1,256}:[^/\s@]{1,256}@",
+        r"(?i)[?&;]\s*(?:password|pwd)\s*=\s*[^&;\s'\x22]{6,}",
+        High,
+        "a connection string with a password",
+    ),
+    f(
+        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^/\s:@]{0,256}:[^/\s@]{1,256}@",
         High,
         "a URL with a password",
     ),
@@ -116,6 +205,9 @@ pub(crate) const FORMATS: &[Format] = &[
 
 /// The index of "a URL with a password" in [`FORMATS`].
 const URL_PASSWORD: usize = FORMATS.len() - 2;
+
+/// The index of "a connection string with a password" in [`FORMATS`].
+const QUERY_PASSWORD: usize = FORMATS.len() - 3;
 
 /// [`FORMATS`] as one set (which formats match).
 pub(crate) fn set() -> &'static RegexSet {
@@ -171,10 +263,26 @@ pub(crate) fn url_password_is_real(m: &[u8]) -> bool {
         .windows(3)
         .position(|w| w == b"://")
         .map_or(0, |i| i + 3);
-    if before[scheme_end..].iter().any(|b| b"<>${}%".contains(b)) {
+    if is_variable_text(&before[scheme_end..]) {
         return false;
     }
-    let pw = &before[colon + 1..];
+    password_is_real(&before[colon + 1..])
+}
+
+/// Whether text holds a reference, a variable or a format directive rather than a literal:
+/// `<...>`, `{...}`, `${VAR}`, `$(VAR)`, `$VAR`, `%s`, `%(name)s` (a percent sign before
+/// anything else, as in `%40` or a generated password, is literal text).
+fn is_variable_text(t: &[u8]) -> bool {
+    t.iter().any(|b| b"<>{}".contains(b))
+        || t.windows(2).any(|w| {
+            (w[0] == b'$' && (w[1] == b'(' || w[1] == b'_' || w[1].is_ascii_uppercase()))
+                || (w[0] == b'%' && b"sdvq({".contains(&w[1]))
+        })
+}
+
+/// Whether a password taken from a URL or a connection string is a real value: 3 characters or
+/// more, not a variable or placeholder, not a word that names the field.
+fn password_is_real(pw: &[u8]) -> bool {
     if pw.is_empty() || pw.len() < 3 {
         return false;
     }
@@ -189,6 +297,16 @@ pub(crate) fn url_password_is_real(m: &[u8]) -> bool {
         || is_sample(pw))
 }
 
+/// Whether the password of a `;Password=...` / `&password=...` match is a real value, judged as
+/// a URL's password is.
+fn query_password_is_real(m: &[u8]) -> bool {
+    let Some(eq) = m.iter().position(|b| *b == b'=') else {
+        return false;
+    };
+    let pw = m[eq + 1..].trim_ascii_start();
+    !is_variable_text(pw) && password_is_real(pw)
+}
+
 /// The most severe known credential on one line of text (a comment, a script, a YAML value):
 /// the column (1-based, in bytes) where it starts, its class and the matched bytes (for the
 /// fingerprint only). Documentation samples and URLs whose password is a variable are skipped.
@@ -200,7 +318,9 @@ pub(crate) fn find_in_line(line: &[u8]) -> Option<(usize, &'static Format, &[u8]
             continue;
         }
         let found = each()[i].find_iter(line).find(|m| {
-            !is_sample(m.as_bytes()) && (i != URL_PASSWORD || url_password_is_real(m.as_bytes()))
+            !is_sample(m.as_bytes())
+                && (i != URL_PASSWORD || url_password_is_real(m.as_bytes()))
+                && (i != QUERY_PASSWORD || query_password_is_real(m.as_bytes()))
         });
         if let Some(m) = found {
             best = Some((m.start() + 1, fmt, m.as_bytes()));
@@ -243,6 +363,50 @@ pub(crate) const NEEDLES: &[&str] = &[
     "hvs.",
     "hvb.",
     "AGE-SECRET-KEY-1",
+    "LS0tLS1CRUdJTi",
+    // Credential key names, for `KEY=value` lines of config files and scripts
+    // (`keys::find_assignment`); they also cover `secret_access_key`.
+    "assword",
+    "ASSWORD",
+    "ecret",
+    "ECRET",
+    "oken",
+    "OKEN",
+    "_pass",
+    "_PASS",
+    ":AA",
+    "glsa_",
+    "glc_",
+    "dop_v1_",
+    "doo_v1_",
+    "dor_v1_",
+    "T3BlbkFJ",
+    "sk-ant-",
+    "hf_",
+    "dckr_pat_",
+    "dckr_oat_",
+    "tskey-",
+    "dp.pt.",
+    "dp.st.",
+    "dp.sa.",
+    "dp.ct.",
+    "dp.scim.",
+    "dp.audit.",
+    ".atlasv1.",
+    "shpat_",
+    "shpca_",
+    "shppa_",
+    "shpss_",
+    "lin_api_",
+    "AKCp",
+    "cmVmdGtu",
+    "sntrys_",
+    "sntryu_",
+    "PMAK-",
+    "v1.0-",
+    "sha256~",
+    "wd=",
+    "WD=",
     "eyJ",
     "hooks.slack",
     "webhook",

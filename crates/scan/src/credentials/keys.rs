@@ -37,10 +37,20 @@ const KEY_ENDINGS: &[&str] = &[
     "licencekey",
     "authkey",
     "hmackey",
+    // PagerDuty's `routing_key` / `service_key`, an integration's key, Datadog's `appKey`.
+    "routingkey",
+    "servicekey",
+    "integrationkey",
+    "appkey",
+    "applicationkey",
+    "accountkey",
+    "subscriptionkey",
+    "sessionkey",
+    "sharedkey",
 ];
 
 /// Endings that hold a credential on their own (`default_pass`, `basicAuth`, `AVP_SECRET_ID`).
-const VALUE_ENDINGS: &[&str] = &["pass", "pwd", "auth", "secretid", "accesskeyid"];
+const VALUE_ENDINGS: &[&str] = &["pass", "pwd", "pw", "auth", "secretid", "accesskeyid"];
 
 /// Endings of key names that name, locate or describe a credential rather than hold it.
 const NOT_A_VALUE_ENDINGS: &[&str] = &[
@@ -139,6 +149,114 @@ pub(crate) fn line_may_hold_credential(line: &[u8]) -> bool {
     })
 }
 
+/// Whether a text file that is not a manifest is a config file or a script whose `KEY=value`
+/// / `key = "value"` lines are judged by key name (env files, shell scripts, Terraform and
+/// HCL, INI, TOML, properties, rclone and `.terraformrc`); any other text file is searched
+/// for known formats only.
+pub(crate) fn judges_assignments(path: &str) -> bool {
+    let name = path
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
+    const NAMES: &[&str] = &[
+        ".envrc",
+        ".terraformrc",
+        "terraformrc",
+        "makefile",
+        "dockerfile",
+    ];
+    const ENDINGS: &[&str] = &[
+        ".env",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".tfvars",
+        ".tf",
+        ".hcl",
+        ".tfstate",
+        ".json5",
+        ".conf",
+        ".ini",
+        ".cfg",
+        ".properties",
+        ".toml",
+    ];
+    NAMES.contains(&name.as_str())
+        || name.starts_with(".env.")
+        || ENDINGS.iter().any(|e| name.ends_with(e))
+}
+
+fn assignment() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            // `KEY=value`, `export KEY="value"`, `key = 'value' # comment`, a Dockerfile's
+            // `ENV KEY=value`, a Makefile's `KEY ?= value`
+            r#"^\s*(?:export\s+|readonly\s+|declare\s+(?:-x\s+)?|ENV\s+|ARG\s+)?["']?([A-Za-z_][A-Za-z0-9_.\-]{0,79})["']?\s*[?:+]?=\s*"#,
+            r#"(?:"([^"]*)"|'([^']*)'|([^\s"'#;]+))\s*(?:[#;].*)?$"#,
+            // `"key": "value",` (a Terraform state, JSON5)
+            r#"|^\s*"([A-Za-z_][A-Za-z0-9_.\-]{0,79})"\s*:\s*"([^"]*)",?\s*$"#,
+        ))
+        .expect("compiles")
+    })
+}
+
+fn command_flag() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            // `--from-literal=password=...`, `--set auth.password=...`
+            r#"(?:^|\s)--(?:from-literal=|set(?:-string)?[ =])["']?([A-Za-z0-9_.\-]+)="#,
+            r#"(?:"([^"]*)"|'([^']*)'|([^\s"'\\]+))"#,
+            // `--password=...`, `--token ...`
+            r#"|(?:^|\s)--([A-Za-z][A-Za-z0-9\-]*)(?:=|\s+)(?:"([^"]*)"|'([^']*)'|([^\s"'\\\-][^\s"'\\]*))"#,
+        ))
+        .expect("compiles")
+    })
+}
+
+/// The key and value of the first match of `re` in `line` whose key is a credential's and
+/// whose value is a literal that looks like one. `forms` are the group numbers of the key of
+/// each alternative of `re`; the groups after a key, up to the next, are its value written in
+/// different quotes.
+fn credential_pair<'l>(
+    re: &Regex,
+    forms: &[usize],
+    line: &'l str,
+) -> Option<(&'l str, std::ops::Range<usize>)> {
+    for c in re.captures_iter(line) {
+        let Some(i) = forms.iter().position(|g| c.get(*g).is_some()) else {
+            continue;
+        };
+        let key = c.get(forms[i]).map_or("", |m| m.as_str());
+        let end = forms.get(i + 1).copied().unwrap_or(c.len());
+        let Some(v) = (forms[i] + 1..end).find_map(|g| c.get(g)) else {
+            continue;
+        };
+        if !v.as_str().contains(['$', '`', '('])
+            && is_credential_key(key)
+            && looks_like_credential(v.as_str())
+        {
+            return Some((key, v.range()));
+        }
+    }
+    None
+}
+
+/// A `KEY=literal` / `key = "literal"` / `"key": "literal"` line of a config file or script,
+/// or a command's `--password=literal`, `--from-literal=token=literal` or `--set
+/// auth.password=literal`, whose key is a credential's and whose value looks like one: the
+/// key, and the byte range of the value in the line. Values that expand anything (`$VAR`,
+/// `$(cmd)`, `` `cmd` ``, `${VAR}`) are not literals.
+pub(crate) fn find_assignment(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
+    if !line.contains(['=', ':', '-']) {
+        return None;
+    }
+    credential_pair(assignment(), &[1, 5], line)
+        .or_else(|| credential_pair(command_flag(), &[1, 5], line))
+}
+
 /// Lowercase letters and digits of a key name.
 fn squash(key: &str) -> String {
     key.chars()
@@ -206,12 +324,16 @@ fn safe_shape() -> &'static Regex {
             r"^(?:",
             r"(?i:true|false|yes|no|on|off|null|none|nil|~)",
             r"|-?[0-9][0-9_.]*[smhdkKMGi]?[bB]?",
-            // a UUID
-            r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+            // an environment variable's name (ESO `secretKey: AWS_SECRET_ACCESS_KEY`)
+            r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
+            // a camelCase or PascalCase identifier of words (`secretKey: awsSecretAccessKey`)
+            r"|[a-z]{2,}(?:[A-Z][a-z]{2,})+|(?:[A-Z][a-z]{2,}){2,}",
             // a digest
             r"|(?i:sha1|sha256|sha384|sha512|md5|blake2b?)[:=-][0-9a-fA-F=+/]+",
-            // a whole-value placeholder: `<key>`, `<your-token>`
-            r"|<[^<>]*>",
+            // a whole-value placeholder: `<key>`, `<your-token>`, `__PASSWORD__`, `@TOKEN@`
+            r"|<[^<>]*>|__[A-Za-z0-9_]+__|@[A-Za-z0-9_]+@",
+            // SealedSecret ciphertext (a Helm chart that templates the SealedSecret)
+            r"|Ag[A-D][A-Za-z0-9+/]{300,}={0,2}",
             r")$"
         ))
         .expect("compiles")
@@ -223,22 +345,38 @@ fn bootstrap_token() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"^[a-z0-9]{6}\.[a-z0-9]{16}$").expect("compiles"))
 }
 
-/// A Kubernetes resource name, a DNS name or a dictionary-like word (`my-app-db-password`,
-/// `postgres.default.svc`): lowercase words, few digits.
+/// A Kubernetes resource name, a DNS name, a dictionary-like word or a path of them
+/// (`my-app-db-password`, `postgres.default.svc`, `database/creds/payments`): lowercase words,
+/// few digits.
 fn is_resource_name(v: &str) -> bool {
     let shape = v.starts_with(|c: char| c.is_ascii_lowercase())
         && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._/".contains(&b));
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     shape && digits * 4 < v.len()
 }
 
+/// An absolute path (`/run/secrets/password`), not base64 that starts with `/`: path
+/// characters only, and no segment of 20 characters or more.
+fn is_path(v: &str) -> bool {
+    v.starts_with('/')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._@:~".contains(&b))
+        && v.split('/').all(|seg| seg.len() < 20)
+}
+
 /// Whether a literal under a credential key looks like a real credential: not a reference,
 /// variable or template (`<path:...>`, `ref+`, `op://`, `${VAR}`, `$(VAR)`, `{{ }}`), not a
-/// placeholder, path, digest, UUID, number or resource name, and long and mixed enough (10
-/// characters or more, two character classes or more, not one repeated character).
+/// placeholder, path, digest, number, resource name or identifier, and long and mixed enough
+/// (10 characters or more, two character classes or more, not one repeated character). A
+/// UUID under a credential key is one (Opsgenie keys, Vault AppRole secret ids).
 pub(crate) fn looks_like_credential(value: &str) -> bool {
     let v = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    // An `Authorization` header's value: the credential follows the scheme.
+    let v = ["Bearer ", "bearer ", "Basic ", "basic ", "token ", "Token "]
+        .iter()
+        .find_map(|scheme| v.strip_prefix(scheme))
+        .map_or(v, str::trim_start);
     if v.len() < 10 || v.len() > 4096 || v.contains(char::is_whitespace) {
         return false;
     }
@@ -250,7 +388,9 @@ pub(crate) fn looks_like_credential(value: &str) -> bool {
         || v.starts_with('$')
         || v.starts_with("ref+")
         || v.starts_with("op://")
-        || v.starts_with('/')
+        // a bank-vaults webhook reference (`vault:secret/data/app#KEY`)
+        || v.starts_with("vault:")
+        || is_path(v)
         || v.starts_with("./")
         || v.starts_with('~')
         || v.starts_with("ENC[")
@@ -311,6 +451,10 @@ mod tests {
             "credentials",
             "privateKey",
             "licenseKey",
+            "routing_key",
+            "service_key",
+            "appKey",
+            "ADMIN_PW",
         ] {
             assert!(is_credential_key(k), "{k}");
         }
@@ -337,11 +481,73 @@ mod tests {
     }
 
     #[test]
+    fn assignments_in_config_files_and_scripts() {
+        for (line, key) in [
+            (
+                "export RESTIC_PASSWORD=Xk9mP2vL7qAb3ZrT8wYc",
+                "RESTIC_PASSWORD",
+            ),
+            (
+                "cloudflare_api_token  = \"Xk9mP2vL7qAb3ZrT8wYc_-\"",
+                "cloudflare_api_token",
+            ),
+            ("password = Xk9mP2vL7qAb3ZrT8wYc", "password"),
+            ("  token = 'Xk9mP2vL7qAb3ZrT8wYc' # ci", "token"),
+            ("      \"password\": \"Xk9mP2vL7qAb3ZrT8wYc\",", "password"),
+            (
+                "kubectl create secret generic db --from-literal=password=Xk9mP2vL7qAb3ZrT8wYc",
+                "password",
+            ),
+            (
+                "helm upgrade app ./chart --set auth.password=Xk9mP2vL7qAb3ZrT8wYc",
+                "auth.password",
+            ),
+            (
+                "docker login ghcr.io -u bot --password Xk9mP2vL7qAb3ZrT8wYc",
+                "password",
+            ),
+            ("ENV API_TOKEN=Xk9mP2vL7qAb3ZrT8wYc", "API_TOKEN"),
+            (
+                "REGISTRY_PASSWORD ?= Xk9mP2vL7qAb3ZrT8wYc",
+                "REGISTRY_PASSWORD",
+            ),
+            (
+                "vault login --method=userpass --password='Xk9mP2vL7qAb3ZrT8wYc'",
+                "password",
+            ),
+        ] {
+            assert_eq!(find_assignment(line).map(|(k, _)| k), Some(key), "{line}");
+        }
+        for line in [
+            "export RESTIC_PASSWORD=\"$(pass show restic)\"",
+            "export GITHUB_TOKEN=${GITHUB_TOKEN:?set it}",
+            "PASSWORD_FILE=/run/secrets/password",
+            "POSTGRES_PASSWORD=changeme",
+            "token = var.token",
+            "RESTIC_PASSWORD=",
+            "docker login -u bot --password-stdin < token.txt",
+            "helm upgrade app --set auth.existingSecret=app-credentials-v2",
+            "argocd login --password \"$PASSWORD\"",
+            "\"password\": null,",
+        ] {
+            assert_eq!(find_assignment(line), None, "{line}");
+        }
+        assert!(judges_assignments("scripts/backup.sh"));
+        assert!(judges_assignments("terraform/terraform.tfvars"));
+        assert!(judges_assignments(".env.sample"));
+        assert!(!judges_assignments("docs/README.md"));
+        assert!(!judges_assignments("apps/values.yaml"));
+    }
+
+    #[test]
     fn credential_values() {
         for v in [
             "Tr0ub4dor&3xyz",
             "a8f5f167f44f4964e6c998dee827110c",
             "rabbit-2023-Secure!",
+            "3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
+            "/NH+FFdCmrD37CIGC3SrZSCieuwhIr1sWO24cJYqIcA=",
+            "Bearer 7f9c2ba4e88f827d616045507605853e",
         ] {
             assert!(looks_like_credential(v), "{v}");
         }
@@ -358,8 +564,15 @@ mod tests {
             "admin",
             "my-app-db-password",
             "sha256:abcdef0123456789",
-            "3f2a9c1e-7b4d-4e2a-9f1c-0d5e6a7b8c9d",
             "/etc/secrets/password",
+            "database/creds/payments",
+            "AWS_SECRET_ACCESS_KEY",
+            "awsSecretAccessKey",
+            "MinioSecretKey",
+            "__ADMIN_PASSWORD__",
+            "Bearer ${TOKEN}",
+            "Bearer <token>",
+            "vault:secret/data/orders#DB_PASSWORD",
             "true",
             "postgres.default.svc",
             "xxxxxxxxxxxx",

@@ -22,8 +22,12 @@ pub(crate) use locations::{names_values_files, scan_comments, scan_document, sca
 /// hold a finding: a `known-credential` finding per line, at the match.
 pub(crate) fn scan_lines(cx: &mut FileCx<'_>) {
     let owner = Owner::default();
+    let assignments = keys::judges_assignments(cx.path);
     for (n, start, line) in lines(cx.text) {
         let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
+            if assignments {
+                assignment(cx, &owner, n, start, line);
+            }
             continue;
         };
         if cx.findings.iter().any(|f| f.location.line == n)
@@ -65,6 +69,41 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
         offset += raw.len();
         (i + 1, start, raw.trim_end_matches(['\n', '\r']))
     })
+}
+
+/// A `KEY=literal` line of a config file or script (`export RESTIC_PASSWORD=...`, a tfvars
+/// `api_token = "..."`) whose key is a credential's: a `credential-value` finding.
+fn assignment(cx: &mut FileCx<'_>, owner: &Owner<'_>, n: usize, start: usize, line: &str) {
+    let Some((key, range)) = keys::find_assignment(line) else {
+        return;
+    };
+    if cx.findings.iter().any(|f| f.location.line == n) {
+        return;
+    }
+    let shown = crate::engine::shown_key(key);
+    let message = format!(
+        "line {n}: `{shown}` holds {} under a credential key name",
+        CREDENTIAL_VALUE.what
+    );
+    let fp_key = format!("text/{shown}");
+    let value = &line[range.clone()];
+    cx.push(Hit {
+        rule: Rule::CredentialValue,
+        owner,
+        key: shown.to_string(),
+        fp_key,
+        at: KeyAt {
+            line: n,
+            column: 1 + line[..range.start].chars().count(),
+            offset: start + range.start,
+            shown,
+            sep: " = ",
+        },
+        severity: CREDENTIAL_VALUE.severity,
+        message,
+        hash_input: value.as_bytes(),
+        related: None,
+    });
 }
 
 /// The class of a value found by key name.
