@@ -7,8 +7,9 @@
 //! - bounded attempts with jittered exponential backoff on connection failures, 429 and 5xx
 //!   (and whatever else a store's [`Exchange::retry`] says is worth another try), honouring a
 //!   capped `Retry-After`;
-//! - one deadline: every attempt and every wait fits inside it, whether it is the store's time
-//!   for a whole render ([`Deadline::Shared`]) or for one request ([`Deadline::PerRequest`]);
+//! - one deadline: the store's time for a whole render ([`Deadline::Shared`]), which every
+//!   attempt and wait fits inside, or for one request's retries ([`Deadline::PerRequest`]),
+//!   past which no wait starts;
 //! - redirects followed by hand and only within the request's origin (scheme, host, port),
 //!   never from https to http and never to a URL with user info, so that a token, a signed
 //!   header or login credentials are never sent to another server;
@@ -45,7 +46,8 @@ pub(crate) enum Deadline {
     /// One budget for every request of the client, counted from its creation (Vault's
     /// `VAULT_CLIENT_TIMEOUT`, the REST stores' timeout).
     Shared(Duration),
-    /// A budget for each request, its retries and waits included (the clouds).
+    /// A time for each request's retries (the clouds): no wait starts that would end past it,
+    /// while each attempt has the whole [`Limits::timeout`].
     PerRequest(Duration),
 }
 
@@ -56,7 +58,7 @@ pub(crate) struct Limits {
     pub attempts: u32,
     /// Longest single attempt (connecting takes at most 10 s of it).
     pub timeout: Duration,
-    /// The time for requests, retries and waits.
+    /// The time for requests (or their retries) and waits.
     pub deadline: Deadline,
     /// The first backoff step, doubled after each attempt up to `backoff_cap`.
     pub backoff: Duration,
@@ -87,6 +89,11 @@ pub(crate) trait Exchange {
     /// Whether `answer` is worth another attempt: 429 and 5xx unless the store knows better.
     fn retry(&self, answer: &Answer) -> bool {
         answer.status == 429 || answer.status >= 500
+    }
+
+    /// Whether a failure to get an answer is worth another attempt: see [`transient`].
+    fn retry_failure(&self, e: &ureq::Error) -> bool {
+        transient(e)
     }
 }
 
@@ -196,11 +203,6 @@ impl Client {
         }
     }
 
-    /// The limits the client was made with.
-    pub(crate) fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Sends `req`, retrying what is worth it and following redirects within its origin, all
     /// before the deadline. An answer of any status is `Ok`.
     pub(crate) fn send(&self, req: &Request, store: &dyn Exchange) -> Result<Answer, Failure> {
@@ -219,10 +221,14 @@ impl Client {
         let mut redirects = 0;
         loop {
             let fail = |why, attempts| Err(Failure { why, attempts });
-            let Some(remaining) = left() else {
-                return fail(Why::OutOfTime, attempts);
+            let timeout = match self.limits.deadline {
+                Deadline::Shared(_) => match left() {
+                    Some(remaining) => remaining.min(self.limits.timeout),
+                    None => return fail(Why::OutOfTime, attempts),
+                },
+                Deadline::PerRequest(_) => self.limits.timeout,
             };
-            let result = self.once(req, &url, remaining, store);
+            let result = self.once(req, &url, timeout, store);
             attempts += 1;
             if let Ok(a) = &result {
                 if matches!(a.status, 301 | 302 | 303 | 307 | 308) {
@@ -240,7 +246,7 @@ impl Client {
             }
             let after = match &result {
                 Ok(a) if store.retry(a) => Some(a.retry_after()),
-                Err(e) if transient(e) => Some(None),
+                Err(e) if store.retry_failure(e) => Some(None),
                 _ => None,
             };
             if let Some(after) = after.filter(|_| attempts < self.limits.attempts) {
@@ -264,10 +270,9 @@ impl Client {
         &self,
         req: &Request,
         url: &str,
-        remaining: Duration,
+        timeout: Duration,
         store: &dyn Exchange,
     ) -> Result<Answer, ureq::Error> {
-        let timeout = remaining.min(self.limits.timeout);
         let headers = store.headers(url);
         let response = match req.method {
             Method::Get => prepare(self.agent.get(url), timeout, &headers).call(),
@@ -842,6 +847,32 @@ pub(crate) mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_sends_it_nothing() {
+        let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+        elsewhere.set_nonblocking(true).unwrap();
+        let target = format!("http://{}/steal", elsewhere.local_addr().unwrap());
+        let (addr, _) = serve(vec![reply(
+            "307 Temporary Redirect",
+            &format!("Location: {target}\r\n"),
+            "",
+        )]);
+        let c = client(3, Deadline::PerRequest(Duration::from_secs(10)));
+        let f = c.send(&get(format!("{addr}/x")), &Plain).err().unwrap();
+        let Why::Redirect(r) = &f.why else {
+            panic!("{f:?}")
+        };
+        let text = redirect_text(&addr, r, "its token", &|_| "check the address".into());
+        assert!(
+            text.contains("redirected to another server") && !text.contains("/steal"),
+            "{text}"
+        );
+        assert!(
+            elsewhere.accept().is_err(),
+            "the other origin was contacted"
+        );
     }
 
     #[test]

@@ -112,6 +112,11 @@ impl Exchange for Call<'_> {
         headers
     }
 
+    /// Connection failures, but not an unknown host (a wrong region or endpoint).
+    fn retry_failure(&self, e: &ureq::Error) -> bool {
+        !matches!(e, ureq::Error::HostNotFound) && crate::http::transient(e)
+    }
+
     /// 429, 5xx and AWS's throttling codes.
     fn retry(&self, a: &crate::http::Answer) -> bool {
         a.status == 429
@@ -184,11 +189,7 @@ impl Http {
                 "host not found; check the region and AWS_ENDPOINT_URL".to_string()
             }
             Why::Transport(e) => transport_text(e),
-            Why::OutOfTime => match self.client.limits().deadline {
-                Deadline::PerRequest(d) | Deadline::Shared(d) => {
-                    format!("no answer within {}s", d.as_secs())
-                }
-            },
+            Why::OutOfTime => "no answer in time".to_string(),
             Why::Redirect(r) => {
                 return redirect_text(&here, r, "signed requests and tokens", &|shown| {
                     format!("if {shown} is the service, configure its address instead")
