@@ -428,8 +428,8 @@ fn transit_keys_round_trip_with_real_sops_and_stay_on_the_operators_vault() {
 #[test]
 fn kms_keys_round_trip_with_real_sops_on_moto() {
     let m = moto::moto();
-    let arn = kms_key(&m, "sops");
-    let env = moto_env(&m);
+    let arn = kms_key(m, "sops");
+    let env = moto_env(m);
     let text = round_trip(&env, &["--kms", &arn]);
     assert!(text.contains("kms:") && text.contains(&arn), "{text}");
     // Without credentials: the key is named with why.
@@ -715,9 +715,9 @@ fn scan_reports_recipient_drift_only_when_a_policy_turns_it_on() {
 #[test]
 fn kms_roles_in_files_are_assumed_only_when_the_operator_allows_them() {
     let m = moto::moto();
-    let arn = kms_key(&m, "sops-role");
+    let arn = kms_key(m, "sops-role");
     let role = "arn:aws:iam::123456789012:role/sops-decrypt";
-    let env = moto_env(&m);
+    let env = moto_env(m);
     let text = env.sops_encrypt(&["--kms", &format!("{arn}+{role}")], "s.yaml");
     assert!(text.contains(&format!("role: {role}")), "{text}");
     // The role is written by whoever writes the repository: not assumed unless allowed.
