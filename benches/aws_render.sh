@@ -15,37 +15,24 @@
 # wall-time ratio flatters the baseline.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
 REFS=${REFS:-200}
 SECRETS=${SECRETS:-20}
 DOCS=${DOCS:-10}
 RUNS=${RUNS:-3}
 per_doc=$(( (REFS + DOCS - 1) / DOCS ))
+source "$(dirname "$0")/lib.sh"
 
 venv="$root/.venv/bin"
 [ -x "$venv/moto_server" ] || venv="$(dirname "$(command -v moto_server || echo /nonexistent/x)")"
 [ -x "$venv/moto_server" ] || { echo "moto_server not found: pip install 'moto[server]'" >&2; exit 2; }
-command -v curl >/dev/null || { echo "curl not found" >&2; exit 2; }
-KUSTODIAN=${KUSTODIAN:-$root/target/release/kustodian}
-if [ ! -x "$KUSTODIAN" ]; then
-  echo "building kustodian (release)..." >&2
-  (cd "$root" && cargo build --release --quiet)
-fi
+need curl
+release_kustodian
+scratch
 
-work=$(mktemp -d)
-moto_pid=""
-cleanup() {
-  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null && wait "$moto_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=${PORT:-18520}
-while in_use "$port"; do port=$((port + 1)); done
+port=$(free_port "${PORT:-18520}")
 addr="http://127.0.0.1:$port"
 "$venv/moto_server" -H 127.0.0.1 -p "$port" >"$work/server.log" 2>&1 &
-moto_pid=$!
+server_pid=$!
 for _ in $(seq 1 100); do in_use "$port" && break; sleep 0.1; done
 in_use "$port" || { cat "$work/server.log" >&2; exit 1; }
 
@@ -86,23 +73,6 @@ CFG
 done
 
 requests() { grep -c '"POST / ' "$work/server.log" || true; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-# Runs "$@" RUNS times; prints "best_ms requests_of_last_run".
-measure() {
-  local best="" reqs=0 before t0 t1
-  for _ in $(seq 1 "$RUNS"); do
-    before=$(requests)
-    t0=$(now_ms)
-    "$@"
-    t1=$(now_ms)
-    reqs=$(( $(requests) - before ))
-    if [ -z "$best" ] || [ $((t1 - t0)) -lt "$best" ]; then best=$((t1 - t0)); fi
-  done
-  echo "$best $reqs"
-}
-
-render() { "$KUSTODIAN" render - "$@" < "$input" > "$work/out.yaml"; }
 base() { curl -sf -K "$baseline"; }
 
 render # warm up and check that it works
@@ -112,11 +82,7 @@ read -r par_ms par_reqs < <(measure render)
 read -r seq_ms seq_reqs < <(measure render --concurrency 1)
 read -r base_ms base_reqs < <(measure base)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
-echo
-echo "aws render: $DOCS documents, $n placeholders, $SECRETS distinct secrets (moto server, best of $RUNS)"
-printf '%-46s %9s %10s %12s %12s\n' "" requests wall_ms "req ratio" "time ratio"
-row() { printf '%-46s %9s %10s %12s %12s\n' "$1" "$2" "$3" "$(ratio "$2" "$base_reqs")" "$(ratio "$3" "$base_ms")"; }
+table "aws render: $DOCS documents, $n placeholders, $SECRETS distinct secrets (moto server, best of $RUNS)"
 row "kustodian (8 in flight)" "$par_reqs" "$par_ms"
 row "kustodian --concurrency 1" "$seq_reqs" "$seq_ms"
 row "baseline: 1 request per placeholder, in turn" "$base_reqs" "$base_ms"

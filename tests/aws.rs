@@ -13,169 +13,59 @@ mod k8s;
 mod moto;
 #[path = "support/rendered.rs"]
 mod rendered;
+#[path = "support/sidecar.rs"]
+mod sidecar;
 
 use std::path::PathBuf;
 
 use base64::Engine as _;
 use moto::{aws_error, moto, response, Moto, Proxy, Seen};
-use rendered::Render;
 use serde_json::{json, Value};
+use sidecar::{secret_doc, unique, Sidecar};
 
 /// The static test credentials; the secret key is a canary.
 const SECRET_KEY: &str = "canary-secret-access-key";
 
-/// A sidecar's environment: its own HOME (credential cache, ~/.aws) and variables.
-struct Sidecar {
-    home: tempfile::TempDir,
-    vars: Vec<(String, String)>,
-    /// Strings that must never reach stderr (or stdout of a failed render).
-    secrets: Vec<String>,
+/// A sidecar with static credentials in the environment, every endpoint on `proxy`.
+fn with_keys(proxy: &Proxy) -> Sidecar {
+    let mut s = bare(proxy);
+    s.set("AWS_ACCESS_KEY_ID", "AKIDKUSTODIANTEST");
+    s.set("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    s
 }
 
-impl Sidecar {
-    /// Static credentials in the environment, every endpoint on `proxy`.
-    fn with_keys(proxy: &Proxy) -> Sidecar {
-        let mut s = Sidecar::bare(proxy);
-        s.set("AWS_ACCESS_KEY_ID", "AKIDKUSTODIANTEST");
-        s.set("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
-        s
-    }
-
-    /// No credentials yet.
-    fn bare(proxy: &Proxy) -> Sidecar {
-        let mut s = Sidecar {
-            home: tempfile::tempdir().unwrap(),
-            vars: Vec::new(),
-            secrets: vec![SECRET_KEY.into(), "canary".into()],
-        };
-        s.set("AWS_REGION", "us-east-1");
-        s.set("AWS_ENDPOINT_URL", &proxy.url);
-        s.set("AVP_TYPE", "awssecretsmanager");
-        s.set("AWS_MAX_ATTEMPTS", "3");
-        s
-    }
-
-    fn set(&mut self, k: &str, v: &str) {
-        self.vars.retain(|(n, _)| n != k);
-        self.vars.push((k.into(), v.into()));
-    }
-
-    fn unset(&mut self, k: &str) {
-        self.vars.retain(|(n, _)| n != k);
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.home.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn render(&self, input: &str) -> Render {
-        self.run(&["render", "-"], input)
-    }
-
-    /// Runs kustodian with `args` and `stdin`, and checks that nothing leaks.
-    fn run(&self, args: &[&str], stdin: &str) -> Render {
-        let bin = assert_cmd::cargo::cargo_bin("kustodian");
-        self.run_program(&bin, args, stdin)
-    }
-
-    /// Runs `program` in the sidecar's environment (and nothing of the test's own AWS, Vault,
-    /// Argo CD or kustodian variables), and checks that nothing leaks.
-    fn run_program(&self, program: &std::path::Path, args: &[&str], stdin: &str) -> Render {
-        let mut std_cmd = std::process::Command::new(program);
-        for (k, _) in std::env::vars() {
-            let foreign = [
-                "AWS_",
-                "VAULT_",
-                "BAO_",
-                "AVP_",
-                "KUSTODIAN_",
-                "ARGOCD_ENV_",
-                "XDG_",
-            ]
-            .iter()
-            .any(|p| k.starts_with(p));
-            if foreign {
-                std_cmd.env_remove(k);
-            }
-        }
-        std_cmd
-            .current_dir(self.home.path())
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join(".config"));
-        for (k, v) in &self.vars {
-            std_cmd.env(k, v);
-        }
-        let out = assert_cmd::Command::from_std(std_cmd)
-            .args(args)
-            .write_stdin(stdin.to_string())
-            .output()
-            .unwrap();
-        let r = Render {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        let mut secrets = self.secrets.clone();
-        secrets.extend(self.cached_secrets());
-        for s in &secrets {
-            assert!(
-                !r.stderr.to_lowercase().contains(&s.to_lowercase()),
-                "stderr leaks {s:?}:\n{}",
-                r.stderr
-            );
-            if !r.ok {
-                assert!(!r.stdout.contains(s.as_str()), "stdout leaks {s:?}");
-            }
-        }
-        r
-    }
-
-    fn cache_files(&self) -> Vec<PathBuf> {
-        let dir = self.home.path().join(".cache/kustodian/aws-credentials");
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The keys and tokens in the credential cache (they must never be printed).
-    fn cached_secrets(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for f in self.cache_files() {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            let creds: Value = serde_json::from_str(v["token"].as_str().unwrap()).unwrap();
-            for k in ["SecretAccessKey", "SessionToken"] {
-                if let Some(s) = creds[k].as_str() {
-                    out.push(s.to_string());
-                }
-            }
-        }
-        out
-    }
+/// A sidecar for the AWS stores on `proxy`, no credentials yet; the keys and tokens it
+/// caches must never be printed either.
+fn bare(proxy: &Proxy) -> Sidecar {
+    let mut s = Sidecar::with_secrets(&[SECRET_KEY]);
+    s.also_secret = Some(cached_secrets);
+    s.set("AWS_REGION", "us-east-1");
+    s.set("AWS_ENDPOINT_URL", &proxy.url);
+    s.set("AVP_TYPE", "awssecretsmanager");
+    s.set("AWS_MAX_ATTEMPTS", "3");
+    s
 }
 
-/// A unique prefix per test, so that tests sharing the moto server never see each other.
-fn unique(name: &str) -> String {
-    format!("{name}-{}", std::process::id())
+/// The keys and tokens in the credential cache.
+fn cached_secrets(side: &Sidecar) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in side.cache_files(CACHE) {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let creds: Value = serde_json::from_str(v["token"].as_str().unwrap()).unwrap();
+        for k in ["SecretAccessKey", "SessionToken"] {
+            if let Some(s) = creds[k].as_str() {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
 }
+
+/// The credential cache's folder under `~/.cache/kustodian`.
+const CACHE: &str = "aws-credentials";
 
 fn secret(name: &str, value: Value) -> Value {
     json!(["secretsmanager", "create_secret", {"Name": name, "SecretString": value}])
-}
-
-fn secret_doc(lines: &[(&str, &str)]) -> String {
-    let mut s = String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n");
-    for (k, v) in lines {
-        s.push_str(&format!("  {k}: \"{v}\"\n"));
-    }
-    s
 }
 
 /// A secret `{"k": value}` under a fresh name, and a counting proxy in front of moto.
@@ -218,7 +108,7 @@ fn secrets_manager_values_in_both_grammars_with_one_request_per_secret() {
         secret(&plain, json!("canary-plain-text")),
     ]));
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     let input = format!(
         "{}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: generic\n  annotations:\n    avp.kubernetes.io/path: {app}\nstringData:\n  user: <username>\n",
         secret_doc(&[
@@ -264,7 +154,7 @@ fn secrets_manager_versions_by_stage_and_id() {
     ]));
     let old_id = out[0]["VersionId"].as_str().unwrap().to_string();
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     side.render(&secret_doc(&[
         ("current", &format!("<path:{app}#password>")),
         ("stage", &format!("<path:{app}#password#AWSPREVIOUS>")),
@@ -304,7 +194,7 @@ fn binary_secrets_and_secret_data_encoding() {
         ["secretsmanager", "create_secret", {"Name": raw, "SecretBinary": {"__bytes__": b64.encode([0xff, 0xfe, 0x00, 0x01])}}],
     ]));
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     let input = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  bin: <path:{text}#SecretBinary>\nstringData:\n  vals: ref+awssecrets://{text}\n  raw64: <path:{raw}#SecretBinaryBase64>\n"
     );
@@ -326,7 +216,7 @@ fn missing_secret_key_and_version_fail_closed_naming_the_reference() {
         json!(r#"{"password":"canary-there"}"#)
     )]));
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     let gone = unique("absent");
     side.render(&secret_doc(&[("a", &format!("<path:{gone}#password>"))]))
         .expect_failure(&[
@@ -368,7 +258,7 @@ fn access_denied_names_the_action_to_grant() {
             })
         }),
     );
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     side.render(&secret_doc(&[("a", &format!("<path:{app}#password>"))]))
         .expect_failure(&[
             &format!("secret {app}"),
@@ -411,7 +301,7 @@ fn real_signature_checks_and_iam_denials() {
         ("b", "ref+awssecrets://enforced#/k"),
     ]);
     let as_user = |(id, secret): (String, String)| {
-        let mut side = Sidecar::with_keys(&proxy);
+        let mut side = with_keys(&proxy);
         side.set("AWS_ACCESS_KEY_ID", &id);
         side.set("AWS_SECRET_ACCESS_KEY", &secret);
         side.secrets.push(secret);
@@ -432,7 +322,7 @@ fn real_signature_checks_and_iam_denials() {
     // AssumeRole for a role the operator allows, signed with the user's key: moto checks the
     // signature (a bad one says SignatureDoesNotMatch) and then IAM, which refuses this user.
     let (id, secret) = key(4);
-    let mut side = Sidecar::with_keys(&proxy);
+    let mut side = with_keys(&proxy);
     side.set("AWS_ACCESS_KEY_ID", &id);
     side.set("AWS_SECRET_ACCESS_KEY", &secret);
     side.set(
@@ -467,7 +357,7 @@ fn throttling_is_retried_then_gives_up_with_a_clear_message() {
             _ => None,
         }),
     );
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     side.render(&secret_doc(&[("a", &format!("<path:{app}#k>"))]))
         .expect_ok()
         .has("a", "canary-after-throttle");
@@ -477,7 +367,7 @@ fn throttling_is_retried_then_gives_up_with_a_clear_message() {
         Some(&m.url),
         Box::new(|_, _| Some(aws_error(400, "ThrottlingException", "Rate exceeded"))),
     );
-    let side = Sidecar::with_keys(&always);
+    let side = with_keys(&always);
     side.render(&secret_doc(&[("a", &format!("<path:{app}#k>"))]))
         .expect_failure(&["ThrottlingException", "AWS_MAX_ATTEMPTS"]);
     assert_eq!(
@@ -500,7 +390,7 @@ fn ssm_parameters_of_every_type_with_pointers_and_versions() {
         ["ssm", "put_parameter", {"Name": format!("{p}/plain"), "Value": "canary-string-v2", "Type": "String", "Overwrite": true}],
     ]));
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     let q = p.trim_start_matches('/');
     side.render(&secret_doc(&[
         ("plain", &format!("ref+awsssm://{q}/plain")),
@@ -534,7 +424,7 @@ fn ssm_parameters_of_every_type_with_pointers_and_versions() {
 #[test]
 fn irsa_web_identity_token_is_exchanged_with_sts_and_cached() {
     let (app, proxy) = one_secret("irsa", "canary-irsa");
-    let mut side = Sidecar::bare(&proxy);
+    let mut side = bare(&proxy);
     let jwt = k8s::ServiceAccount::new("argocd", "argocd-repo-server", "uid-1").jwt();
     let token = side.file("token", &jwt);
     side.set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap());
@@ -559,7 +449,7 @@ fn irsa_web_identity_token_is_exchanged_with_sts_and_cached() {
     let read = first(&proxy, "secretsmanager.GetSecretValue");
     assert!(read.header("x-amz-security-token").is_some());
     // Cached 0600: the second render asks STS nothing.
-    let files = side.cache_files();
+    let files = side.cache_files(CACHE);
     assert_eq!(files.len(), 1);
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
@@ -600,7 +490,7 @@ fn pod_identity_agent(token: &'static str) -> Proxy {
 fn pod_identity_container_credentials_with_the_token_file() {
     let (app, proxy) = one_secret("podid", "canary-pod");
     let agent = pod_identity_agent("eks-pod-identity-token-value");
-    let mut side = Sidecar::bare(&proxy);
+    let mut side = bare(&proxy);
     let token = side.file("eks-pod-identity-token", "eks-pod-identity-token-value");
     side.set(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -634,7 +524,7 @@ fn pod_identity_container_credentials_with_the_token_file() {
 #[test]
 fn shared_profiles_with_role_arn_and_source_profile() {
     let (app, proxy) = one_secret("profile", "canary-profile");
-    let mut side = Sidecar::bare(&proxy);
+    let mut side = bare(&proxy);
     side.file(
         ".aws/credentials",
         &format!(
@@ -661,7 +551,7 @@ fn shared_profiles_with_role_arn_and_source_profile() {
 #[test]
 fn per_reference_role_arn_only_when_the_operator_allows_it() {
     let (app, proxy) = one_secret("role", "canary-role");
-    let mut side = Sidecar::with_keys(&proxy);
+    let mut side = with_keys(&proxy);
     let role = "arn:aws:iam::123456789012:role/team-a";
     let doc = secret_doc(&[("a", &format!("ref+awssecrets://{app}?role_arn={role}#/k"))]);
     side.render(&doc)
@@ -687,7 +577,7 @@ fn region_comes_from_the_reference_the_arn_or_the_environment() {
     ]));
     let arn = out[0]["ARN"].as_str().unwrap().to_string();
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     side.render(&secret_doc(&[
         (
             "by_param",
@@ -721,7 +611,7 @@ fn fixture(name: &str) -> PathBuf {
 fn render_dir_mixes_aws_ssm_and_sops_stores() {
     let m = mixed_fixture_data();
     let proxy = Proxy::pass(&m.url);
-    let mut side = Sidecar::with_keys(&proxy);
+    let mut side = with_keys(&proxy);
     let keys = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/krm/keys.txt");
     side.set("SOPS_AGE_KEY_FILE", keys.to_str().unwrap());
     let dir = fixture("render-mixes-sops-and-aws");
@@ -797,7 +687,7 @@ fn application_env_cannot_redirect_endpoints_or_allow_roles() {
     let m = mixed_fixture_data();
     let proxy = Proxy::pass(&m.url);
     let attacker = Proxy::start(None, Box::new(|_, _| Some(response(500, "text/plain", ""))));
-    let mut side = Sidecar::with_keys(&proxy);
+    let mut side = with_keys(&proxy);
     side.set("ARGOCD_ENV_AWS_ENDPOINT_URL_SECRETS_MANAGER", &attacker.url);
     side.set("ARGOCD_ENV_AWS_ENDPOINT_URL_STS", &attacker.url);
     side.set("ARGOCD_ENV_KUSTODIAN_AWS_ALLOWED_ROLE_ARNS", "*");
@@ -818,7 +708,7 @@ fn application_env_cannot_redirect_endpoints_or_allow_roles() {
 fn legacy_kustomize_resolver_resolves_aws_references() {
     let m = mixed_fixture_data();
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     side.run(&["install-kustomize-plugin"], "").expect_ok();
     let dir = fixture("legacy-resolver-resolves-aws-references");
     let kubectl = std::path::Path::new("kubectl");
@@ -842,7 +732,7 @@ fn krm_function_resolves_aws_references() {
         ["ssm", "put_parameter", {"Name": "/krm/flag", "Value": "canary-krm-flag", "Type": "String"}],
     ]));
     let proxy = Proxy::pass(&m.url);
-    let side = Sidecar::with_keys(&proxy);
+    let side = with_keys(&proxy);
     let input = std::fs::read_to_string(fixture("krm-function-resolves-aws-references/input.yaml"))
         .unwrap();
     side.run(&["krm"], &input)
@@ -867,7 +757,7 @@ fn krm_function_resolves_aws_references() {
 #[test]
 fn missing_credentials_and_region_are_configuration_errors() {
     let proxy = Proxy::start(None, Box::new(|_, _| None));
-    let mut side = Sidecar::bare(&proxy);
+    let mut side = bare(&proxy);
     let doc = secret_doc(&[("a", "<path:app#k>")]);
     side.render(&doc)
         .expect_failure(&["no AWS credentials", "AWS_WEB_IDENTITY_TOKEN_FILE"]);

@@ -98,6 +98,55 @@ fn ok(out: &Output) -> String {
     common::text(&out.stdout)
 }
 
+/// The stderr of a run that must have failed with nothing on stdout.
+#[track_caller]
+fn failed(out: &Output) -> String {
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    err
+}
+
+/// `kustodian render FILE --emit EMIT --secret-store vault` in `dir`.
+fn emit(bao: &Bao, dir: &Path, file: &str, emit: &str) -> Output {
+    kustodian(bao, dir)
+        .args(["render", file, "--emit", emit, "--secret-store", "vault"])
+        .output()
+        .unwrap()
+}
+
+/// `kustodian render - --resolve external-secrets` of `input`, in `dir`.
+fn resolve(bao: &Bao, dir: &Path, input: String) -> Output {
+    kustodian(bao, dir)
+        .args(["render", "-", "--resolve", "external-secrets"])
+        .write_stdin(input)
+        .output()
+        .unwrap()
+}
+
+/// Checks that no request since `mark` read a KV path.
+fn no_kv_reads(bao: &Bao, mark: usize) {
+    assert!(bao
+        .audit_since(mark)
+        .iter()
+        .all(|a| !a.path.starts_with("kv")));
+}
+
+/// OpenBao with `kv/shop`, and `resolve-features/NAME` pointed at it.
+fn shop(name: &str) -> (Bao, PathBuf, String) {
+    let bao = Bao::start();
+    bao.enable_kv("kv", 2);
+    bao.put_kv2(
+        "kv",
+        "shop",
+        json!({"user": "canary-shop-user", "encoded": "Y2FuYXJ5LWRlY29kZWQ="}),
+    );
+    let dir = fixtures().join("resolve-features");
+    let input = std::fs::read_to_string(dir.join(name))
+        .unwrap()
+        .replace("SERVER", &bao.addr);
+    (bao, dir, input)
+}
+
 /// Validates every ESO object of `yaml` against the CRDs; returns how many were checked.
 fn validate_against_crds(yaml: &str) -> String {
     let script = common::repo_root().join("tests/support/eso_schema.py");
@@ -180,24 +229,11 @@ fn emitted_external_secrets_render_back_to_the_same_secrets() {
     let direct = ok(&direct);
 
     let mark = bao.mark();
-    let emitted = kustodian(&bao, &dir)
-        .args([
-            "render",
-            "secrets.yaml",
-            "--emit",
-            "external-secrets",
-            "--secret-store",
-            "vault",
-        ])
-        .output()
-        .unwrap();
+    let emitted = emit(&bao, &dir, "secrets.yaml", "external-secrets");
     no_canary(&bao, "emit", &emitted);
     let emitted = ok(&emitted);
     // Emitting reads nothing from the store and prints no value.
-    assert!(bao
-        .audit_since(mark)
-        .iter()
-        .all(|a| !a.path.starts_with("kv")));
+    no_kv_reads(&bao, mark);
     let mut canaries = bao.canaries();
     canaries.push("Y2FuYXJ5".into());
     let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
@@ -210,11 +246,7 @@ fn emitted_external_secrets_render_back_to_the_same_secrets() {
     assert!(checked.contains("4 objects valid"), "{checked}");
 
     let mark = bao.mark();
-    let offline = kustodian(&bao, &dir)
-        .args(["render", "-", "--resolve", "external-secrets"])
-        .write_stdin(format!("{emitted}---\n{stores}"))
-        .output()
-        .unwrap();
+    let offline = resolve(&bao, &dir, format!("{emitted}---\n{stores}"));
     no_canary(&bao, "resolve", &offline);
     let offline = ok(&offline);
     assert!(!offline.contains("ExternalSecret") && !offline.contains("SecretStore"));
@@ -234,29 +266,18 @@ fn emitted_external_secrets_render_back_to_the_same_secrets() {
 fn a_store_object_naming_another_server_is_refused_before_any_request() {
     let bao = seeded();
     let dir = fixtures().join("round-trip");
-    let emitted = ok(&kustodian(&bao, &dir)
-        .args([
-            "render",
-            "secrets.yaml",
-            "--emit",
-            "external-secrets",
-            "--secret-store",
-            "vault",
-        ])
-        .output()
-        .unwrap());
+    let emitted = ok(&emit(&bao, &dir, "secrets.yaml", "external-secrets"));
     let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
     elsewhere.set_nonblocking(true).unwrap();
     let server = format!("http://{}", elsewhere.local_addr().unwrap());
     let mark = bao.mark();
-    let out = kustodian(&bao, &dir)
-        .args(["render", "-", "--resolve", "external-secrets"])
-        .write_stdin(format!("{emitted}---\n{}", stores_for(&bao, &server)))
-        .output()
-        .unwrap();
+    let out = resolve(
+        &bao,
+        &dir,
+        format!("{emitted}---\n{}", stores_for(&bao, &server)),
+    );
     no_canary(&bao, "refused store", &out);
-    let err = common::text(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains("SecretStore/vault (namespace app)") && err.contains("VAULT_ADDR"),
         "{err}"
@@ -265,10 +286,7 @@ fn a_store_object_naming_another_server_is_refused_before_any_request() {
         elsewhere.accept().is_err(),
         "kustodian connected to the manifest's server"
     );
-    assert!(bao
-        .audit_since(mark)
-        .iter()
-        .all(|a| !a.path.starts_with("kv")));
+    no_kv_reads(&bao, mark);
 }
 
 #[test]
@@ -293,17 +311,7 @@ fn emit_refuses_references_outside_secrets_and_values_eso_cannot_express() {
             &["Secret/mixed", "split it into two Secrets"][..],
         ),
     ] {
-        let out = kustodian(&bao, &dir)
-            .args([
-                "render",
-                file,
-                "--emit",
-                "external-secrets",
-                "--secret-store",
-                "vault",
-            ])
-            .output()
-            .unwrap();
+        let out = emit(&bao, &dir, file, "external-secrets");
         let err = common::text(&out.stderr);
         assert!(
             !out.status.success() && out.stdout.is_empty(),
@@ -319,35 +327,12 @@ fn emit_refuses_references_outside_secrets_and_values_eso_cannot_express() {
 fn sops_references_are_resolved_at_render_time_unless_strict() {
     let bao = Bao::start();
     let dir = fixtures().join("sops-only");
-    let out = kustodian(&bao, &dir)
-        .args([
-            "render",
-            "secret.yaml",
-            "--emit",
-            "external-secrets",
-            "--secret-store",
-            "vault",
-        ])
-        .output()
-        .unwrap();
-    let text = ok(&out);
+    let text = ok(&emit(&bao, &dir, "secret.yaml", "external-secrets"));
     assert!(
         text.contains("kind: Secret") && text.contains("username: admin"),
         "{text}"
     );
-    let out = kustodian(&bao, &dir)
-        .args([
-            "render",
-            "secret.yaml",
-            "--emit",
-            "external-secrets,strict",
-            "--secret-store",
-            "vault",
-        ])
-        .output()
-        .unwrap();
-    let err = common::text(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    let err = failed(&emit(&bao, &dir, "secret.yaml", "external-secrets,strict"));
     assert!(
         err.contains("Secret/from-sops") && err.contains("strict"),
         "{err}"
@@ -362,8 +347,7 @@ fn emit_without_a_store_name_says_how_to_give_one() {
         .args(["render", "secrets.yaml", "--emit", "external-secrets"])
         .output()
         .unwrap();
-    let err = common::text(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty());
+    let err = failed(&out);
     assert!(
         err.contains("--secret-store") && err.contains("Secret/db"),
         "{err}"
@@ -462,11 +446,7 @@ fn the_example_eso_overlay_emits_valid_objects_that_render_back_on_openbao() {
 
     // The cluster's view, rendered offline against the test's Vault.
     let pointed = emitted.replace("https://vault.vault.svc:8200", &bao.addr);
-    let out = kustodian(&bao, &common::repo_root())
-        .args(["render", "-", "--resolve", "external-secrets"])
-        .write_stdin(pointed)
-        .output()
-        .unwrap();
+    let out = resolve(&bao, &common::repo_root(), pointed);
     no_canary(&bao, "example resolve", &out);
     let secrets = secrets(&ok(&out));
     let data = &secrets["guestbook-eso/guestbook-db"]["data"];
@@ -554,15 +534,13 @@ fn aws_secrets_manager_references_round_trip_through_moto_and_the_region_is_chec
     );
 
     // A store object in another region is refused, naming it.
-    let out = run(
+    let err = failed(&run(
         &["render", "-", "--resolve", "external-secrets"],
         Some(format!(
             "{emitted}---\n{}",
             store.replace("REGION", "eu-west-1")
         )),
-    );
-    let err = common::text(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    ));
     assert!(
         err.contains("SecretStore/aws (namespace shop)") && err.contains("AWS_REGION"),
         "{err}"
@@ -571,23 +549,9 @@ fn aws_secrets_manager_references_round_trip_through_moto_and_the_region_is_chec
 
 #[test]
 fn hand_written_external_secrets_render_offline_with_data_from_templates_and_policies() {
-    let bao = Bao::start();
-    bao.enable_kv("kv", 2);
-    bao.put_kv2(
-        "kv",
-        "shop",
-        json!({"user": "canary-shop-user", "encoded": "Y2FuYXJ5LWRlY29kZWQ="}),
-    );
-    let dir = fixtures().join("resolve-features");
-    let input = std::fs::read_to_string(dir.join("external-secrets.yaml"))
-        .unwrap()
-        .replace("SERVER", &bao.addr);
+    let (bao, dir, input) = shop("external-secrets.yaml");
     validate_against_crds(&input);
-    let out = kustodian(&bao, &dir)
-        .args(["render", "-", "--resolve", "external-secrets"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
+    let out = resolve(&bao, &dir, input);
     no_canary(&bao, "resolve", &out);
     let secrets = secrets(&ok(&out));
     assert_eq!(
@@ -611,26 +575,10 @@ fn hand_written_external_secrets_render_offline_with_data_from_templates_and_pol
 
 #[test]
 fn an_unknown_template_function_fails_naming_it_and_no_value() {
-    let bao = Bao::start();
-    bao.enable_kv("kv", 2);
-    bao.put_kv2(
-        "kv",
-        "shop",
-        json!({"user": "canary-shop-user", "encoded": "Y2FuYXJ5LWRlY29kZWQ="}),
-    );
-    let dir = fixtures().join("resolve-features");
-    let input = std::fs::read_to_string(dir.join("external-secrets.yaml"))
-        .unwrap()
-        .replace("SERVER", &bao.addr)
-        .replace("| upper", "| pkcs12key");
-    let out = kustodian(&bao, &dir)
-        .args(["render", "-", "--resolve", "external-secrets"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
+    let (bao, dir, input) = shop("external-secrets.yaml");
+    let out = resolve(&bao, &dir, input.replace("| upper", "| pkcs12key"));
     no_canary(&bao, "unknown function", &out);
-    let err = common::text(&out.stderr);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains("ExternalSecret/everything") && err.contains("pkcs12key"),
         "{err}"
@@ -650,11 +598,7 @@ fn data_from_find_lists_vault_and_reads_each_match_once() {
         .replace("SERVER", &bao.addr);
     validate_against_crds(&input);
     let mark = bao.mark();
-    let out = kustodian(&bao, &dir)
-        .args(["render", "-", "--resolve", "external-secrets"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
+    let out = resolve(&bao, &dir, input);
     no_canary(&bao, "find", &out);
     let secrets = secrets(&ok(&out));
     assert_eq!(

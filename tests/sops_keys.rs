@@ -111,6 +111,14 @@ impl Env {
         self.command(&find_on_path("sops"))
     }
 
+    /// The real sops encrypts [`plain`] (as `p.yaml`) with `flags` into `to`; returns the text.
+    fn sops_encrypt(&self, flags: &[&str], to: &str) -> String {
+        self.write("p.yaml", &plain());
+        let text = stdout(run(self.sops().arg("encrypt").args(flags).arg("p.yaml")));
+        self.write(to, &text);
+        text
+    }
+
     /// A GnuPG key with an encryption subkey; its fingerprint.
     fn gpg_key(&self, name: &str) -> String {
         let out = run(self.command(Path::new("gpg")).args([
@@ -175,32 +183,67 @@ fn fails(c: &mut Command) -> String {
 /// Decrypts with `c` and checks the canary and that stderr is clean.
 fn opens(c: &mut Command) {
     let out = run(c);
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(CANARY), "{text}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(CANARY));
+    let text = stdout(out);
+    assert!(text.contains(CANARY), "{text}");
+}
+
+fn stdout(out: Output) -> String {
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn stderr(out: Output) -> String {
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Both directions with the master keys of `flags` (`--pgp FP`): the real sops encrypts
+/// `p.yaml` into `by-sops.yaml` and kustodian opens it, kustodian encrypts it into
+/// `by-kustodian.yaml` and the real sops opens that. Returns kustodian's file.
+fn round_trip(env: &Env, flags: &[&str]) -> String {
+    env.sops_encrypt(flags, "by-sops.yaml");
+    opens(env.kustodian().args(["decrypt", "by-sops.yaml"]));
+    let text = stdout(run(env
+        .kustodian()
+        .arg("encrypt")
+        .args(flags)
+        .arg("p.yaml")));
+    env.write("by-kustodian.yaml", &text);
+    opens(env.sops().args(["decrypt", "by-kustodian.yaml"]));
+    text
+}
+
+/// A KMS key on moto; its ARN.
+fn kms_key(m: &moto::Moto, description: &str) -> String {
+    let key = &m.aws(json!([["kms", "create_key", {"Description": description}]]))[0];
+    key["KeyMetadata"]["Arn"].as_str().unwrap().to_string()
+}
+
+/// An [`Env`] whose AWS calls go to moto, with static test credentials.
+fn moto_env(m: &moto::Moto) -> Env {
+    let mut env = Env::new();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", m.url.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "canary-aws-secret"),
+    ] {
+        env.set(k, v);
+    }
+    env
 }
 
 #[test]
 fn pgp_files_round_trip_with_real_sops() {
     let env = Env::new();
     let fp = env.gpg_key("alice");
-    env.write("p.yaml", &plain());
-    // sops writes, kustodian reads.
-    let out = run(env.sops().args(["encrypt", "--pgp", &fp, "p.yaml"]));
-    env.write("by-sops.yaml", &String::from_utf8(out.stdout).unwrap());
-    opens(env.kustodian().args(["decrypt", "by-sops.yaml"]));
-    // kustodian writes, sops reads.
-    let out = run(env.kustodian().args(["encrypt", "--pgp", &fp, "p.yaml"]));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = round_trip(&env, &["--pgp", &fp]);
     assert!(text.contains("-----BEGIN PGP MESSAGE-----") && text.contains(&fp));
-    env.write("by-kustodian.yaml", &text);
-    opens(env.sops().args(["decrypt", "by-kustodian.yaml"]));
     // SOPS_PGP_FP is read like sops reads it.
     let out = run(env
         .kustodian()
         .env("SOPS_PGP_FP", &fp)
         .args(["encrypt", "p.yaml"]));
-    env.write("by-env.yaml", &String::from_utf8(out.stdout).unwrap());
+    env.write("by-env.yaml", &stdout(out));
     opens(env.sops().args(["decrypt", "by-env.yaml"]));
 }
 
@@ -208,9 +251,7 @@ fn pgp_files_round_trip_with_real_sops() {
 fn pgp_without_the_secret_key_names_the_fingerprint_and_why() {
     let env = Env::new();
     let fp = env.gpg_key("bob");
-    env.write("p.yaml", &plain());
-    let out = run(env.sops().args(["encrypt", "--pgp", &fp, "p.yaml"]));
-    env.write("s.yaml", &String::from_utf8(out.stdout).unwrap());
+    env.sops_encrypt(&["--pgp", &fp], "s.yaml");
     let err = fails(
         env.kustodian()
             .env("GNUPGHOME", env.path("empty-gnupg"))
@@ -337,19 +378,13 @@ fn render_uses_pgp_and_group_files_without_manifest_changes() {
     let env = Env::new();
     let fp = env.gpg_key("erin");
     run(Command::new("git").arg("init").arg("-q").arg(env.path("")));
-    env.write("store/p.yaml", &plain());
-    let out = run(env.sops().args(["encrypt", "--pgp", &fp, "store/p.yaml"]));
-    env.write(
-        "store/app.enc.yaml",
-        &String::from_utf8(out.stdout).unwrap(),
-    );
-    std::fs::remove_file(env.path("store/p.yaml")).unwrap();
+    env.sops_encrypt(&["--pgp", &fp], "store/app.enc.yaml");
+    std::fs::remove_file(env.path("p.yaml")).unwrap();
     env.write(
         "app/cm.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: <path:../store/app.enc.yaml#db.password>\n  b: ref+sops://../store/app.enc.yaml#/db/password\n",
     );
-    let out = run(env.kustodian().args(["render", "app"]));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout(run(env.kustodian().args(["render", "app"])));
     assert_eq!(text.matches(CANARY).count(), 2, "{text}");
 }
 
@@ -362,22 +397,11 @@ fn transit_keys_round_trip_with_real_sops_and_stay_on_the_operators_vault() {
     env.set("VAULT_ADDR", &b.addr);
     env.set("VAULT_TOKEN", bao::ROOT_TOKEN);
     let uri = format!("{}/v1/transit/keys/app", b.addr);
-    env.write("p.yaml", &plain());
-    let out = run(env
-        .sops()
-        .args(["encrypt", "--hc-vault-transit", &uri, "p.yaml"]));
-    env.write("by-sops.yaml", &String::from_utf8(out.stdout).unwrap());
-    opens(env.kustodian().args(["decrypt", "by-sops.yaml"]));
-    let out = run(env
-        .kustodian()
-        .args(["encrypt", "--hc-vault-transit", &uri, "p.yaml"]));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = round_trip(&env, &["--hc-vault-transit", &uri]);
     assert!(
         text.contains("hc_vault:") && text.contains("vault:v1:"),
         "{text}"
     );
-    env.write("by-kustodian.yaml", &text);
-    opens(env.sops().args(["decrypt", "by-kustodian.yaml"]));
 
     // A file naming another server: the token is not sent there, and the file is named.
     let elsewhere = env
@@ -404,26 +428,10 @@ fn transit_keys_round_trip_with_real_sops_and_stay_on_the_operators_vault() {
 #[test]
 fn kms_keys_round_trip_with_real_sops_on_moto() {
     let m = moto::moto();
-    let key = &m.aws(json!([["kms", "create_key", {"Description": "sops"}]]))[0];
-    let arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
-    let mut env = Env::new();
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", m.url.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "canary-aws-secret"),
-    ] {
-        env.set(k, v);
-    }
-    env.write("p.yaml", &plain());
-    let out = run(env.sops().args(["encrypt", "--kms", &arn, "p.yaml"]));
-    env.write("by-sops.yaml", &String::from_utf8(out.stdout).unwrap());
-    opens(env.kustodian().args(["decrypt", "by-sops.yaml"]));
-    let out = run(env.kustodian().args(["encrypt", "--kms", &arn, "p.yaml"]));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let arn = kms_key(m, "sops");
+    let env = moto_env(m);
+    let text = round_trip(&env, &["--kms", &arn]);
     assert!(text.contains("kms:") && text.contains(&arn), "{text}");
-    env.write("by-kustodian.yaml", &text);
-    opens(env.sops().args(["decrypt", "by-kustodian.yaml"]));
     // Without credentials: the key is named with why.
     let err = fails(
         env.kustodian()
@@ -459,7 +467,7 @@ fn updatekeys_follows_the_creation_rule_and_sops_opens_the_result() {
         "--yes",
         "t/one.yaml",
     ]));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = stderr(out);
     assert!(
         err.contains(&format!("t/one.yaml: keys updated: +pgp {fp}")),
         "{err}"
@@ -470,7 +478,7 @@ fn updatekeys_follows_the_creation_rule_and_sops_opens_the_result() {
         "--all",
         "t",
     ]));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = stderr(out);
     assert!(
         err.contains("one.yaml: already up to date") && err.contains("two.yaml: keys updated"),
         "{err}"
@@ -489,7 +497,7 @@ fn updatekeys_follows_the_creation_rule_and_sops_opens_the_result() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = stderr(out);
     assert!(
         err.contains("t/one.yaml: could not update the keys of"),
         "{err}"
@@ -551,7 +559,7 @@ fn rotate_gives_a_new_data_key_and_adds_and_removes_recipients() {
         .kustodian()
         .env("SOPS_AGE_KEY_FILE", &k2)
         .args(["rotate", "-i", "--all", "tree"]));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = stderr(out);
     assert!(
         err.contains("b.yaml: rotated: new data key") && !err.contains("plain.yaml"),
         "{err}"
@@ -582,8 +590,7 @@ fn real_sops_pgp_and_group_vectors_decrypt_with_the_test_key() {
         if let Some(k) = age {
             c.env("SOPS_AGE_KEY_FILE", dir.join(k));
         }
-        let out = run(c.arg("decrypt").arg(dir.join(file)));
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = stdout(run(c.arg("decrypt").arg(dir.join(file))));
         assert!(
             text.contains("password: interop-canary-pw"),
             "{file}: {text}"
@@ -708,25 +715,11 @@ fn scan_reports_recipient_drift_only_when_a_policy_turns_it_on() {
 #[test]
 fn kms_roles_in_files_are_assumed_only_when_the_operator_allows_them() {
     let m = moto::moto();
-    let key = &m.aws(json!([["kms", "create_key", {"Description": "sops-role"}]]))[0];
-    let arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let arn = kms_key(m, "sops-role");
     let role = "arn:aws:iam::123456789012:role/sops-decrypt";
-    let mut env = Env::new();
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", m.url.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "canary-aws-secret"),
-    ] {
-        env.set(k, v);
-    }
-    env.write("p.yaml", &plain());
-    let out = run(env
-        .sops()
-        .args(["encrypt", "--kms", &format!("{arn}+{role}"), "p.yaml"]));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let env = moto_env(m);
+    let text = env.sops_encrypt(&["--kms", &format!("{arn}+{role}")], "s.yaml");
     assert!(text.contains(&format!("role: {role}")), "{text}");
-    env.write("s.yaml", &text);
     // The role is written by whoever writes the repository: not assumed unless allowed.
     let err = fails(env.kustodian().args(["decrypt", "s.yaml"]));
     assert!(

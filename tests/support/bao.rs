@@ -252,14 +252,26 @@ impl Bao {
         );
     }
 
-    /// Writes a KV v2 secret (a new version) and records its string values as canaries.
+    /// Writes a KV v2 secret (a new version) and records its string values as canaries. A
+    /// mount that OpenBao is still upgrading to KV v2 (just after it was made, or just after
+    /// the dev server started) is waited for, up to 10 s.
     pub fn put_kv2(&self, mount: &str, path: &str, data: Value) {
         self.record(&data);
-        self.api(
-            "POST",
-            &format!("{mount}/data/{path}"),
-            json!({ "data": data }),
-        );
+        let path = format!("{mount}/data/{path}");
+        let body = json!({ "data": data });
+        let started = std::time::Instant::now();
+        loop {
+            let (status, v) = self
+                .call("POST", &path, None, ROOT_TOKEN, Some(body.clone()))
+                .unwrap();
+            let upgrading = status == 400 && v.to_string().contains("Upgrading from non-versioned");
+            if upgrading && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            assert!(status < 300, "POST {path}: {status} {v}");
+            return;
+        }
     }
 
     /// Writes a KV v1 secret and records its string values as canaries.

@@ -31,6 +31,8 @@ pub struct Sidecar {
     pub vars: Vec<(String, String)>,
     /// Strings that must never reach stderr (or stdout of a failed render).
     pub secrets: Vec<String>,
+    /// More such strings, read before each check (the keys in a credential cache).
+    pub also_secret: Option<fn(&Sidecar) -> Vec<String>>,
 }
 
 impl Sidecar {
@@ -50,6 +52,7 @@ impl Sidecar {
             home: tempfile::tempdir().unwrap(),
             vars: Vec::new(),
             secrets: all,
+            also_secret: None,
         }
     }
 
@@ -102,7 +105,9 @@ impl Sidecar {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        for s in &self.secrets {
+        let mut secrets = self.secrets.clone();
+        secrets.extend(self.also_secret.map(|f| f(self)).unwrap_or_default());
+        for s in &secrets {
             assert!(
                 !r.stderr.to_lowercase().contains(&s.to_lowercase()),
                 "stderr leaks {s:?}:\n{}",

@@ -21,13 +21,13 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod answer;
 pub mod aws;
 pub mod azure;
 pub mod config;
 pub mod echo;
 pub mod env;
 pub mod gcp;
+mod http;
 pub mod kubernetes;
 pub mod masterkeys;
 pub mod onepassword;

@@ -1,19 +1,21 @@
-//! The HTTP side of the AWS stores: one `ureq` agent, requests signed with SigV4 (signed
-//! again on every attempt), and retries with jittered exponential backoff on throttling
-//! (`ThrottlingException`, HTTP 429), 5xx and connection failures, bounded by an attempt
-//! count and a deadline.
+//! The AWS side of the shared HTTP client ([`crate::http`]), which the GCP and Azure stores
+//! use too: requests signed with SigV4 (signed again on every attempt), throttling codes
+//! (`ThrottlingException`, ...) retried like 429 and 5xx, a deadline per request.
 //!
 //! Answers keep their body in memory that is wiped on drop; error codes and messages are read
 //! from AWS's JSON (`__type`, `message`) or XML (`<Code>`, `<Message>`) error shapes.
 
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
 use super::credentials::Credentials;
 use super::settings::{Service, Settings};
 use super::sigv4;
+use crate::http::{
+    origin_text, redirect_text, shorten, transport_text, Client, Deadline, Exchange, Failure,
+    Headers, Limits, Method, Request, Why,
+};
 
 /// Largest response body read (a secret is at most 64 KB; parameters 8 KB).
 const BODY_LIMIT: u64 = 4 * 1024 * 1024;
@@ -40,8 +42,6 @@ pub(crate) struct Answer {
     pub status: u16,
     pub body: Zeroizing<String>,
     pub error: Option<AwsError>,
-    /// The server's `Retry-After` (in seconds), honoured before the next attempt.
-    pub retry_after: Option<Duration>,
 }
 
 /// AWS's error code and message (`ResourceNotFoundException`, "Secrets Manager can't find ...").
@@ -61,12 +61,68 @@ impl std::fmt::Display for AwsError {
     }
 }
 
-/// The client shared by the AWS stores.
+/// The client shared by the AWS stores (and the GCP and Azure ones).
 pub(crate) struct Http {
-    agent: ureq::Agent,
-    max_attempts: u32,
-    deadline: Duration,
-    backoff: Duration,
+    client: Client,
+}
+
+impl Exchange for Call<'_> {
+    /// The call's headers, and its SigV4 signature for `url` when it is signed.
+    fn headers(&self, url: &str) -> Headers {
+        let mut headers: Headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Zeroizing::new(v.clone())))
+            .collect();
+        if let Some((creds, service, region)) = self.sign {
+            let host = host(url);
+            let mut to_sign: Vec<(&str, &str)> = vec![("host", host.as_str())];
+            to_sign.extend(self.headers.iter().map(|(k, v)| (*k, v.as_str())));
+            let query: Vec<(&str, &str)> =
+                self.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let date = sigv4::amz_date(now);
+            let key = sigv4::Key {
+                access_key_id: &creds.access_key_id,
+                secret_access_key: &creds.secret_access_key,
+                session_token: creds.session_token.as_deref().map(|t| t.as_str()),
+            };
+            let signed = sigv4::sign(
+                &key,
+                &sigv4::Unsigned {
+                    method: self.method,
+                    path: path_of(url),
+                    query: &query,
+                    headers: &to_sign,
+                    body: &self.body,
+                    region,
+                    service: service.id(),
+                    amz_date: &date,
+                },
+            );
+            headers.extend(
+                signed
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Zeroizing::new(v))),
+            );
+        }
+        headers
+    }
+
+    /// Connection failures, but not an unknown host (a wrong region or endpoint).
+    fn retry_failure(&self, e: &ureq::Error) -> bool {
+        !matches!(e, ureq::Error::HostNotFound) && crate::http::transient(e)
+    }
+
+    /// 429, 5xx and AWS's throttling codes.
+    fn retry(&self, a: &crate::http::Answer) -> bool {
+        a.status == 429
+            || a.status >= 500
+            || (!(200..300).contains(&a.status) && throttled(&error_of(a)))
+    }
 }
 
 impl Http {
@@ -82,143 +138,65 @@ impl Http {
         deadline: Duration,
         tls: Option<ureq::tls::TlsConfig>,
     ) -> Self {
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
-            .user_agent(concat!("kustodian/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(16);
-        if let Some(tls) = tls {
-            config = config.tls_config(tls);
-        }
-        Http {
-            agent: config.build().new_agent(),
-            max_attempts: max_attempts.max(1),
-            deadline,
+        let limits = Limits {
+            attempts: max_attempts,
+            timeout,
+            deadline: Deadline::PerRequest(deadline),
             backoff: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(5),
+            retry_after_cap: MAX_RETRY_AFTER,
+            body_limit: BODY_LIMIT,
+        };
+        Http {
+            client: Client::new(limits, tls),
         }
     }
 
     /// Sends `call`, retrying what is worth retrying. `Err` is a transport failure after the
     /// last attempt, described without the request.
     pub(crate) fn send(&self, call: &Call) -> Result<Answer, String> {
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let result = self.once(call);
-            let retry = match &result {
-                Ok(a) => {
-                    a.status == 429 || a.status >= 500 || a.error.as_ref().is_some_and(throttled)
-                }
-                Err(e) => transient(e),
-            };
-            let mut wait = self.backoff_for(attempt);
-            if let Ok(Answer {
-                retry_after: Some(after),
-                ..
-            }) = &result
-            {
-                wait = wait.max((*after).min(MAX_RETRY_AFTER));
-            }
-            if retry && attempt < self.max_attempts && started.elapsed() + wait < self.deadline {
-                std::thread::sleep(wait);
-                attempt += 1;
-                continue;
-            }
-            return result.map_err(|e| {
-                let tries = if attempt > 1 {
-                    format!(" (after {attempt} attempts)")
-                } else {
-                    String::new()
-                };
-                format!(
-                    "cannot reach {}: {}{tries}",
-                    origin(&call.url),
-                    describe(&e)
-                )
-            });
-        }
-    }
-
-    fn once(&self, call: &Call) -> Result<Answer, ureq::Error> {
         let mut url = call.url.clone();
         for (i, (k, v)) in call.query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(&format!("{}={}", sigv4::encode(k), sigv4::encode(v)));
         }
-        let mut headers: Vec<(&str, String)> = call.headers.clone();
-        if let Some((creds, service, region)) = call.sign {
-            let host = host(&call.url);
-            let mut to_sign: Vec<(&str, &str)> = vec![("host", host.as_str())];
-            to_sign.extend(call.headers.iter().map(|(k, v)| (*k, v.as_str())));
-            let query: Vec<(&str, &str)> =
-                call.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let date = sigv4::amz_date(now);
-            let key = sigv4::Key {
-                access_key_id: &creds.access_key_id,
-                secret_access_key: &creds.secret_access_key,
-                session_token: creds.session_token.as_deref().map(|t| t.as_str()),
-            };
-            headers.extend(sigv4::sign(
-                &key,
-                &sigv4::Unsigned {
-                    method: call.method,
-                    path: path_of(&call.url),
-                    query: &query,
-                    headers: &to_sign,
-                    body: &call.body,
-                    region,
-                    service: service.id(),
-                    amz_date: &date,
-                },
-            ));
-        }
-        let response = if call.method == "GET" {
-            let mut rb = self.agent.get(&url);
-            for (k, v) in &headers {
-                rb = rb.header(*k, v.as_str());
-            }
-            rb.call()
-        } else {
-            let mut rb = self.agent.post(&url);
-            for (k, v) in &headers {
-                rb = rb.header(*k, v.as_str());
-            }
-            rb.send(&call.body[..])
+        let request = Request {
+            method: if call.method == "GET" {
+                Method::Get
+            } else {
+                Method::Post
+            },
+            url,
+            body: &call.body,
         };
-        let mut response = response?;
-        let status = response.status().as_u16();
-        let header_code = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(':').next().unwrap_or("").to_string());
-        let retry_after = crate::answer::retry_after_secs(&response).map(Duration::from_secs);
-        let bytes = crate::answer::read_body(&mut response, BODY_LIMIT)?;
-        let body = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-        let error = (!(200..300).contains(&status)).then(|| error_of(status, &body, header_code));
-        Ok(Answer {
-            status,
-            body,
-            error,
-            retry_after,
-        })
+        match self.client.send(&request, call) {
+            Ok(a) => {
+                let error = (!(200..300).contains(&a.status)).then(|| error_of(&a));
+                Ok(Answer {
+                    status: a.status,
+                    body: a.text(),
+                    error,
+                })
+            }
+            Err(f) => Err(self.describe(&call.url, &f)),
+        }
     }
 
-    /// "Full jitter": a random wait up to 100 ms, 200 ms, 400 ms, ... (at most 5 s).
-    fn backoff_for(&self, attempt: u32) -> Duration {
-        let cap = self
-            .backoff
-            .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-            .min(Duration::from_secs(5));
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(attempt);
-        let r = h.finish() % 1000;
-        cap.mul_f64((r as f64 + 1.0) / 1000.0)
+    fn describe(&self, url: &str, f: &Failure) -> String {
+        let here = origin_text(url);
+        let why = match &f.why {
+            Why::Transport(ureq::Error::HostNotFound) => {
+                "host not found; check the region and AWS_ENDPOINT_URL".to_string()
+            }
+            Why::Transport(e) => transport_text(e),
+            Why::OutOfTime => "no answer in time".to_string(),
+            Why::Redirect(r) => {
+                return redirect_text(&here, r, "signed requests and tokens", &|shown| {
+                    format!("if {shown} is the service, configure its address instead")
+                })
+            }
+        };
+        format!("cannot reach {here}: {why}{}", f.after())
     }
 }
 
@@ -238,7 +216,15 @@ fn throttled(e: &AwsError) -> bool {
 
 /// The error in an AWS answer: JSON `__type`/`message`, XML `<Code>`/`<Message>`, or the
 /// `x-amzn-ErrorType` header; the status when there is nothing else.
-fn error_of(status: u16, body: &str, header_code: Option<String>) -> AwsError {
+fn error_of(a: &crate::http::Answer) -> AwsError {
+    let header_code = a
+        .header("x-amzn-errortype")
+        .map(|v| v.split(':').next().unwrap_or("").to_string());
+    error_parts(a.status, &a.text(), header_code)
+}
+
+/// [`error_of`] for a status, a body and the `x-amzn-ErrorType` code.
+fn error_parts(status: u16, body: &str, header_code: Option<String>) -> AwsError {
     let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let field = |names: &[&str]| {
         json.as_ref().and_then(|j| {
@@ -277,50 +263,9 @@ pub(crate) fn xml_tag(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
-fn transient(e: &ureq::Error) -> bool {
-    match e {
-        ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
-        _ => matches!(
-            e,
-            ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::BodyStalled
-        ),
-    }
-}
-
-fn describe(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "connection refused".into()
-        }
-        ureq::Error::Io(io) => match (io.kind(), io.get_ref()) {
-            // rustls reports certificate and handshake failures inside InvalidData.
-            (std::io::ErrorKind::InvalidData, Some(inner)) => {
-                shorten(&format!("TLS: {inner}"), MESSAGE_LIMIT)
-            }
-            (k, _) => k.to_string(),
-        },
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::HostNotFound => "host not found; check the region and AWS_ENDPOINT_URL".into(),
-        other => shorten(&other.to_string(), MESSAGE_LIMIT),
-    }
-}
-
-/// `https://host:port` of a URL: never a path or query (they may name a secret), nor a user
-/// name and password.
-fn origin(url: &str) -> String {
-    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[scheme_end..]
-        .find(['/', '?'])
-        .map(|i| scheme_end + i)
-        .unwrap_or(url.len());
-    let authority = &url[scheme_end..end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{}{host}", &url[..scheme_end])
-}
-
 /// The `Host` header ureq sends for a URL: the authority without a default port.
 fn host(url: &str) -> String {
-    let o = origin(url);
+    let o = origin_text(url);
     let https = o.starts_with("https://");
     let h = o.split("://").nth(1).unwrap_or("");
     match (https, h.rsplit_once(':')) {
@@ -341,31 +286,20 @@ fn path_of(url: &str) -> &str {
     }
 }
 
-pub(crate) fn shorten(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn error_shapes() {
-        let e = error_of(
+        let e = error_parts(
             400,
             r#"{"__type":"com.amazonaws.secretsmanager#ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#,
             None,
         );
         assert_eq!(e.code, "ResourceNotFoundException");
         assert!(e.message.starts_with("Secrets Manager can't"));
-        let e = error_of(
+        let e = error_parts(
             403,
             "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not &amp; allowed</Message></Error></ErrorResponse>",
             None,
@@ -374,22 +308,9 @@ mod tests {
             (e.code.as_str(), e.message.as_str()),
             ("AccessDenied", "not & allowed")
         );
-        let e = error_of(429, "", Some("ThrottlingException".into()));
+        let e = error_parts(429, "", Some("ThrottlingException".into()));
         assert!(throttled(&e));
-        assert_eq!(error_of(503, "", None).code, "HTTP 503");
-    }
-
-    #[test]
-    fn backoff_is_jittered_below_a_doubling_cap() {
-        let c = crate::Config::from_vars(std::path::Path::new("/"), std::path::Path::new("/"), []);
-        let http = Http::new(&Settings::from_config(&c).unwrap());
-        for (attempt, cap_ms) in [(1, 100), (2, 200), (3, 400), (30, 5000)] {
-            let waits: Vec<Duration> = (0..20).map(|_| http.backoff_for(attempt)).collect();
-            assert!(waits
-                .iter()
-                .all(|w| *w > Duration::ZERO && *w <= Duration::from_millis(cap_ms)));
-            assert!(waits.iter().any(|w| *w != waits[0]), "no jitter: {waits:?}");
-        }
+        assert_eq!(error_parts(503, "", None).code, "HTTP 503");
     }
 
     #[test]
@@ -404,7 +325,5 @@ mod tests {
         assert_eq!(path_of("http://h?x=1"), "/");
         assert_eq!(path_of("https://u:p@h/v1/c"), "/v1/c");
         assert_eq!(path_of("http://127.0.0.1:5000/v1/creds?x=1"), "/v1/creds");
-        assert_eq!(origin("http://h:1/secret/name"), "http://h:1");
-        assert_eq!(origin("https://u:canary-pw@h/x"), "https://h");
     }
 }

@@ -116,7 +116,7 @@ fn collapse(v: &str) -> String {
 /// SigV4's URI encoding: every byte but `A-Za-z0-9-_.~` as `%XX`, upper-case hex (the same
 /// RFC 3986 rule the Vault store uses for path segments).
 pub(crate) fn encode(s: &str) -> String {
-    crate::vault::http::encode_segment(s)
+    crate::http::encode_segment(s)
 }
 
 /// The `x-amz-date` form of a Unix time: `20150830T123600Z`.

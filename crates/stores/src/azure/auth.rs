@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::aws::http::{Call, Http};
+use crate::aws::http::{Answer, Call, Http};
 use crate::aws::{lock, Failure};
 use crate::gcp::oauth::{self, SigningKey, Token};
 use crate::Config;
@@ -122,8 +122,7 @@ impl AzureAuth {
     /// `AZURE_CA_BUNDLE`): what a SOPS `azure_kv` key needs to call `access_token` with the
     /// scope `https://vault.azure.net/.default`.
     pub(crate) fn from_operator(c: &Config) -> Result<AzureAuth, crate::StoreError> {
-        let (timeout, attempts, deadline) = crate::gcp::http_limits(c)?;
-        let http = Http::with_limits(timeout, attempts, deadline, Some(super::tls(c)?));
+        let http = crate::gcp::cloud_http(c, Some(super::tls(c)?))?;
         Self::from_config(c, http).map_err(|e| e.to_store_error("azure"))
     }
 
@@ -260,26 +259,15 @@ impl AzureAuth {
         };
         let what = format!("login of {} at {}", self.who(), self.authority);
         let a = oauth::send(&self.http, &call, &what).map_err(tls_hint)?;
-        let v = oauth::json(&a, &what)?;
-        if !(200..300).contains(&a.status) {
-            let code =
-                oauth::text_field(&v, "/error").unwrap_or_else(|| format!("HTTP {}", a.status));
-            let detail = oauth::text_field(&v, "/error_description")
+        token_of(&a, &what, |code, v| {
+            let detail = oauth::text_field(v, "/error_description")
                 .map(|d| format!(": {}", d.lines().next().unwrap_or("")))
                 .unwrap_or_default();
-            return Err(Failure::Auth(format!(
+            format!(
                 "{what} was refused ({code}{detail}); check AZURE_TENANT_ID, AZURE_CLIENT_ID and \
                  the credential (for workload identity, the federated credential's issuer and subject)"
-            )));
-        }
-        let value = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Failure::Auth(format!("{what}: the answer has no access_token")))?;
-        Ok(Token::new(
-            value.to_string(),
-            oauth::number(&v, "expires_in"),
-        ))
+            )
+        })
     }
 
     /// A managed identity's token from IMDS (`resource` is the scope without `/.default`).
@@ -305,34 +293,43 @@ impl AzureAuth {
             oauth::origin(host)
         );
         let a = oauth::send(&self.http, &call, &what)?;
-        let v = oauth::json(&a, &what)?;
-        if !(200..300).contains(&a.status) {
-            let code =
-                oauth::text_field(&v, "/error").unwrap_or_else(|| format!("HTTP {}", a.status));
-            return Err(Failure::Auth(format!(
+        token_of(&a, &what, |code, _| {
+            format!(
                 "{what} refused ({code}); assign a managed identity to the node or pod, or set AZURE_CLIENT_ID to the user-assigned one"
-            )));
-        }
-        let value = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Failure::Auth(format!("{what}: the answer has no access_token")))?;
-        Ok(Token::new(
-            value.to_string(),
-            oauth::number(&v, "expires_in"),
-        ))
+            )
+        })
     }
+}
+
+/// The access token of an answer from Entra ID or IMDS about `what`; when its status is not
+/// 2xx, `refused(code, body)` says why (`code` is the OAuth `error`, or the status).
+fn token_of(
+    a: &Answer,
+    what: &str,
+    refused: impl FnOnce(&str, &Value) -> String,
+) -> Result<Token, Failure> {
+    let v = oauth::json(a, what)?;
+    if !(200..300).contains(&a.status) {
+        let code = oauth::text_field(&v, "/error").unwrap_or_else(|| format!("HTTP {}", a.status));
+        return Err(Failure::Auth(refused(&code, &v)));
+    }
+    let value = v
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::Auth(format!("{what}: the answer has no access_token")))?;
+    Ok(Token::new(
+        value.to_string(),
+        oauth::number(&v, "expires_in"),
+    ))
 }
 
 /// A TLS failure names the setting that adds a private CA.
 pub(crate) fn tls_hint(f: Failure) -> Failure {
+    const HINT: &str = "; if the server's certificate comes from a private CA, add the CA to \
+                        AZURE_CA_BUNDLE (a PEM file)";
     match f {
-        Failure::Auth(m) if m.contains("TLS:") => Failure::Auth(format!(
-            "{m}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
-        )),
-        Failure::Unavailable(m) if m.contains("TLS:") => Failure::Unavailable(format!(
-            "{m}; if the server's certificate comes from a private CA, add the CA to AZURE_CA_BUNDLE (a PEM file)"
-        )),
+        Failure::Auth(m) if m.contains("TLS:") => Failure::Auth(m + HINT),
+        Failure::Unavailable(m) if m.contains("TLS:") => Failure::Unavailable(m + HINT),
         other => other,
     }
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use self::auth::AzureAuth;
-use crate::aws::http::{Call, Http};
+use crate::aws::http::Call;
 use crate::aws::{lock, structured, Failure};
 use crate::gcp::oauth;
 use crate::{Config, Request, SecretValue, Store, StoreError};
@@ -59,8 +59,7 @@ struct Vault {
 impl KeyVault {
     /// A store from the operator's settings.
     pub fn new(c: &Config) -> Result<Self, StoreError> {
-        let (timeout, attempts, deadline) = crate::gcp::http_limits(c)?;
-        let http = Http::with_limits(timeout, attempts, deadline, Some(tls(c)?));
+        let http = crate::gcp::cloud_http(c, Some(tls(c)?))?;
         let endpoint = c
             .var(ENDPOINT_VAR)
             .map(|e| e.trim().trim_end_matches('/').to_string());
@@ -182,7 +181,7 @@ impl KeyVault {
         );
         let cell = lock(&self.reads).entry(key).or_default().clone();
         cell.get_or_init(|| {
-            let enc = crate::vault::http::encode_segment;
+            let enc = crate::http::encode_segment;
             let v = self.get(
                 vault,
                 &format!(

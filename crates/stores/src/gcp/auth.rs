@@ -85,8 +85,7 @@ impl GcpAuth {
     /// The operator's credentials with a client of their own (`KUSTODIAN_CLOUD_*` limits):
     /// what a SOPS `gcp_kms` key needs to call `access_token`.
     pub(crate) fn from_operator(c: &Config) -> Result<GcpAuth, crate::StoreError> {
-        let (timeout, attempts, deadline) = super::http_limits(c)?;
-        let http = Http::with_limits(timeout, attempts, deadline, None);
+        let http = super::cloud_http(c, None)?;
         Self::from_config(c, http).map_err(|e| e.to_store_error("gcp"))
     }
 
@@ -103,7 +102,7 @@ impl GcpAuth {
             Source::External { audience, .. } => {
                 format!(
                     "the workload identity pool of {}",
-                    crate::aws::http::shorten(audience, 160)
+                    crate::http::shorten(audience, 160)
                 )
             }
             Source::Metadata { host } => format!("the metadata server's account ({host})"),
@@ -427,7 +426,7 @@ fn credentials_file(path: PathBuf) -> Result<Source, Failure> {
         Some(other) => Err(bad(&format!(
             "credentials of type {:?} are not supported; use a service-account key \
              (service_account) or a workload identity federation file (external_account)",
-            crate::aws::http::shorten(other, 40)
+            crate::http::shorten(other, 40)
         ))),
         None => Err(bad("the field \"type\" is missing")),
     }

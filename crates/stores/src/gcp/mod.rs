@@ -40,9 +40,13 @@ pub struct GcpSecrets {
     reads: Mutex<HashMap<(String, String, String), Cell>>,
 }
 
-/// The shared HTTP client settings of the Google and Azure stores: `KUSTODIAN_CLOUD_TIMEOUT`
-/// (seconds per request, 30) and `KUSTODIAN_CLOUD_MAX_ATTEMPTS` (4), within a 20 s deadline.
-pub(crate) fn http_limits(c: &Config) -> Result<(Duration, u32, Duration), StoreError> {
+/// The HTTP client of the Google and Azure stores, trusting `tls` (the platform's roots when
+/// `None`): `KUSTODIAN_CLOUD_TIMEOUT` (seconds per request, 30) and
+/// `KUSTODIAN_CLOUD_MAX_ATTEMPTS` (4), within a 20 s deadline.
+pub(crate) fn cloud_http(
+    c: &Config,
+    tls: Option<ureq::tls::TlsConfig>,
+) -> Result<Http, StoreError> {
     let num = |var: &str, default: u64| -> Result<u64, StoreError> {
         match c.var(var) {
             None => Ok(default),
@@ -51,27 +55,35 @@ pub(crate) fn http_limits(c: &Config) -> Result<(Duration, u32, Duration), Store
             }),
         }
     };
-    Ok((
+    Ok(Http::with_limits(
         Duration::from_secs(num("KUSTODIAN_CLOUD_TIMEOUT", 30)?),
         num("KUSTODIAN_CLOUD_MAX_ATTEMPTS", 4)? as u32,
         Duration::from_secs(20),
+        tls,
     ))
+}
+
+/// The Google API endpoint in `var` (`default` when unset), without a trailing `/` or `/v1`;
+/// https only, but for a loopback address.
+pub(crate) fn endpoint_setting(c: &Config, var: &str, default: &str) -> Result<String, Failure> {
+    let endpoint = c
+        .var(var)
+        .unwrap_or(default)
+        .trim()
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .to_string();
+    oauth::check_transport(&endpoint, var)?;
+    Ok(endpoint)
 }
 
 impl GcpSecrets {
     /// A store from the operator's settings. A bad credentials file fails every reference to
     /// the store with the same message.
     pub fn new(c: &Config) -> Result<Self, StoreError> {
-        let (timeout, attempts, deadline) = http_limits(c)?;
-        let endpoint = c
-            .var(ENDPOINT_VAR)
-            .unwrap_or(DEFAULT_ENDPOINT)
-            .trim()
-            .trim_end_matches('/')
-            .trim_end_matches("/v1")
-            .to_string();
-        oauth::check_transport(&endpoint, ENDPOINT_VAR).map_err(|e| e.to_store_error("gcp"))?;
-        let http = Http::with_limits(timeout, attempts, deadline, None);
+        let http = cloud_http(c, None)?;
+        let endpoint = endpoint_setting(c, ENDPOINT_VAR, DEFAULT_ENDPOINT)
+            .map_err(|e| e.to_store_error("gcp"))?;
         Ok(GcpSecrets {
             endpoint,
             auth: GcpAuth::from_config(c, http),
@@ -116,7 +128,7 @@ impl GcpSecrets {
     ) -> Result<SecretValue, Failure> {
         let auth = self.auth.as_ref().map_err(Clone::clone)?;
         let token = auth.access_token()?;
-        let enc = crate::vault::http::encode_segment;
+        let enc = crate::http::encode_segment;
         let call = Call {
             method: "GET",
             url: format!(

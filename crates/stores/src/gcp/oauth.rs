@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::aws::http::{shorten, Answer, Call, Http};
+use crate::aws::http::{Answer, Call, Http};
 use crate::aws::Failure;
+use crate::http::shorten;
 use crate::vault::cache::{now_ms, Entry, Refused, Slot};
 use crate::vault::files;
 
@@ -157,17 +158,7 @@ pub(crate) fn check_transport(url: &str, var: &str) -> Result<(), Failure> {
     )))
 }
 
-/// `scheme://host:port` of a URL, for messages.
-pub(crate) fn origin(url: &str) -> String {
-    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[scheme_end..]
-        .find(['/', '?', '#'])
-        .map(|i| scheme_end + i)
-        .unwrap_or(url.len());
-    let authority = &url[scheme_end..end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{}{host}", &url[..scheme_end])
-}
+pub(crate) use crate::http::origin_text as origin;
 
 /// `application/x-www-form-urlencoded` of `fields`.
 pub(crate) fn form(fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
@@ -176,9 +167,9 @@ pub(crate) fn form(fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
         if i > 0 {
             out.push('&');
         }
-        out.push_str(&crate::vault::http::encode_segment(k));
+        out.push_str(&crate::http::encode_segment(k));
         out.push('=');
-        out.push_str(&crate::vault::http::encode_segment(v));
+        out.push_str(&crate::http::encode_segment(v));
     }
     Zeroizing::new(out.into_bytes())
 }

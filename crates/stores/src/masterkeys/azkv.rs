@@ -15,10 +15,11 @@ use base64::Engine as _;
 use kustodian_sops::{AzureKvKey, Zeroizing};
 use serde_json::{json, Value};
 
-use crate::aws::http::{shorten, Call};
+use crate::aws::http::Call;
 use crate::azure::auth::AzureAuth;
 use crate::azure::{ENDPOINT_VAR, SUFFIXES};
 use crate::gcp::oauth;
+use crate::http::shorten;
 use crate::{Config, SecretValue};
 
 const API_VERSION: &str = "7.4";
@@ -74,7 +75,7 @@ impl AzureKv {
 
     fn call(&self, k: &AzureKvKey, op: &str, value: &str, file: &str) -> Result<String, String> {
         let (base, scope) = self.place(k, file)?;
-        let seg = crate::vault::http::encode_segment;
+        let seg = crate::http::encode_segment;
         let token = self
             .auth
             .access_token(&scope)

@@ -14,9 +14,10 @@ use base64::Engine as _;
 use kustodian_sops::Zeroizing;
 use serde_json::{json, Value};
 
-use crate::aws::http::{shorten, Call};
+use crate::aws::http::Call;
 use crate::gcp::auth::GcpAuth;
 use crate::gcp::oauth;
+use crate::http::shorten;
 use crate::{Config, SecretValue};
 
 const DEFAULT_ENDPOINT: &str = "https://cloudkms.googleapis.com";
@@ -31,14 +32,7 @@ pub(super) struct GcpKms {
 impl GcpKms {
     /// The client for the operator's settings; a bad endpoint or credentials file is refused.
     pub(super) fn new(c: &Config) -> Result<GcpKms, String> {
-        let endpoint = c
-            .var(ENDPOINT_VAR)
-            .unwrap_or(DEFAULT_ENDPOINT)
-            .trim()
-            .trim_end_matches('/')
-            .trim_end_matches("/v1")
-            .to_string();
-        oauth::check_transport(&endpoint, ENDPOINT_VAR)
+        let endpoint = crate::gcp::endpoint_setting(c, ENDPOINT_VAR, DEFAULT_ENDPOINT)
             .map_err(|e| e.to_store_error("gcp_kms").to_string())?;
         let auth = GcpAuth::from_operator(c).map_err(|e| e.to_string())?;
         Ok(GcpKms { endpoint, auth })

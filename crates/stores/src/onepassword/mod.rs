@@ -14,9 +14,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::http::encode_segment;
 use crate::kubernetes::connect;
 use crate::rest::{seconds_setting, Endpoint, Memo, Reply, Rest};
-use crate::vault::http::encode_segment;
 use crate::{Config, Request, SecretValue, Store, StoreError};
 
 /// The store name of `<path:...>` placeholders (`AVP_TYPE=1passwordconnect`).

@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::files;
-use super::http::{encode_path, encode_segment, Http, Method};
+use super::http::{Http, Method};
 use super::settings::{Auth, Secret};
+use crate::http::{encode_path, encode_segment};
 use crate::{SecretValue, StoreError};
 
 /// A token and how long it lasts.

@@ -1,6 +1,6 @@
-//! The HTTP side of the Vault store: one `ureq` agent (rustls, connection pool), the
-//! `X-Vault-Token` and `X-Vault-Namespace` headers, one time budget, and bounded retries with
-//! backoff on connection errors, 429 and 5xx.
+//! The Vault side of the shared HTTP client ([`crate::http`]): the `X-Vault-Token` and
+//! `X-Vault-Namespace` headers, `VAULT_CLIENT_TIMEOUT` as one budget for every request of the
+//! store, `VAULT_MAX_RETRIES`, the TLS settings, and how answers and failures read.
 //!
 //! Answers come back as a status and a JSON body wrapped in [`SecretValue`], so that a
 //! response holding secrets or a token is wiped when dropped. What reaches a message:
@@ -9,23 +9,30 @@
 //!   and credential the store knows (and any long fragment of one) replaced by `[redacted]`,
 //!   and shortened. An answer that is not JSON is reported by status and content type.
 //! - URLs are shown without `user:password@`.
-//! - Redirects are followed by hand, only within VAULT_ADDR's origin (scheme, host, port):
-//!   a redirect elsewhere, or from https to http, is an error, so the token and login
-//!   credentials are never sent to another server.
+//! - Redirects are followed only within VAULT_ADDR's origin (scheme, host, port): a redirect
+//!   elsewhere, or from https to http, is an error, so the token and login credentials are
+//!   never sent to another server.
 //! - `VAULT_CLIENT_TIMEOUT` is one budget for every request of the store (logins, reads,
 //!   retries and their waits): a server that accepts connections and never answers costs
 //!   that long once, not once per attempt and reference.
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 use zeroize::Zeroizing;
 
 use super::files;
 use super::settings::{Secret, Settings, Tls};
+use crate::http::{
+    display_url, encode_segment, is_tls, printable, redact_with, redirect_text, shorten,
+    status_text, transport_text, Client, Deadline, Exchange, Failure, Headers, Limits, Request,
+    Why,
+};
 use crate::{SecretValue, StoreError};
+
+pub(crate) use crate::http::Method;
 
 /// Largest response body read (a KV secret is at most a few MB).
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;
@@ -33,17 +40,6 @@ const BODY_LIMIT: u64 = 32 * 1024 * 1024;
 const PEM_LIMIT: u64 = 4 * 1024 * 1024;
 /// Longest Vault error text kept in a message.
 const ERROR_TEXT_LIMIT: usize = 300;
-/// Most redirects followed for one request (all within VAULT_ADDR's origin).
-const MAX_REDIRECTS: u32 = 5;
-/// Shortest fragment of a token or credential that is redacted wherever it appears.
-const FRAGMENT: usize = 8;
-
-/// The method of a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Method {
-    Get,
-    Post,
-}
 
 /// An answer from Vault.
 pub(crate) struct Reply {
@@ -81,27 +77,54 @@ pub(crate) struct Unreachable(pub String);
 
 /// A client bound to one Vault address and namespace.
 pub(crate) struct Http {
-    agent: ureq::Agent,
+    client: Client,
     addr: String,
-    origin: Option<Origin>,
     namespace: Option<String>,
-    max_retries: u32,
-    backoff: Duration,
     budget: Duration,
-    deadline: Instant,
     /// VAULT_ADDR was not set and `addr` is Vault's default.
     addr_unset: bool,
     /// Tokens and credentials in use: redacted from every error text.
     secrets: Mutex<Vec<Secret>>,
 }
 
-/// One HTTP exchange's outcome.
-struct Answer {
-    status: u16,
-    text: Zeroizing<String>,
-    retry_after: Option<Duration>,
-    content_type: Option<String>,
-    location: Option<String>,
+/// The headers of one Vault call.
+struct VaultHeaders<'a> {
+    token: Option<&'a str>,
+    namespace: Option<&'a str>,
+    json: bool,
+}
+
+impl Exchange for VaultHeaders<'_> {
+    fn headers(&self, _url: &str) -> Headers {
+        let mut h: Headers = vec![("X-Vault-Request".into(), Zeroizing::new("true".into()))];
+        if self.json {
+            h.push((
+                "Content-Type".into(),
+                Zeroizing::new("application/json".into()),
+            ));
+        }
+        if let Some(t) = self.token {
+            h.push(("X-Vault-Token".into(), Zeroizing::new(t.to_string())));
+        }
+        if let Some(ns) = self.namespace {
+            h.push(("X-Vault-Namespace".into(), Zeroizing::new(ns.to_string())));
+        }
+        h
+    }
+}
+
+/// The client limits of the settings: `VAULT_CLIENT_TIMEOUT` for all requests,
+/// `VAULT_MAX_RETRIES` retries after the first attempt.
+fn limits(s: &Settings) -> Limits {
+    Limits {
+        attempts: s.max_retries.saturating_add(1),
+        timeout: s.timeout,
+        deadline: Deadline::Shared(s.timeout),
+        backoff: Duration::from_millis(200),
+        backoff_cap: Duration::from_secs(3),
+        retry_after_cap: Duration::from_secs(5),
+        body_limit: BODY_LIMIT,
+    }
 }
 
 impl Http {
@@ -109,24 +132,11 @@ impl Http {
     /// unreadable. The time budget starts now.
     pub(crate) fn new(s: &Settings) -> Result<Self, StoreError> {
         let tls = tls_config(&s.tls)?;
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(s.timeout))
-            .timeout_connect(Some(s.timeout.min(Duration::from_secs(10))))
-            .user_agent(concat!("kustodian/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
-            .max_idle_connections_per_host(16)
-            .build();
         Ok(Http {
-            agent: config.new_agent(),
+            client: Client::new(limits(s), Some(tls)),
             addr: s.addr.clone(),
-            origin: origin(&s.addr),
             namespace: s.namespace.clone().filter(|n| !n.is_empty()),
-            max_retries: s.max_retries,
-            backoff: Duration::from_millis(200),
             budget: s.timeout,
-            deadline: Instant::now() + s.timeout,
             addr_unset: false,
             secrets: Mutex::new(Vec::new()),
         })
@@ -168,246 +178,90 @@ impl Http {
         token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, Unreachable> {
-        let mut url = format!("{}/v1/{}", self.addr, path);
-        for (i, (k, v)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&encode_segment(k));
-            url.push('=');
-            url.push_str(&encode_segment(v));
-        }
-        let payload = body.map(|b| Zeroizing::new(b.to_string()));
-        let mut attempt = 0;
-        let mut redirects = 0;
-        loop {
-            let Some(remaining) = self.remaining() else {
-                return Err(Unreachable(self.out_of_time(attempt)));
-            };
-            let result = self.once(
-                method,
-                &url,
-                token,
-                payload.as_ref().map(|p| p.as_str()),
-                remaining,
-            );
-            if let Ok(a) = &result {
-                if matches!(a.status, 301 | 302 | 303 | 307 | 308) {
-                    url = self.follow(&url, a)?;
-                    redirects += 1;
-                    if redirects > MAX_REDIRECTS {
-                        return Err(Unreachable(format!(
-                            "{} redirected more than {MAX_REDIRECTS} times",
-                            display_url(&self.addr)
-                        )));
-                    }
-                    continue;
-                }
+        let url =
+            crate::http::with_query(&format!("{}/v1/{}", self.addr, path), query, encode_segment);
+        let payload = Zeroizing::new(body.map_or_else(|| "{}".to_string(), |b| b.to_string()));
+        let request = Request {
+            method,
+            url,
+            body: payload.as_bytes(),
+        };
+        let headers = VaultHeaders {
+            token,
+            namespace: self.namespace.as_deref(),
+            json: method == Method::Post,
+        };
+        match self.client.send(&request, &headers) {
+            Ok(a) => {
+                let text = a.text();
+                Ok(self.reply(a.status, &text, a.header("content-type"), token))
             }
-            let retry_after = match &result {
-                Ok(a) if a.status == 429 || a.status >= 500 => Some(a.retry_after),
-                Ok(_) => None,
-                Err(e) if transient(e) => Some(None),
-                Err(_) => None,
-            };
-            match retry_after {
-                Some(after) if attempt < self.max_retries => {
-                    let wait = after.unwrap_or_else(|| self.backoff_for(attempt));
-                    match self.remaining() {
-                        Some(left) if left > wait => std::thread::sleep(wait),
-                        _ => return self.finish(result, attempt, token),
-                    }
-                    attempt += 1;
-                }
-                _ => return self.finish(result, attempt, token),
-            }
-        }
-    }
-
-    fn finish(
-        &self,
-        result: Result<Answer, ureq::Error>,
-        attempt: u32,
-        token: Option<&str>,
-    ) -> Result<Reply, Unreachable> {
-        match result {
-            Ok(a) => Ok(self.reply(a, token)),
-            Err(e) => Err(Unreachable(self.describe(&e, attempt))),
+            Err(f) => Err(Unreachable(self.failure(&f))),
         }
     }
 
     /// Turns an answer into a reply: the body parsed, the error text redacted.
-    fn reply(&self, a: Answer, token: Option<&str>) -> Reply {
-        let (value, malformed) = if a.text.trim().is_empty() {
+    fn reply(
+        &self,
+        status: u16,
+        text: &str,
+        content_type: Option<&str>,
+        token: Option<&str>,
+    ) -> Reply {
+        let (value, malformed) = if text.trim().is_empty() {
             (serde_json::Value::Null, None)
         } else {
-            match serde_json::from_str(&a.text) {
+            match serde_json::from_str(text) {
                 Ok(v) => (v, None),
                 Err(_) => (
                     serde_json::Value::Null,
                     Some(
-                        a.content_type
-                            .as_deref()
+                        content_type
                             .map(|c| shorten(&printable(c), 60))
                             .unwrap_or_else(|| "none".into()),
                     ),
                 ),
             }
         };
-        let error = self.redact(&vault_errors(&value, a.status), token);
+        let error = self.redact(&vault_errors(&value, status), token);
         Reply {
-            status: a.status,
+            status,
             body: SecretValue::new(value),
             malformed,
             error: shorten(&error, ERROR_TEXT_LIMIT),
         }
     }
 
-    /// The next URL of a redirect, when it stays within VAULT_ADDR's origin.
-    fn follow(&self, from: &str, a: &Answer) -> Result<String, Unreachable> {
-        let here = display_url(&self.addr);
-        let Some(location) = a.location.as_deref() else {
-            return Err(Unreachable(format!(
-                "{here} answered {} (a redirect) without a Location",
-                a.status
-            )));
-        };
-        let next = resolve_location(from, location);
-        let target = origin(&next);
-        if target.is_some() && target == self.origin && !has_userinfo(&next) {
-            return Ok(next);
+    /// How a request that got no answer reads: the address, never a path or a secret.
+    fn failure(&self, f: &Failure) -> String {
+        match &f.why {
+            Why::OutOfTime | Why::Transport(ureq::Error::Timeout(_)) => self.out_of_time(f),
+            Why::Transport(e) => self.describe(e, f),
+            Why::Redirect(r) => redirect_text(
+                &self.addr,
+                r,
+                "the Vault token and login credentials",
+                &|shown| {
+                    format!(
+                        "if {shown} is your Vault (an active node behind a standby), set VAULT_ADDR to it"
+                    )
+                },
+            ),
         }
-        let shown = target
-            .as_ref()
-            .map(Origin::to_string)
-            .unwrap_or_else(|| "an address that is not http(s)".into());
-        let downgrade = self.origin.as_ref().is_some_and(|o| o.scheme == "https")
-            && target.as_ref().is_some_and(|t| t.scheme == "http");
-        let what = if downgrade {
-            "from https to plain http"
-        } else {
-            "to another server"
-        };
-        Err(Unreachable(format!(
-            "{here} redirected {what} ({} to {shown}); kustodian follows redirects only within {here} so that the \
-             Vault token and login credentials are never sent elsewhere; if {shown} is your Vault (an active node \
-             behind a standby), set VAULT_ADDR to it",
-            a.status
-        )))
     }
 
-    /// Time left in the budget, if any.
-    fn remaining(&self) -> Option<Duration> {
-        self.deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-    }
-
-    fn out_of_time(&self, retries: u32) -> String {
-        let after = if retries > 0 {
-            format!(" (after {} attempts)", retries + 1)
-        } else {
-            String::new()
-        };
+    fn out_of_time(&self, f: &Failure) -> String {
         format!(
             "no answer from {} within VAULT_CLIENT_TIMEOUT ({}), the time allowed for all Vault requests of a \
-             render{after}{}",
+             render{}{}",
             display_url(&self.addr),
             seconds(self.budget),
+            f.after(),
             self.addr_hint()
         )
     }
 
-    /// One attempt: status, body text, and the headers that matter.
-    fn once(
-        &self,
-        method: Method,
-        url: &str,
-        token: Option<&str>,
-        payload: Option<&str>,
-        remaining: Duration,
-    ) -> Result<Answer, ureq::Error> {
-        let mut headers: Vec<(&str, &str)> = vec![("X-Vault-Request", "true")];
-        if let Some(t) = token {
-            headers.push(("X-Vault-Token", t));
-        }
-        if let Some(ns) = &self.namespace {
-            headers.push(("X-Vault-Namespace", ns));
-        }
-        let connect = remaining.min(Duration::from_secs(10));
-        let response = match method {
-            Method::Get => {
-                let mut rb = self
-                    .agent
-                    .get(url)
-                    .config()
-                    .timeout_global(Some(remaining))
-                    .timeout_connect(Some(connect))
-                    .build();
-                for (k, v) in &headers {
-                    rb = rb.header(*k, *v);
-                }
-                rb.call()
-            }
-            Method::Post => {
-                let mut rb = self
-                    .agent
-                    .post(url)
-                    .config()
-                    .timeout_global(Some(remaining))
-                    .timeout_connect(Some(connect))
-                    .build()
-                    .header("Content-Type", "application/json");
-                for (k, v) in &headers {
-                    rb = rb.header(*k, *v);
-                }
-                rb.send(payload.unwrap_or("{}").as_bytes())
-            }
-        };
-        let mut response = response?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let retry_after =
-            crate::answer::retry_after_secs(&response).map(|s| Duration::from_secs(s.min(5)));
-        let content_type = header("content-type");
-        let location = header("location");
-        let bytes = crate::answer::read_body(&mut response, BODY_LIMIT)?;
-        let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-        Ok(Answer {
-            status,
-            text,
-            retry_after,
-            content_type,
-            location,
-        })
-    }
-
-    /// Exponential backoff with a little jitter: 200 ms, 400 ms, 800 ms, ... at most 3 s.
-    fn backoff_for(&self, attempt: u32) -> Duration {
-        let base = self
-            .backoff
-            .saturating_mul(1 << attempt.min(4))
-            .min(Duration::from_secs(3));
-        let jitter = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() % 50)
-            .unwrap_or(0);
-        base + Duration::from_millis(u64::from(jitter))
-    }
-
-    fn describe(&self, e: &ureq::Error, retries: u32) -> String {
-        if matches!(e, ureq::Error::Timeout(_)) {
-            return self.out_of_time(retries);
-        }
-        let after = if retries > 0 {
-            format!(" (after {} attempts)", retries + 1)
-        } else {
-            String::new()
-        };
+    fn describe(&self, e: &ureq::Error, f: &Failure) -> String {
         let hint = if is_tls(e) {
             "; set VAULT_CACERT to the CA that signed the server's certificate (VAULT_SKIP_VERIFY=true turns checking off, which is unsafe)".to_string()
         } else if self.addr_unset {
@@ -418,9 +272,10 @@ impl Http {
             String::new()
         };
         format!(
-            "cannot reach {}: {}{after}{hint}",
+            "cannot reach {}: {}{}{hint}",
             display_url(&self.addr),
-            self.redact(&transport_text(e), None)
+            self.redact(&transport_text(e), None),
+            f.after()
         )
     }
 
@@ -469,178 +324,6 @@ fn vault_errors(v: &serde_json::Value, status: u16) -> String {
         status_text(status).to_string()
     } else {
         text
-    }
-}
-
-/// A URL's scheme, host and port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
-/// The origin of an absolute http(s) URL.
-fn origin(url: &str) -> Option<Origin> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match hostport.strip_prefix('[') {
-        Some(v6) => {
-            let (h, after) = v6.split_once(']')?;
-            (format!("[{h}]"), after.strip_prefix(':'))
-        }
-        None => match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (hostport.to_string(), None),
-        },
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port.filter(|p| !p.is_empty()) {
-        Some(p) => p.parse().ok()?,
-        None => default_port,
-    };
-    Some(Origin {
-        scheme,
-        host: host.to_ascii_lowercase(),
-        port,
-    })
-}
-
-/// A redirect's target as an absolute URL.
-fn resolve_location(from: &str, location: &str) -> String {
-    let location = location.trim();
-    if location.contains("://") {
-        return location.to_string();
-    }
-    let (scheme, rest) = from.split_once("://").unwrap_or(("http", from));
-    if let Some(net) = location.strip_prefix("//") {
-        return format!("{scheme}://{net}");
-    }
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let base = format!("{scheme}://{}", &rest[..authority_end]);
-    if location.starts_with('/') {
-        return format!("{base}{location}");
-    }
-    let path = rest[authority_end..].split(['?', '#']).next().unwrap_or("");
-    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-    let dir = if dir.is_empty() { "/" } else { dir };
-    format!("{base}{dir}{location}")
-}
-
-/// `http://user:pw@host:8200/x` -> `http://host:8200/x`.
-pub(crate) fn display_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
-/// Whether a URL carries `user:password@`.
-pub(crate) fn has_userinfo(url: &str) -> bool {
-    display_url(url) != url
-}
-
-/// Replaces each secret, and each run of 8 or more token characters found inside a secret,
-/// with `[redacted]`; removes user info from URLs.
-pub(crate) fn redact_with(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(s, "[redacted]");
-    }
-    let is_word = |c: char| c.is_ascii_alphanumeric() || "._-+/=~".contains(c);
-    let mut result = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while !rest.is_empty() {
-        let start = rest.find(is_word).unwrap_or(rest.len());
-        result.push_str(&rest[..start]);
-        rest = &rest[start..];
-        let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
-        let word = &rest[..end];
-        if word.len() >= FRAGMENT && secrets.iter().any(|s| s.contains(word)) {
-            result.push_str("[redacted]");
-        } else {
-            result.push_str(word);
-        }
-        rest = &rest[end..];
-    }
-    result
-        .split(' ')
-        .map(|w| {
-            if w.contains("://") {
-                display_url(w)
-            } else {
-                w.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Control characters replaced, so a server cannot forge lines in our messages.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// Connection problems worth another try; TLS and protocol errors are not.
-pub(crate) fn transient(e: &ureq::Error) -> bool {
-    let io = matches!(e, ureq::Error::Io(io) if io.kind() != std::io::ErrorKind::InvalidData);
-    io || matches!(
-        e,
-        ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::HostNotFound
-            | ureq::Error::BodyStalled
-    )
-}
-
-/// A certificate or handshake failure (rustls reports them inside an `InvalidData` I/O error).
-pub(crate) fn is_tls(e: &ureq::Error) -> bool {
-    match e {
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
-        ureq::Error::Io(io) => {
-            io.kind() == std::io::ErrorKind::InvalidData && io.get_ref().is_some()
-        }
-        _ => false,
-    }
-}
-
-pub(crate) fn transport_text(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Io(io) => match (io.kind(), io.get_ref()) {
-            (std::io::ErrorKind::ConnectionRefused, _) => "connection refused".into(),
-            (std::io::ErrorKind::ConnectionReset, _) => "connection reset".into(),
-            (std::io::ErrorKind::InvalidData, Some(inner)) => {
-                shorten(&format!("TLS: {inner}"), ERROR_TEXT_LIMIT)
-            }
-            (k, _) => format!("{k}"),
-        },
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::ConnectionFailed => "connection failed".into(),
-        ureq::Error::HostNotFound => "host not found".into(),
-        ureq::Error::Rustls(r) => format!("TLS: {r}"),
-        ureq::Error::Tls(t) => format!("TLS: {t}"),
-        other => shorten(&other.to_string(), ERROR_TEXT_LIMIT),
     }
 }
 
@@ -743,27 +426,6 @@ fn read_key(file: &Path) -> Result<PrivateKey<'static>, StoreError> {
     })
 }
 
-/// Percent-encodes one path segment or query part (RFC 3986 unreserved characters pass).
-pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Encodes each segment of a `/`-separated path.
-pub(crate) fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(encode_segment)
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// `"1 error occurred:\n\t* permission denied\n\n"` -> `"permission denied"`.
 fn clean_error(e: &str) -> String {
     e.split(['\n', '\r'])
@@ -775,70 +437,15 @@ fn clean_error(e: &str) -> String {
         .join("; ")
 }
 
-pub(crate) fn shorten(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
-pub(crate) fn status_text(status: u16) -> &'static str {
-    match status {
-        400 => "bad request",
-        401 => "unauthorized",
-        403 => "permission denied",
-        404 => "not found",
-        405 => "method not allowed",
-        412 => "precondition failed",
-        429 => "too many requests",
-        500 => "internal server error",
-        502 => "bad gateway",
-        503 => "service unavailable (sealed, or in standby)",
-        _ => "unexpected status",
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     use super::*;
 
-    /// A server answering each connection's request with the next canned response.
-    fn serve(responses: Vec<&'static str>) -> (String, Arc<AtomicUsize>) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = format!("http://{}", l.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        std::thread::spawn(move || {
-            for (stream, resp) in l.incoming().zip(responses) {
-                let mut stream = stream.unwrap();
-                let mut r = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    r.read_line(&mut line).unwrap();
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len];
-                std::io::Read::read_exact(&mut r, &mut body).unwrap();
-                h.fetch_add(1, Ordering::SeqCst);
-                stream.write_all(resp.as_bytes()).unwrap();
-            }
-        });
-        (addr, hits)
+    fn serve(responses: Vec<&str>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        crate::http::tests::serve(responses.into_iter().map(String::from).collect())
     }
 
     fn http(addr: &str, retries: u32) -> Http {
@@ -856,7 +463,13 @@ mod tests {
             cache_dir: None,
         };
         let mut h = Http::new(&s).unwrap();
-        h.backoff = Duration::from_millis(5);
+        h.client = Client::new(
+            Limits {
+                backoff: Duration::from_millis(5),
+                ..limits(&s)
+            },
+            None,
+        );
         h
     }
 
@@ -912,13 +525,9 @@ mod tests {
 
     fn reply(status: u16, body: serde_json::Value) -> Reply {
         http("http://127.0.0.1:9", 0).reply(
-            Answer {
-                status,
-                text: Zeroizing::new(body.to_string()),
-                retry_after: None,
-                content_type: Some("application/json".into()),
-                location: None,
-            },
+            status,
+            &body.to_string(),
+            Some("application/json"),
             Some("s.canary-token-0123456789"),
         )
     }
@@ -950,65 +559,25 @@ mod tests {
     }
 
     #[test]
-    fn origins_and_redirect_targets() {
-        let o = |u: &str| origin(u).map(|o| o.to_string());
-        assert_eq!(
-            o("http://Vault:8200/v1/x").as_deref(),
-            Some("http://vault:8200")
-        );
-        assert_eq!(o("https://u:p@v/x").as_deref(), Some("https://v:443"));
-        assert_eq!(o("http://[::1]:9/").as_deref(), Some("http://[::1]:9"));
-        assert_eq!(o("ftp://v/"), None);
-        let from = "http://v:1/v1/kv/data/app?version=2";
-        assert_eq!(resolve_location(from, "/v1/other"), "http://v:1/v1/other");
-        assert_eq!(resolve_location(from, "//w:2/v1/x"), "http://w:2/v1/x");
-        assert_eq!(resolve_location(from, "app2"), "http://v:1/v1/kv/data/app2");
-        assert_eq!(resolve_location(from, "https://w/v1"), "https://w/v1");
-        assert_eq!(display_url("http://user:pw@v:1/x@y"), "http://v:1/x@y");
-        assert!(has_userinfo("https://a:b@v") && !has_userinfo("https://v/a@b"));
-    }
-
-    #[test]
-    fn redirects_are_followed_only_within_the_origin() {
+    fn redirects_elsewhere_read_as_refusals_naming_vault_addr() {
         let h = http("https://vault:8200", 0);
-        let to = |location: &str| Answer {
-            status: 307,
-            text: Zeroizing::new(String::new()),
-            retry_after: None,
-            content_type: None,
-            location: Some(location.into()),
+        let elsewhere = |downgrade| Failure {
+            why: Why::Redirect(crate::http::Redirect::Elsewhere {
+                status: 307,
+                target: crate::http::origin("http://evil:1/v1/x"),
+                downgrade,
+            }),
+            attempts: 1,
         };
-        let from = "https://vault:8200/v1/kv/data/a";
-        assert_eq!(
-            h.follow(from, &to("/v1/kv/data/b")).unwrap(),
-            "https://vault:8200/v1/kv/data/b"
+        let e = h.failure(&elsewhere(true));
+        assert!(
+            e.contains("from https to plain http") && e.contains("set VAULT_ADDR"),
+            "{e}"
         );
-        assert_eq!(
-            h.follow(from, &to("https://VAULT:8200/v1/x")).unwrap(),
-            "https://VAULT:8200/v1/x"
+        let e = h.failure(&elsewhere(false));
+        assert!(
+            e.contains("to another server (307 to http://evil:1)"),
+            "{e}"
         );
-        let e = h.follow(from, &to("http://vault:8200/v1/x")).unwrap_err().0;
-        assert!(e.contains("from https to plain http"), "{e}");
-        for elsewhere in [
-            "https://evil:8200/v1/x",
-            "https://vault:8201/v1/x",
-            "//evil/v1/x",
-            "https://u:canary@vault:8200/v1/x",
-        ] {
-            let e = h.follow(from, &to(elsewhere)).unwrap_err().0;
-            assert!(
-                e.contains("to another server") && !e.contains("canary"),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(
-            encode_path("kv/data/my app?x#y"),
-            "kv/data/my%20app%3Fx%23y"
-        );
-        assert_eq!(encode_segment("a.b-c_d~"), "a.b-c_d~");
     }
 }

@@ -30,10 +30,11 @@ use zeroize::Zeroizing;
 
 use self::auth::{Lease, Login};
 use self::cache::{now_ms, Entry, Refused, Slot};
-pub(crate) use self::http::{encode_path, Reply};
+pub(crate) use self::http::Reply;
 use self::http::{Http, Method};
 use self::kv::{Engine, Mount, Syntax};
 use self::settings::{Auth, KvVersion, Secret, Settings};
+pub(crate) use crate::http::encode_path;
 use crate::{Config, Request, SecretValue, Store, StoreError};
 
 const STORE: &str = "vault";
@@ -85,7 +86,7 @@ impl Vault {
     /// certificate checks are turned off.
     pub fn new(config: &Config) -> Result<Self, StoreError> {
         let settings = Settings::from_config(config)?;
-        if http::has_userinfo(&settings.addr) {
+        if crate::http::has_userinfo(&settings.addr) {
             return Err(StoreError::Config(
                 "VAULT_ADDR holds a user name or password (scheme://user:password@host); Vault does not use them \
                  and kustodian neither sends nor prints them: remove them from VAULT_ADDR and authenticate with \
@@ -439,7 +440,7 @@ impl Vault {
                 store: STORE.into(),
                 reason: format!(
                     "{} answered {} (after retries); wait until it is unsealed and active",
-                    http::display_url(&self.settings.addr),
+                    crate::http::display_url(&self.settings.addr),
                     reply.status_and_error()
                 ),
             })),
