@@ -6,27 +6,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-
 const CANARIES: &[&str] = &["canary-leak", "Y2FuYXJ5", "canary-sops"];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/leak-guard")
 }
 
-fn kustodian(case: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("kustodian").unwrap();
-    cmd.current_dir(case)
-        .env_remove("SOPS_AGE_KEY")
-        .env_remove("AVP_TYPE")
-        .env_remove("KUSTODIAN_STORE")
-        .env("XDG_CONFIG_HOME", case.join("no-such-config"))
-        .env(
-            "SOPS_AGE_KEY_FILE",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render/store/keys.txt"),
-        );
-    cmd
-}
+use common::renderer as kustodian;
 
 /// Renders `input.yaml` of the case from stdin; returns stderr after checking that the render
 /// failed with nothing on stdout and no canary anywhere.

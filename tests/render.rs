@@ -12,8 +12,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-
 /// Every secret value in the test store: none may ever reach stderr.
 const CANARIES: &[&str] = &[
     "canary-render-s3cret",
@@ -28,16 +26,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render")
 }
 
-fn kustodian(case: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("kustodian").unwrap();
-    cmd.current_dir(case)
-        .env_remove("SOPS_AGE_KEY")
-        .env_remove("AVP_TYPE")
-        .env_remove("KUSTODIAN_STORE")
-        .env("XDG_CONFIG_HOME", case.join("no-such-config"))
-        .env("SOPS_AGE_KEY_FILE", fixtures().join("store/keys.txt"));
-    cmd
-}
+use common::renderer as kustodian;
 
 fn assert_no_canary(what: &str, text: &str) {
     common::assert_no_canary_in(what, text, CANARIES);

@@ -164,17 +164,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     };
     result.finish();
     let policy = policy();
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = args
-        .format
-        .reporter()
-        .report(&result, &policy, &mut stdout)
-        .and_then(|()| stdout.flush())
-    {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(miette::miette!("could not write the report: {e}"));
-        }
-    }
+    args.format.write(&result, &policy)?;
     let _ = writeln!(
         stderr,
         "kustodian: {} reference(s) checked, {} store request(s){}",

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use kustodian_scan::baseline::{self, Baseline};
 use kustodian_scan::report::{Github, Human, Json, Report, Sarif};
-use kustodian_scan::{Commits, Policy, Scanner, Source, StoreHint};
+use kustodian_scan::{Commits, Policy, ScanResult, Scanner, Source, StoreHint};
 
 /// Arguments of `scan`.
 #[derive(clap::Args)]
@@ -83,6 +83,22 @@ pub enum Format {
 }
 
 impl Format {
+    /// Writes the report of `result` to stdout in this format; a reader that went away (a
+    /// closed pipe) is not an error.
+    pub fn write(self, result: &ScanResult, policy: &Policy) -> miette::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        match self
+            .reporter()
+            .report(result, policy, &mut stdout)
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(miette::miette!("could not write the report: {e}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn reporter(self) -> Box<dyn Report> {
         match self {
             Format::Human => {
@@ -153,17 +169,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             );
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = args
-        .format
-        .reporter()
-        .report(&result, &policy, &mut stdout)
-        .and_then(|()| stdout.flush())
-    {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(miette::miette!("could not write the report: {e}"));
-        }
-    }
+    args.format.write(&result, &policy)?;
     Ok(if result.has_errors() {
         ExitCode::from(2)
     } else if result.findings.iter().any(|f| policy.blocks(f)) {

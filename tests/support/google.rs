@@ -20,11 +20,11 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -34,8 +34,7 @@ use crate::moto::{response, Proxy, Rule, Seen};
 /// A running drongo server.
 pub struct Drongo {
     pub url: String,
-    _child: Mutex<Child>,
-    _stdin: Mutex<ChildStdin>,
+    _server: crate::moto::PyServer,
 }
 
 const SERVE: &str = "import subprocess, sys\n\
@@ -52,37 +51,19 @@ pub fn drongo() -> &'static Drongo {
             bin.is_file(),
             "drongo is not installed: run tests/setup-tools.sh (pip install drongo)"
         );
-        for _ in 0..4 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            // drongo runs under a small Python parent that stops it when its stdin closes,
-            // so the server goes away with the test binary.
-            let mut child = Command::new(crate::moto::python())
-                .args(["-c", SERVE, bin.to_str().unwrap(), &port.to_string()])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting drongo");
-            let stdin = child.stdin.take().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Drongo {
-                        url: format!("http://127.0.0.1:{port}"),
-                        _child: Mutex::new(child),
-                        _stdin: Mutex::new(stdin),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        // drongo runs under a small Python parent that stops it when its stdin closes,
+        // so the server goes away with the test binary.
+        let (url, server) = crate::moto::serve_python(
+            "drongo",
+            SERVE,
+            |port| vec![bin.to_string_lossy().into_owned(), port.to_string()],
+            &[],
+            Duration::from_secs(20),
+        );
+        Drongo {
+            url,
+            _server: server,
         }
-        panic!("drongo did not start");
     })
 }
 

@@ -39,8 +39,57 @@ pub fn python() -> PathBuf {
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    _server: PyServer,
+}
+
+/// A server run by the venv's Python, stopped when its stdin closes (that is, with the test
+/// binary).
+pub struct PyServer {
     _child: Mutex<Child>,
     _stdin: Mutex<ChildStdin>,
+}
+
+/// Starts `python -c SCRIPT ARGS...` (`args` given the free port it should listen on) and waits
+/// up to `wait` for the port to answer; returns its URL. A second try takes another port.
+pub fn serve_python(
+    what: &str,
+    script: &str,
+    args: impl Fn(u16) -> Vec<String>,
+    env: &[(&str, &str)],
+    wait: Duration,
+) -> (String, PyServer) {
+    for _ in 0..4 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(python())
+            .arg("-c")
+            .arg(script)
+            .args(args(port))
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let server = PyServer {
+                    _child: Mutex::new(child),
+                    _stdin: Mutex::new(stdin),
+                };
+                return (format!("http://127.0.0.1:{port}"), server);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{what} did not start");
 }
 
 /// The test binary's moto server, started on first use.
@@ -57,39 +106,17 @@ impl Moto {
     /// A server of its own, with moto settings in `env` (such as `INITIAL_NO_AUTH_ACTION_COUNT`,
     /// after which moto checks signatures and IAM policies).
     pub fn start(env: &[(&str, &str)]) -> Moto {
-        for _ in 0..4 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(python())
-                .args(["-c", SERVE, &port.to_string()])
-                .envs(env.iter().copied())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting moto");
-            let stdin = child.stdin.take().unwrap();
-            let mut line = String::new();
-            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-            let url = format!("http://127.0.0.1:{port}");
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Moto {
-                        url,
-                        _child: Mutex::new(child),
-                        _stdin: Mutex::new(stdin),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        let (url, server) = serve_python(
+            "moto",
+            SERVE,
+            |port| vec![port.to_string()],
+            env,
+            Duration::from_secs(15),
+        );
+        Moto {
+            url,
+            _server: server,
         }
-        panic!("moto did not start");
     }
 
     /// Runs boto3 calls `[[service, method, {kwargs}], ...]` in us-east-1 (or a call's
@@ -139,7 +166,7 @@ print(json.dumps(out, default=str))
     }
 }
 
-impl Drop for Moto {
+impl Drop for PyServer {
     fn drop(&mut self) {
         let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
