@@ -5,6 +5,7 @@
 #   benches/history.sh                  # 3,000 commits, 3 timed runs each
 #   COMMITS=10000 RUNS=1 benches/history.sh
 #   KEEP=1 benches/history.sh           # keep the generated repository (path printed at the end)
+#   DIR=/tmp/h31k COMMITS=31000 benches/history.sh  # generate into DIR once, reuse it next time
 #
 # The repository: each commit adds or edits one to three files among Deployments, ConfigMaps,
 # HelmReleases, Helm values files, scripts, SealedSecrets (ciphertext) and SOPS-encrypted files
@@ -36,9 +37,17 @@ fi
 [ -x "$KUSTODIAN" ] || die "$KUSTODIAN is not executable"
 GITLEAKS=$(command -v gitleaks || true)
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/kustodian-history.XXXXXX")"
+if [ -n "${DIR:-}" ]; then
+  work="$DIR"; KEEP=1
+else
+  work="$(mktemp -d "${TMPDIR:-/tmp}/kustodian-history.XXXXXX")"
+fi
 if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
 repo="$work/repo"
+if [ -f "$work/planted.txt" ] && [ -d "$repo/.git" ]; then
+  echo "reusing $repo ($(git -C "$repo" rev-list --count HEAD) commits)" >&2
+else
+rm -rf "$repo"
 mkdir -p "$repo"
 
 echo "generating $COMMITS commits in $repo..." >&2
@@ -156,6 +165,7 @@ sys.stdout.flush()
 PY
 git -C "$repo" gc -q
 git -C "$repo" reset -q --hard main
+fi
 planted=$(wc -l < "$work/planted.txt")
 echo "$COMMITS commits, $planted planted credentials" >&2
 
