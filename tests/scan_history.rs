@@ -444,3 +444,27 @@ fn a_long_history_reports_each_value_once_at_the_commit_that_added_it() {
     let human = text(&repo.run(&["--since", &base], "human").stdout);
     assert!(human.contains("in 2600 commits scanned"), "{human}");
 }
+
+#[test]
+fn without_git_on_path_libgit2_lists_and_reads_the_history_alike() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.write(
+        "apps/web/kustomization.yaml",
+        "secretGenerator:\n- name: web\n  envs:\n  - web.env\n",
+    );
+    repo.write("apps/web/web.env", "PASSWORD=canary-env-no-git\n");
+    repo.commit("env leak");
+    repo.commit_with("db.yaml", SECRET, "leak");
+    repo.git(&["mv", "db.yaml", "database.yaml"]);
+    repo.commit("rename");
+    let with_git = repo.scan(&["--since", &base]);
+    assert_eq!(found(&with_git).len(), 2, "{}", text(&with_git.stdout));
+    let without = kustodian(repo.path())
+        .env("PATH", "/nonexistent")
+        .args(["scan", "--since", &base, "--format", "json"])
+        .output()
+        .unwrap();
+    common::assert_no_canary("no git", &without, &CANARIES);
+    assert_eq!(found(&without), found(&with_git));
+}

@@ -289,8 +289,13 @@ fn is_kustomization(path: &str) -> bool {
 /// Every commit's changes: from one `git diff-tree --stdin` run read on a thread as it
 /// streams, else (git does not run, or fails) from libgit2 one commit at a time.
 struct Listing<'r> {
-    /// The diff-tree's groups, in the order of the commits given; `None` once libgit2 lists.
-    git: Option<mpsc::Receiver<Listed>>,
+    /// The diff-tree runs, each over a run of the commits given, in order: each the index
+    /// after its last commit and its groups. `None` once libgit2 lists.
+    git: Option<Vec<(usize, mpsc::Receiver<Listed>)>>,
+    /// Which run lists the commit asked for next.
+    part: usize,
+    /// How many commits were asked for.
+    asked: usize,
     /// A group read but not yet asked for (a later commit's).
     pending: Option<Listed>,
     kustomizations: Kustomizations<'r>,
@@ -332,9 +337,20 @@ impl<'r> Listing<'r> {
         shallow: &HashSet<git2::Oid>,
     ) -> Result<Listing<'r>, SourceError> {
         let in_range: HashSet<git2::Oid> = oids.iter().copied().collect();
-        let mut input = String::with_capacity(oids.len() * 82);
+        // git lists a long history in parallel runs: the tree diffs are most of its work.
+        let runs = if oids.len() < 1024 {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        };
+        let per_run = oids.len().div_ceil(runs).max(1);
+        let mut inputs = Vec::new();
+        let mut input = String::new();
         let mut boundary = HashSet::new();
-        for oid in oids {
+        for (i, oid) in oids.iter().enumerate() {
+            if i > 0 && i % per_run == 0 {
+                inputs.push((i, std::mem::take(&mut input)));
+            }
             let commit = repo.find_commit(*oid)?;
             let parents: Vec<git2::Oid> = if shallow.contains(oid) {
                 Vec::new()
@@ -355,7 +371,11 @@ impl<'r> Listing<'r> {
         } else {
             None
         };
-        let git = diff_tree(repo.path(), input);
+        inputs.push((oids.len(), input));
+        let git = inputs
+            .into_iter()
+            .map(|(end, input)| Some((end, diff_tree(repo.path(), input)?)))
+            .collect::<Option<Vec<_>>>();
         Ok(Listing {
             kustomizations: Kustomizations {
                 known: git.is_some() && trees.is_some(),
@@ -364,6 +384,8 @@ impl<'r> Listing<'r> {
                 in_boundary: RefCell::default(),
             },
             git,
+            part: 0,
+            asked: 0,
             pending: None,
         })
     }
@@ -377,7 +399,17 @@ impl<'r> Listing<'r> {
         oid: git2::Oid,
         prefixes: &[String],
     ) -> Result<Change, SourceError> {
-        while let Some(rx) = &self.git {
+        let at = self.asked;
+        self.asked += 1;
+        while let Some(runs) = &self.git {
+            let Some((end, rx)) = runs.get(self.part) else {
+                break;
+            };
+            if at >= *end {
+                self.part += 1;
+                self.pending = None;
+                continue;
+            }
             match self.pending.take() {
                 None => self.pending = Some(rx.recv().unwrap_or(Listed::End(false))),
                 Some(Listed::Commit(id, files)) if id == oid => {
@@ -452,7 +484,9 @@ fn diff_tree(git_dir: &Path, input: String) -> Option<mpsc::Receiver<Listed>> {
         .ok()?;
     let mut stdin = child.stdin.take()?;
     let out = BufReader::with_capacity(1 << 16, child.stdout.take()?);
-    let (tx, rx) = mpsc::sync_channel(BATCH);
+    // Room for a run's whole listing of a few thousand commits, so that the later runs go on
+    // while the first is consumed.
+    let (tx, rx) = mpsc::sync_channel(8 * BATCH);
     std::thread::spawn(move || {
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
         let ok = parse_diff_tree(out, &tx).is_some();
