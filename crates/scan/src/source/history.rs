@@ -81,7 +81,7 @@ pub(super) fn history(
         let mut wanted: Vec<(git2::Oid, Vec<String>)> = Vec::new();
         let mut slot: HashMap<git2::Oid, usize> = HashMap::new();
         let mut keys = HashSet::new();
-        while keys.len() < BATCH {
+        while keys.len() < BATCH && batch.len() < 4 * BATCH {
             let Some(&oid) = next.next() else { break };
             let change = listing.changes(&repo, oid, &prefixes)?;
             for (path, id) in &change.changed {
