@@ -49,6 +49,8 @@ pub(super) fn history(
         Commits::Pushed(_) => "`--pushed`",
     };
     let repo = git::open_repo(cwd, option)?;
+    // Each commit is read once for its parents; libgit2's object cache would keep them all.
+    git2::opts::enable_caching(false);
     let prefixes = if paths.is_empty() {
         Vec::new()
     } else {
@@ -338,17 +340,12 @@ impl<'r> Listing<'r> {
     ) -> Result<Listing<'r>, SourceError> {
         let in_range: HashSet<git2::Oid> = oids.iter().copied().collect();
         // git lists a long history in parallel runs: the tree diffs are most of its work.
-        let runs = if oids.len() < 1024 {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-        };
-        let per_run = oids.len().div_ceil(runs).max(1);
+        let ends = run_ends(oids.len());
         let mut inputs = Vec::new();
         let mut input = String::new();
         let mut boundary = HashSet::new();
         for (i, oid) in oids.iter().enumerate() {
-            if i > 0 && i % per_run == 0 {
+            if i > 0 && ends.contains(&i) {
                 inputs.push((i, std::mem::take(&mut input)));
             }
             let commit = repo.find_commit(*oid)?;
@@ -461,6 +458,25 @@ impl<'r> Listing<'r> {
             parent: (!renames).then_some(parent),
         }
     }
+}
+
+/// Where the diff-tree runs over `n` commits end (each an index after its last commit). A long
+/// history is listed by one run per core (at most 4; each git holds up to about 100 MB on a
+/// large history); later commits have larger trees to compare, so the runs shorten towards the
+/// end (run `k` of `r` ends at `n·√(k/r)`).
+fn run_ends(n: usize) -> Vec<usize> {
+    let runs = if n < 1024 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |c| c.get().min(4))
+    };
+    let mut ends: Vec<usize> = (1..runs)
+        .map(|k| (n as f64 * (k as f64 / runs as f64).sqrt()) as usize)
+        .filter(|&e| e > 0 && e < n)
+        .collect();
+    ends.push(n);
+    ends.dedup();
+    ends
 }
 
 /// Runs `git diff-tree --stdin` over `input` (a line per commit: the commit and its first
@@ -832,6 +848,16 @@ fn rfc3339(t: git2::Time) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_tree_runs_cover_every_commit_in_order() {
+        assert_eq!(run_ends(10), vec![10]);
+        for n in [1024, 5000, 31_000] {
+            let ends = run_ends(n);
+            assert_eq!(ends.last(), Some(&n));
+            assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+        }
+    }
 
     #[test]
     fn dates_are_rfc3339_in_the_authors_offset() {
