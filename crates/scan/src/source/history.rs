@@ -9,8 +9,9 @@
 //! values again; a merge reports only what none of its parents had. A value is reported once,
 //! at the first commit that added it, even when a later commit deletes it.
 //!
-//! How, for speed and bounded memory: git lists every commit's changes in one `git diff-tree
-//! --stdin` run, read as it streams on a thread of its own. The commits are taken in batches of
+//! How, for speed and bounded memory: git lists every commit's changes with `git diff-tree
+//! --stdin` (a long history split into one run per core), each run read as it streams on a
+//! thread of its own. The commits are taken in batches of
 //! about [`BATCH`] changed blobs; each (path, blob) of a batch not judged before is read once
 //! through one long-lived `git cat-file --batch` (which also fetches what a partial clone left
 //! on its promisor remote) and judged on rayon's threads, a blob at several paths read once.
@@ -288,8 +289,8 @@ fn is_kustomization(path: &str) -> bool {
     )
 }
 
-/// Every commit's changes: from one `git diff-tree --stdin` run read on a thread as it
-/// streams, else (git does not run, or fails) from libgit2 one commit at a time.
+/// Every commit's changes: from `git diff-tree --stdin` runs (see [`run_ends`]), each read on
+/// a thread as it streams, else (git does not run, or fails) from libgit2 one commit at a time.
 struct Listing<'r> {
     /// The diff-tree runs, each over a run of the commits given, in order: each the index
     /// after its last commit and its groups. `None` once libgit2 lists.
