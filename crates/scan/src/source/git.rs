@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{kustomizations_above, normalize, rel_string, ScanResult, SourceError};
-use crate::engine::Scanner;
+use crate::engine::{FileScan, Scanner};
 
 const GITLINK: u32 = 0o160000;
 const SYMLINK: u32 = 0o120000;
@@ -21,6 +21,13 @@ pub(super) fn is_regular(mode: u32) -> bool {
 pub(super) trait Snapshot {
     /// The blob of the regular file at `path` (repository-relative), if this version has one.
     fn blob(&self, path: &str) -> Result<Option<git2::Oid>, SourceError>;
+
+    /// Whether this version may have a file at `path`: `false` only when it surely has none,
+    /// so that [`Snapshot::blob`] need not be asked (a history scan knows which kustomizations
+    /// its commits can hold without reading their trees).
+    fn may_have(&self, _path: &str) -> bool {
+        true
+    }
 }
 
 /// The git index, read on first use (a staged scan of YAML files alone never needs it).
@@ -70,12 +77,20 @@ impl Snapshot for TreeSnapshot<'_, '_> {
             .renamed
             .and_then(|m| m.get(path))
             .map_or(path, String::as_str);
-        match self.tree.get_path(Path::new(path)) {
-            Ok(e) if is_regular(e.filemode() as u32) => Ok(Some(e.id())),
-            Ok(_) => Ok(None),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        tree_blob(&self.tree, path)
+    }
+}
+
+/// The blob of the regular file at `path` in `tree`, if there is one.
+pub(super) fn tree_blob(
+    tree: &git2::Tree<'_>,
+    path: &str,
+) -> Result<Option<git2::Oid>, SourceError> {
+    match tree.get_path(Path::new(path)) {
+        Ok(e) if is_regular(e.filemode() as u32) => Ok(Some(e.id())),
+        Ok(_) => Ok(None),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -186,7 +201,8 @@ pub(super) fn diff_changes(
 /// Scans the files of a change as `snap` holds them. `changed` maps each changed path to its
 /// blob when the caller knows it (else `snap` is asked). Changed manifests are scanned; a changed
 /// file that kustomizations around it read (an env file, a key file, a patch) is judged through
-/// them, changed or not; files that changed kustomizations read come from `snap` too.
+/// them, changed or not; files that changed kustomizations read come from `snap` too. A (path,
+/// blob) that `cache` holds is not read again.
 pub(super) fn scan_changes(
     scanner: &Scanner,
     repo: &git2::Repository,
@@ -210,34 +226,34 @@ pub(super) fn scan_changes(
             continue;
         };
         result.files_scanned += 1;
-        let key = cache.key(path, id);
-        if let Some(r) = cache.get(key) {
-            result.add(r);
-            continue;
-        }
-        // The scanner skips (with a note) a blob over its size limit; an env file may be a SOPS
-        // dotenv store.
-        let Some(content) = read_blob(repo, id) else {
-            result.add(scanner.unreadable_blob(path, &id.to_string()));
-            continue;
+        let key = BlobCache::key(path, id);
+        let verdict = match cache.get(key) {
+            Some(v) => v,
+            // The scanner skips (with a note) a blob over its size limit; an env file may be a
+            // SOPS dotenv store.
+            None => match read_blob(repo, id) {
+                Some(content) => {
+                    let v = Verdict::judge(scanner, path, &content);
+                    cache.put(key, v.clone());
+                    v
+                }
+                None => Verdict::unreadable(scanner, path, id),
+            },
         };
         // A manifest without a `kind` may be a patch file that a kustomization applies.
-        if !env && memchr::memmem::find(&content, b"kind").is_none() {
+        if verdict.kindless {
             others.insert(path.as_str());
         }
-        let mut r = scanner.scan_path(path, &content);
-        // What depends on this blob alone is kept for the next commit that holds it (the
-        // parent side of a later change, a revert).
-        if r.follow.is_empty() && (env || memchr::memmem::find(&content, b"kind").is_some()) {
-            cache.put(key, &r);
+        if let Some(r) = verdict.scan {
+            let mut r = *r;
+            follows.append(&mut r.follow);
+            result.add(r);
         }
-        follows.append(&mut r.follow);
-        result.add(r);
     }
     let mut readers = BTreeMap::new();
     for path in &others {
         for k in kustomizations_above(path) {
-            if !changed.contains_key(&k) {
+            if !changed.contains_key(&k) && snap.may_have(&k) {
                 if let Some(id) = snap.blob(&k)? {
                     readers.insert(k, id);
                 }
@@ -272,34 +288,95 @@ pub(super) fn scan_changes(
     Ok(result)
 }
 
-/// The scans of blobs already judged at a path, so that a history scan judges each (path,
-/// blob) once: the parent side of a change is mostly blobs an earlier commit added. Bounded:
-/// emptied when it holds [`BlobCache::MAX`] entries.
+/// What one blob holds at one path, whatever commit holds it: the scan of its bytes (`None`
+/// when it found nothing), and whether it is a manifest without a `kind` (maybe a patch that a
+/// kustomization applies, so the kustomizations around it must be read too).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Verdict {
+    pub scan: Option<Box<FileScan>>,
+    pub kindless: bool,
+}
+
+impl Verdict {
+    /// Scans `content` as the file at `path`.
+    pub(super) fn judge(scanner: &Scanner, path: &str, content: &[u8]) -> Verdict {
+        let r = scanner.scan_path(path, content);
+        let kindless =
+            Scanner::is_candidate_path(path) && memchr::memmem::find(content, b"kind").is_none();
+        Verdict::of(r, kindless)
+    }
+
+    /// A blob that could not be read: an `unreadable-blob` finding.
+    pub(super) fn unreadable(scanner: &Scanner, path: &str, id: git2::Oid) -> Verdict {
+        Verdict::of(scanner.unreadable_blob(path, &id.to_string()), false)
+    }
+
+    fn of(r: FileScan, kindless: bool) -> Verdict {
+        let empty = r.findings.is_empty() && r.notes.is_empty() && r.follow.is_empty();
+        Verdict {
+            scan: (!empty).then(|| Box::new(r)),
+            kindless,
+        }
+    }
+}
+
+/// The verdicts on blobs already judged at a path, so that a history scan judges each (path,
+/// blob) once: most blobs of a history appear in many commits' trees, and the parent side of a
+/// change is mostly blobs an earlier commit added. Bounded: emptied when it holds
+/// [`BlobCache::MAX`] entries.
 #[derive(Default)]
 pub(super) struct BlobCache {
-    scans: HashMap<u64, crate::engine::FileScan>,
+    verdicts: HashMap<u64, Verdict>,
 }
 
 impl BlobCache {
-    const MAX: usize = 200_000;
+    pub(super) const MAX: usize = 200_000;
 
-    fn key(&self, path: &str, id: git2::Oid) -> u64 {
+    /// The key of a (path, blob): a hash of both.
+    pub(super) fn key(path: &str, id: git2::Oid) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         (path, id.as_bytes()).hash(&mut h);
         h.finish()
     }
 
-    fn get(&self, key: u64) -> Option<crate::engine::FileScan> {
-        self.scans.get(&key).cloned()
+    pub(super) fn get(&self, key: u64) -> Option<Verdict> {
+        self.verdicts.get(&key).cloned()
     }
 
-    fn put(&mut self, key: u64, r: &crate::engine::FileScan) {
-        if self.scans.len() >= Self::MAX {
-            self.scans.clear();
-        }
-        self.scans.insert(key, r.clone());
+    pub(super) fn contains(&self, key: u64) -> bool {
+        self.verdicts.contains_key(&key)
     }
+
+    pub(super) fn put(&mut self, key: u64, v: Verdict) {
+        if self.verdicts.len() >= Self::MAX {
+            self.verdicts.clear();
+        }
+        self.verdicts.insert(key, v);
+    }
+
+    /// Empties the cache unless `n` more verdicts fit under [`BlobCache::MAX`] (so that the
+    /// verdicts of a batch are all there when its commits are judged).
+    pub(super) fn make_room(&mut self, n: usize) {
+        if self.verdicts.len() + n >= Self::MAX {
+            self.verdicts.clear();
+        }
+    }
+}
+
+/// `git` on the repository at `git_dir`, with its caches bounded: git's defaults (a 96 MB
+/// delta base cache, the whole pack mapped) would take a few hundred MB on a large history.
+pub(super) fn command(git_dir: &Path) -> std::process::Command {
+    let mut git = std::process::Command::new("git");
+    git.arg("--git-dir").arg(git_dir).args([
+        "-c",
+        "core.deltaBaseCacheLimit=16m",
+        "-c",
+        "core.packedGitLimit=32m",
+        "-c",
+        "core.packedGitWindowSize=4m",
+    ]);
+    git
 }
 
 /// A blob's bytes: from libgit2, else from git's own `cat-file`, which fetches a blob that a
@@ -312,9 +389,7 @@ pub(super) fn read_blob(
     if let Ok(blob) = repo.find_blob(id) {
         return Some(std::borrow::Cow::Owned(blob.content().to_vec()));
     }
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(repo.path())
+    let out = command(repo.path())
         .args(["cat-file", "blob", &id.to_string()])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
