@@ -400,7 +400,12 @@ fn config_pair(line: &str) -> Option<(&str, &str)> {
     if let Some(c) = code_pair().captures(line) {
         let key = c.get(1).or_else(|| c.get(4))?.as_str();
         if let Some(v) = c.get(2).or_else(|| c.get(5)) {
-            return (!v.as_str().contains(['$', '#'])).then_some((key, v.as_str()));
+            let v = v.as_str();
+            let interpolates = v.contains("#{")
+                || v.as_bytes()
+                    .windows(2)
+                    .any(|w| w[0] == b'$' && (w[1].is_ascii_alphabetic() || b"_{".contains(&w[1])));
+            return (!interpolates).then_some((key, v));
         }
         return Some((key, c.get(3).or_else(|| c.get(6))?.as_str()));
     }
@@ -613,6 +618,10 @@ mod tests {
         // Not literals: a call, an interpolating string.
         assert_eq!(config_pair("  'secret' => \"$secretValue\","), None);
         assert_eq!(config_pair("  :token => \"#{ENV['T']}x\","), None);
+        assert_eq!(
+            config_pair("  :password => \"Tr0ub#4dor-3$\","),
+            Some(("password", "Tr0ub#4dor-3$"))
+        );
         let src = "kind: ConfigMap\ndata:\n  config.php: |\n    'dbpassword' => getenv('DB_PASSWORD_X'),\n    'secret' => 'Tr0ub4dor-3xyz-Q9',\n";
         assert_eq!(found("cm.yaml", src), vec![(5, 5, "secret".to_string())]);
     }
