@@ -126,6 +126,9 @@ cases! {
     location_container_env_every_workload_kind => "location-container-env-every-workload-kind",
     location_crd_pod_template_env => "location-crd-pod-template-env",
     location_container_args => "location-container-args",
+    location_container_args_flag_then_value => "location-container-args-flag-then-value",
+    location_ruby_php_pairs_in_config_text => "location-ruby-php-pairs-in-config-text",
+    location_header_pairs_in_notification_config_text => "location-header-pairs-in-notification-config-text",
     location_externalsecret_template_data => "location-externalsecret-template-data",
     location_sopssecret_plaintext => "location-sopssecret-plaintext",
     location_flux_provider_webhook_address => "location-flux-provider-webhook-address",
@@ -193,6 +196,8 @@ cases! {
     safe_digests => "safe-digests",
     safe_uuids => "safe-uuids",
     safe_public_certificates => "safe-public-certificates",
+    safe_digests_under_credential_words => "safe-digests-under-credential-words",
+    safe_code_and_argument_look_alikes => "safe-code-and-argument-look-alikes",
     // Secret data.
     secret_data_vault_and_age_keys_critical => "secret-data-vault-and-age-keys-critical",
 }

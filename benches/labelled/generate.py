@@ -2395,6 +2395,111 @@ The Helm chart's default password is `prom-operator`; change it with
 """)
 
 
+def miss_files():
+    """Places the scanner missed before (issue 15): Ruby and PHP pairs in config text, a
+    credential flag whose value is the next list item, header name/value lines in text that is
+    not YAML, and hex digests under keys that also say token or secret. Its values are drawn
+    last, so that the files before keep theirs."""
+    for k, fn in {
+        "php_secret": lambda: pick(ALNUM, 40), "php_dbpw": password, "rb_pw": password,
+        "omni_pw": password, "flow_tok": lambda: pick(ALNUM, 40), "cmd_pw": lambda: pick(ALNUM, 24),
+        "oneline_s3": lambda: pick(ALNUM, 40), "hook_bearer": lambda: pick(ALNUM, 48),
+        "hook_key": lambda: pick(ALNUM, 32), "cfg_sha": sha256, "tok_sha1": lambda: openssl_hex(20),
+        "api_hex": lambda: openssl_hex(32),
+    }.items():
+        val(k, fn)
+    add("kubernetes/apps/default/gitlab/app/omnibus-config.yaml", """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: gitlab-omnibus
+  namespace: gitlab
+data:
+  gitlab.rb: |
+    external_url 'https://gitlab.example.com'
+    gitlab_rails['smtp_enable'] = true
+    gitlab_rails['smtp_password'] = "«S:omnibus-smtp-password:@@omni_pw@@»"
+    gitlab_rails['db_password'] = «N:ruby-call:File.read('/run/secrets/gitlab-db')»
+  smtp_settings.rb: |
+    ActionMailer::Base.smtp_settings = {
+      :address => "smtp.example.com",
+      :user_name => "gitlab",
+      :password => "«S:ruby-smtp-password:@@rb_pw@@»",
+      :token => «N:ruby-env:ENV['SMTP_TOKEN_VALUE']»,
+    }
+  config.php: |
+    <?php
+    $CONFIG = array (
+      'secret' => '«S:php-secret:@@php_secret@@»',
+      'dbpassword' => "«S:php-db-password:@@php_dbpw@@»",
+      'dbpassword_ro' => «N:php-call:getenv('NEXTCLOUD_DB_PASSWORD_RO')»,
+      'passwordsalt' => "«N:php-interpolation:$nextcloudPasswordSalt»",
+    );
+""")
+    add("kubernetes/apps/default/app/args-split.yaml", """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: uploader
+spec:
+  template:
+    spec:
+      containers:
+        - name: uploader
+          image: ghcr.io/example/uploader:0.9.1
+          args: ["--bucket=uploads", "--api-token", "«S:container-arg-flow-split:@@flow_tok@@»"]
+          command:
+            - /bin/uploader
+            - --password
+            - «S:container-command-split:@@cmd_pw@@»
+            - --password-file
+            - «N:path:/run/secrets/uploader-password»
+            - --token
+            - --verbose
+""")
+    add("kubernetes/apps/default/app/args-one-line.yaml", """apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: offsite
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers:
+            - name: offsite
+              image: ghcr.io/example/offsite:1.2.0
+              args: ["--s3-secret-key=«S:container-arg-one-line:@@oneline_s3@@»"]
+""")
+    add("argocd/notifications-webhooks-cm.yaml", """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-notifications-cm
+  namespace: argocd
+data:
+  service.webhook.deploy-hook: |
+    url: {{.context.hookUrl}}/deployments
+    headers:
+    - name: Content-Type
+      value: «N:header-value:application/json-patch+json»
+    - name: Authorization
+      value: Bearer «S:webhook-bearer-header:@@hook_bearer@@»
+  service.webhook.status: |
+    url: {{.context.statusUrl}}/api
+    headers:
+    - name: X-Api-Key
+      value: «S:webhook-api-key-header:@@hook_key@@»
+""")
+    add("kubernetes/apps/default/app/digests.yaml", """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-digests
+data:
+  CONFIG_TOKEN_SHA256: «N:digest:@@cfg_sha@@»
+  SECRET_SHA1: «N:digest:@@tok_sha1@@»
+  api_token: «S:hex-api-token:@@api_hex@@»
+""")
+
+
 def render(text):
     for k, v in V.items():
         text = text.replace("@@%s@@" % k, v)
@@ -2434,6 +2539,7 @@ def main():
     files()
     more_files()
     red_files()
+    miss_files()
     rows = []
     for path, text in FILES:
         plain, labels = strip(render(text))

@@ -133,14 +133,18 @@ pub(crate) fn line_may_hold_credential(line: &[u8]) -> bool {
     if line.contains("LS0t") || line.trim_end().ends_with(['|', '>', '-', '"', '\'']) {
         return true;
     }
-    // Each `key: value` of the line (several in a flow map `{name: X, value: Y}`).
-    line.split([',', '{', '}']).any(|part| {
+    // Each `key: value` of the line (several in a flow map `{name: X, value: Y}`), and each
+    // item of a flow list (`args: ["--api-token", "..."]`, `["--s3-secret-key=..."]`).
+    line.split([',', '{', '}', '[', ']']).any(|part| {
         let t = part
             .trim_start()
-            .trim_start_matches(['-', ' ', '#'])
+            .trim_start_matches(['-', ' ', '#', '"', '\''])
             .trim_start();
         let Some(sep) = t.find([':', '=']) else {
-            return false;
+            // A credential flag whose value is the next list item (`- --password`).
+            let item = part.trim_start().trim_start_matches("- ").trim_start();
+            return item.trim_start_matches(['"', '\'']).starts_with('-')
+                && is_credential_key(t.trim_end().trim_end_matches(['"', '\'']));
         };
         let key = t[..sep].trim().trim_matches(['"', '\'']);
         let rest = t[sep + 1..].trim().trim_matches(['"', '\'']);
@@ -234,10 +238,7 @@ fn credential_pair<'l>(
         let Some(v) = (forms[i] + 1..end).find_map(|g| c.get(g)) else {
             continue;
         };
-        if !v.as_str().contains(['$', '`', '('])
-            && is_credential_key(key)
-            && looks_like_credential(v.as_str())
-        {
+        if !v.as_str().contains(['$', '`', '(']) && holds_credential(key, v.as_str()) {
             return Some((key, v.range()));
         }
     }
@@ -255,6 +256,31 @@ pub(crate) fn find_assignment(line: &str) -> Option<(&str, std::ops::Range<usize
     }
     credential_pair(assignment(), &[1, 5], line)
         .or_else(|| credential_pair(command_flag(), &[1, 5], line))
+}
+
+/// Whether `value` under `key` is judged a credential: the key is a credential's
+/// ([`is_credential_key`]), the value looks like one ([`looks_like_credential`]), and it is not
+/// a hex digest under a key that names a digest ([`is_named_digest`]).
+pub(crate) fn holds_credential(key: &str, value: &str) -> bool {
+    is_credential_key(key) && looks_like_credential(value) && !is_named_digest(key, value)
+}
+
+/// Words of a key name that say its value is a digest (`CONFIG_TOKEN_SHA256`,
+/// `secret_checksum`, `sha256sum`, `TOKEN_HASH`, `image_digest`).
+const DIGEST_WORDS: &[&str] = &[
+    "sha1", "sha224", "sha256", "sha384", "sha512", "md5", "checksum", "hash", "digest",
+];
+
+/// Whether a key names a digest and its value is one: 32, 40, 56, 64, 96 or 128 hex digits
+/// (MD5 to SHA-512), optionally after `sha256:`. A hex value under a key that names no digest
+/// (`api_token: <64 hex>`) is judged as any other value.
+pub(crate) fn is_named_digest(key: &str, value: &str) -> bool {
+    let k = squash(key);
+    let v = value.trim().trim_matches(['"', '\'']);
+    let v = v.split_once(':').map_or(v, |(_, hex)| hex);
+    DIGEST_WORDS.iter().any(|w| k.contains(w))
+        && matches!(v.len(), 32 | 40 | 56 | 64 | 96 | 128)
+        && v.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Lowercase letters and digits of a key name.
@@ -537,6 +563,45 @@ mod tests {
         assert!(judges_assignments(".env.sample"));
         assert!(!judges_assignments("docs/README.md"));
         assert!(!judges_assignments("apps/values.yaml"));
+    }
+
+    #[test]
+    fn hex_digests_pass_under_keys_that_name_a_digest_only() {
+        let sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let sha1 = "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3";
+        for (key, value) in [
+            ("CONFIG_TOKEN_SHA256", sha256),
+            ("secret_sha1", sha1),
+            ("PASSWORD_SHA256SUM", sha256),
+            ("tokenChecksum", sha256),
+            ("api_key_hash", sha256),
+            ("token_digest", &format!("sha256:{sha256}")),
+        ] {
+            assert!(!holds_credential(key, value), "{key}");
+        }
+        // A hex value under a key that names no digest is a credential; a key that names a
+        // digest holding something else is judged as before.
+        assert!(holds_credential("api_token", sha256));
+        assert!(holds_credential("GITHUB_TOKEN", sha1));
+        assert!(holds_credential("CONFIG_TOKEN_SHA256", "Tr0ub4dor&3xyz-Q9"));
+    }
+
+    #[test]
+    fn lines_with_a_lone_credential_flag_pass_the_prefilter() {
+        for line in [
+            "        args: [\"--s3-secret-key=Xk9mP2vL7qAb3ZrT8wYc\"]",
+            "        args: [\"--api-token\", \"Xk9mP2vL7qAb3ZrT8wYc\"]",
+            "        - --password",
+            "        - \"-client-secret\"",
+        ] {
+            assert!(line_may_hold_credential(line.as_bytes()), "{line}");
+        }
+        for line in [
+            "        - passwords-are-rotated",
+            "        - --password-file",
+        ] {
+            assert!(!line_may_hold_credential(line.as_bytes()), "{line}");
+        }
     }
 
     #[test]

@@ -234,15 +234,42 @@ fn walk<'a>(
             }
         }
         NodeKind::Seq(items) => {
+            // A credential flag whose value is the next item (`args: ["--token", "..."]`).
+            let mut flag = None;
             for it in items {
                 match &it.kind {
-                    NodeKind::Scalar { value, .. } => config_lines(cx, it, value, owner),
-                    _ => walk(cx, it, owner, path, depth + 1),
+                    NodeKind::Scalar { value, .. } => match flag.take() {
+                        Some(name) if !value.starts_with('-') => {
+                            path.push(name);
+                            judge(cx, &Leaf::new(None, it, path), path, value, owner);
+                            path.pop();
+                        }
+                        _ => {
+                            config_lines(cx, it, value, owner);
+                            flag = lone_credential_flag(value);
+                        }
+                    },
+                    _ => {
+                        flag = None;
+                        walk(cx, it, owner, path, depth + 1);
+                    }
                 }
             }
         }
         NodeKind::Scalar { .. } => {}
     }
+}
+
+/// The name of a command-line flag that stands alone and names a credential (`--api-token`,
+/// `-password`): its value is the next argument.
+fn lone_credential_flag(arg: &str) -> Option<&str> {
+    let name = arg.strip_prefix('-')?;
+    let name = name.strip_prefix('-').unwrap_or(name);
+    let plain = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    (plain && keys::is_credential_key(name)).then_some(name)
 }
 
 /// Whether the file already has a finding on `line` (a Secret's, a SOPS value's).
@@ -267,7 +294,7 @@ fn judge(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, path: &[&str], value: &str, o
         config_lines(cx, leaf.node, value, owner);
         return;
     }
-    if keys::looks_like_credential(value) {
+    if keys::holds_credential(key, value) {
         leaf.push(cx, owner, BY_KEY, CREDENTIAL_VALUE, value.as_bytes());
     }
 }
@@ -351,6 +378,46 @@ fn encoded_credential(value: &str) -> Option<crate::value::Class> {
     crate::value::strong_class(&decoded, "")
 }
 
+/// A Ruby or PHP pair (`:password => "..."`, `'secret' => '...',`, `gitlab_rails['db_password']
+/// = "..."`): the key, and the quoted literal (key 1 and values 2-3, or key 4 and values 5-6).
+fn code_pair() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            r#"^\s*(?::|["'])?([A-Za-z0-9_.\-]{2,80})["']?\s*=>\s*(?:"([^"]*)"|'([^']*)')"#,
+            r#"\s*[,;]?\s*(?:(?:#|//).*)?$"#,
+            r#"|^\s*[$@]?[A-Za-z_][A-Za-z0-9_]*\[\s*["']([A-Za-z0-9_.\-]{2,80})["']\s*\]\s*=\s*"#,
+            r#"(?:"([^"]*)"|'([^']*)')\s*;?\s*(?:(?:#|//).*)?$"#,
+        ))
+        .expect("compiles")
+    })
+}
+
+/// The key and value of a config line: a Ruby or PHP pair ([`code_pair`]) or a `key = value`
+/// / `key: value` / `--key=value` line, without a trailing comment. A double-quoted Ruby or
+/// PHP string that interpolates (`"$x"`, `"#{x}"`) is no literal.
+fn config_pair(line: &str) -> Option<(&str, &str)> {
+    if let Some(c) = code_pair().captures(line) {
+        let key = c.get(1).or_else(|| c.get(4))?.as_str();
+        if let Some(v) = c.get(2).or_else(|| c.get(5)) {
+            let v = v.as_str();
+            let interpolates = v.contains("#{")
+                || v.as_bytes()
+                    .windows(2)
+                    .any(|w| w[0] == b'$' && (w[1].is_ascii_alphabetic() || b"_{".contains(&w[1])));
+            return (!interpolates).then_some((key, v));
+        }
+        return Some((key, c.get(3).or_else(|| c.get(6))?.as_str()));
+    }
+    let c = config_line().captures(line)?;
+    let (key, v) = (
+        c.get(1).map_or("", |m| m.as_str()),
+        c.get(2).map_or("", |m| m.as_str()),
+    );
+    // A trailing comment is not part of the value.
+    Some((key, v.split(" #").next().unwrap_or(v).trim_end_matches(';')))
+}
+
 fn config_line() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -372,13 +439,28 @@ fn config_lines(cx: &mut FileCx<'_>, node: &Node, value: &str, owner: &Owner<'_>
         .get(node.span.start.offset..node.span.end.offset.max(node.span.start.offset))
         .unwrap_or("");
     let place = format!("{}: `{{key}}` in the text of a value", owner.display());
+    // The `name` of a `name`/`value` pair (an HTTP header of an Argo CD notifications webhook
+    // or an Alertmanager receiver written as text): the key of the `value` line after it.
+    let mut pair_name = None;
     for line in value.lines() {
         // The line's place in the file when the string is written as is (a block scalar).
         let at = || match span.find(line.trim()) {
             Some(i) if !line.trim().is_empty() => node.span.start.offset + i,
             _ => node.span.start.offset,
         };
-        config_line_hit(cx, owner, line, &at, &place);
+        // A YAML list item's first key (`- name: Authorization`).
+        let item = match line.trim_start().strip_prefix("- ") {
+            Some(rest) => rest,
+            None => line,
+        };
+        let Some((key, v)) = config_pair(item) else {
+            continue;
+        };
+        match (key, pair_name.take()) {
+            ("name", _) => pair_name = Some(v.trim().trim_matches(['"', '\''])),
+            ("value", Some(name)) => config_line_hit(cx, owner, (name, v), &at, &place),
+            _ => config_line_hit(cx, owner, (key, v), &at, &place),
+        }
     }
 }
 
@@ -407,10 +489,13 @@ pub(crate) fn scan_comments(cx: &mut FileCx<'_>, docs: &[kustodian_manifest::Doc
         }
         let lead = comment.len() - comment.trim_start().len();
         let at = || start + indent + 1 + lead;
+        let Some(pair) = config_pair(comment) else {
+            continue;
+        };
         config_line_hit(
             cx,
             &owner,
-            comment,
+            pair,
             &at,
             &format!("line {n}: `{{key}}` in a comment"),
         );
@@ -439,26 +524,18 @@ fn multi_line_scalars(n: &Node, out: &mut Vec<(usize, usize, usize)>, depth: usi
     }
 }
 
-/// Judges one `key = value` / `key: value` line by its key name: a `credential-value` finding
-/// at `at()` (its offset in the file) when the key is a credential's and the value looks like
-/// one. `place` starts the message, `{key}` standing for the key.
+/// Judges the key and value of one config line ([`config_pair`]) by its key name: a
+/// `credential-value` finding at `at()` (its offset in the file) when the key is a
+/// credential's and the value looks like one. `place` starts the message, `{key}` standing for
+/// the key.
 fn config_line_hit(
     cx: &mut FileCx<'_>,
     owner: &Owner<'_>,
-    line: &str,
+    (key, v): (&str, &str),
     at: &dyn Fn() -> usize,
     place: &str,
 ) {
-    let Some(c) = config_line().captures(line) else {
-        return;
-    };
-    let (key, v) = (
-        c.get(1).map_or("", |m| m.as_str()),
-        c.get(2).map_or("", |m| m.as_str()),
-    );
-    // A trailing comment is not part of the value.
-    let v = v.split(" #").next().unwrap_or(v).trim_end_matches(';');
-    if !keys::is_credential_key(key) || !keys::looks_like_credential(v) {
+    if !keys::holds_credential(key, v) {
         return;
     }
     let offset = at();
@@ -516,6 +593,57 @@ mod tests {
                 (9, 12, "data.values.yaml.ldap.bindPassword".to_string()),
                 (12, 5, "password".to_string()),
             ]
+        );
+    }
+
+    #[test]
+    fn ruby_and_php_pairs_in_config_text_are_judged_like_key_value_lines() {
+        use super::config_pair;
+        for (line, key) in [
+            ("  'secret' => 'Tr0ub4dor-3xyz-Q9',", "secret"),
+            ("  \"dbpassword\" => \"Tr0ub4dor-3xyz-Q9\",", "dbpassword"),
+            ("  :password => \"Tr0ub4dor-3xyz-Q9\" # smtp", "password"),
+            (
+                "gitlab_rails['db_password'] = \"Tr0ub4dor-3xyz-Q9\"",
+                "db_password",
+            ),
+            ("$CONFIG['secret'] = 'Tr0ub4dor-3xyz-Q9';", "secret"),
+        ] {
+            assert_eq!(
+                config_pair(line),
+                Some((key, "Tr0ub4dor-3xyz-Q9")),
+                "{line}"
+            );
+        }
+        // Not literals: a call, an interpolating string.
+        assert_eq!(config_pair("  'secret' => \"$secretValue\","), None);
+        assert_eq!(config_pair("  :token => \"#{ENV['T']}x\","), None);
+        assert_eq!(
+            config_pair("  :password => \"Tr0ub#4dor-3$\","),
+            Some(("password", "Tr0ub#4dor-3$"))
+        );
+        let src = "kind: ConfigMap\ndata:\n  config.php: |\n    'dbpassword' => getenv('DB_PASSWORD_X'),\n    'secret' => 'Tr0ub4dor-3xyz-Q9',\n";
+        assert_eq!(found("cm.yaml", src), vec![(5, 5, "secret".to_string())]);
+    }
+
+    #[test]
+    fn a_credential_flag_judges_the_next_list_item() {
+        let src = "kind: Deployment\nspec:\n  containers:\n  - args: [\"--api-token\", \"Tr0ub4dor-3xyz-Q9\", \"--token\", \"--verbose\"]\n    command:\n    - --password\n    - Tr0ub4dor-3xyz-Q8\n    - --password-file\n    - /run/secrets/Tr0ub4dor\n";
+        assert_eq!(
+            found("d.yaml", src),
+            vec![
+                (4, 27, "spec.containers.args.api-token".to_string()),
+                (7, 7, "spec.containers.command.password".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn name_value_lines_of_config_text_are_judged_with_the_name_as_key() {
+        let src = "kind: ConfigMap\ndata:\n  service.webhook.x: |\n    url: {{.context.url}}/hook\n    headers:\n    - name: Content-Type\n      value: application/json-patch+json\n    - name: Authorization\n      value: Bearer Tr0ub4dor-3xyz-Q9\n";
+        assert_eq!(
+            found("cm.yaml", src),
+            vec![(9, 7, "Authorization".to_string())]
         );
     }
 
