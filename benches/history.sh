@@ -6,6 +6,7 @@
 #   COMMITS=10000 RUNS=1 benches/history.sh
 #   KEEP=1 benches/history.sh           # keep the generated repository (path printed at the end)
 #   DIR=/tmp/h31k COMMITS=31000 benches/history.sh  # generate into DIR once, reuse it next time
+#   LAYOUT=flat benches/history.sh      # every file of a kind in one folder of thousands (default: a folder per app)
 #
 # The repository: each commit adds or edits one to three files among Deployments, ConfigMaps,
 # HelmReleases, Helm values files, scripts, SealedSecrets (ciphertext) and SOPS-encrypted files
@@ -57,7 +58,7 @@ git -C "$repo" config user.email bench@example.com
 git -C "$repo" config commit.gpgsign false
 # One fast-import stream: thousands of commits in seconds.
 python3 - "$COMMITS" "$work/planted.txt" <<'PY' | git -C "$repo" fast-import --quiet
-import base64, random, sys
+import base64, os, random, sys
 n, planted_path = int(sys.argv[1]), sys.argv[2]
 rnd = random.Random(7)
 A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -141,8 +142,13 @@ def plant(i):
     if k == 3:
         return f"apps/rabbit{i}.yaml", f"apiVersion: rabbitmq.com/v1beta1\nkind: RabbitmqCluster\nmetadata:\n  name: mq{i}\nspec:\n  rabbitmq:\n    additionalConfig: |\n      mqtt.default_pass = {tok(6)}-{tok(6)}-{tok(4)}\n", "password in config text"
     return f"apps/secret{i}.yaml", f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s{i}\nstringData:\n  password: {tok(20)}\n", "plaintext Secret"
-makers = [("apps/deploy{}.yaml", deployment), ("apps/cm{}.yaml", configmap), ("sealed/s{}.yaml", sealed),
-          ("secrets/s{}.enc.yaml", sops), ("charts/app/values-{}.yaml", values), ("scripts/run{}.sh", script)]
+# Folders as GitOps repositories lay them out: one per application, a few files each
+# (LAYOUT=flat puts every file of a kind in one folder of thousands, which makes git's own
+# tree comparisons, and so every tool's listing, much slower).
+nested = os.environ.get("LAYOUT", "nested") != "flat"
+def folder(i): return f"app{i // 20}/" if nested else ""
+makers = [("apps/{1}deploy{0}.yaml", deployment), ("apps/{1}cm{0}.yaml", configmap), ("sealed/{1}s{0}.yaml", sealed),
+          ("secrets/{1}s{0}.enc.yaml", sops), ("charts/app/{1}values-{0}.yaml", values), ("scripts/{1}run{0}.sh", script)]
 w = sys.stdout.buffer.write
 planted = open(planted_path, "w")
 for c in range(n):
@@ -150,7 +156,7 @@ for c in range(n):
     for _ in range(rnd.randint(1, 3)):
         path, make = rnd.choice(makers)
         i = rnd.randint(0, max(1, n // 3))
-        files.append((path.format(i), make(i)))
+        files.append((path.format(i, folder(i)), make(i)))
     if c % 100 == 50:
         p, body, what = plant(c)
         files.append((p, body))
