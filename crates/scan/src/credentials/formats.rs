@@ -209,49 +209,6 @@ pub(crate) fn find_in_line(line: &[u8]) -> Option<(usize, &'static Format, &[u8]
     best
 }
 
-/// Byte strings of which a text file must hold one for [`find_in_line`] to find anything.
-pub(crate) const NEEDLES: &[&str] = &[
-    "PRIVATE KEY",
-    "PuTTY",
-    "AKIA",
-    "ASIA",
-    "ABIA",
-    "ACCA",
-    "aws",
-    "AWS",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "glrt-",
-    "gldt-",
-    "glptt-",
-    "glsoat-",
-    "glcbt-",
-    "glft-",
-    "glimt-",
-    "xox",
-    "AIza",
-    "k_live_",
-    "npm_",
-    "pypi-",
-    "AccountKey",
-    "SG.",
-    "hvs.",
-    "hvb.",
-    "AGE-SECRET-KEY-1",
-    "eyJ",
-    "hooks.slack",
-    "webhook",
-    "://",
-    "$apr1$",
-    "$2",
-    "{SHA}",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,47 +100,13 @@ const NOT_A_VALUE_ENDINGS: &[&str] = &[
     "keys",
 ];
 
-/// Words of which a line must hold one to hold a credential key (case-insensitive), and the
-/// start of base64 PEM text (`LS0t`, a kubeconfig's `client-key-data`).
-pub(crate) const NEEDLES: &[&str] = &[
-    "pass",
-    "pwd",
-    "secret",
-    "token",
-    "key",
-    "auth",
-    "credential",
-    "LS0t",
-];
-
-/// Whether one line (of a manifest that mentions a credential word) may hold a credential: its
-/// key (`key:`, `key =`, `--key=`, or the name of an env `- name: X`) is a credential key, a
-/// block or folded scalar starts there (config text), or it holds base64 PEM text.
-pub(crate) fn line_may_hold_credential(line: &[u8]) -> bool {
-    let Ok(line) = std::str::from_utf8(line) else {
-        return true;
-    };
-    if line.contains("LS0t") || line.trim_end().ends_with(['|', '>', '-', '"', '\'']) {
-        return true;
-    }
-    // Each `key: value` of the line (several in a flow map `{name: X, value: Y}`).
-    line.split([',', '{', '}']).any(|part| {
-        let t = part
-            .trim_start()
-            .trim_start_matches(['-', ' ', '#'])
-            .trim_start();
-        let Some(sep) = t.find([':', '=']) else {
-            return false;
-        };
-        let key = t[..sep].trim().trim_matches(['"', '\'']);
-        let rest = t[sep + 1..].trim().trim_matches(['"', '\'']);
-        // `name: DB_PASSWORD` of an env or parameters entry.
-        is_credential_key(key) || (key == "name" && is_credential_key(rest))
-    })
-}
+/// The word lists of which [`is_credential_key`] needs a key name to hold one word (once
+/// squashed): the prefilter searches files for them ([`super::prefilter`]). A new list that
+/// makes a key a credential's goes here too.
+pub(crate) const WORD_LISTS: &[&[&str]] = &[CREDENTIAL_WORDS, KEY_ENDINGS, VALUE_ENDINGS];
 
 /// Lowercase letters and digits of a key name.
-fn squash(key: &str) -> String {
+pub(crate) fn squash(key: &str) -> String {
     key.chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())

@@ -114,25 +114,61 @@ fn line_taken(cx: &FileCx<'_>, line: usize) -> bool {
 
 /// Judges one scalar under `key`.
 fn judge(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, key: &str, value: &str, owner: &Owner<'_>) {
-    if leaf.node.is_null() || value.len() < 10 || line_taken(cx, leaf.node.span.start.line) {
+    if leaf.node.is_null() || line_taken(cx, leaf.node.span.start.line) {
         return;
+    }
+    match judgement(key, value) {
+        Judgement::Nothing => {}
+        Judgement::Encoded(class) => leaf.push(cx, owner, ENCODED, class, value.as_bytes()),
+        Judgement::ConfigText => config_lines(cx, leaf.node, value, owner),
+        Judgement::ByKey => leaf.push(cx, owner, BY_KEY, CREDENTIAL_VALUE, value.as_bytes()),
+    }
+}
+
+/// What a scalar under a mapping key (or a `name`) comes to.
+pub(super) enum Judgement {
+    /// Too short, or under a credential key without looking like one.
+    Nothing,
+    /// A known format once base64-decoded.
+    Encoded(crate::value::Class),
+    /// Not under a credential key (or several lines): its `key = value` lines are judged.
+    ConfigText,
+    /// A credential-looking literal under a credential key.
+    ByKey,
+}
+
+/// Judges a scalar under `key`, without recording anything.
+pub(super) fn judgement(key: &str, value: &str) -> Judgement {
+    if value.len() < 10 {
+        return Judgement::Nothing;
     }
     if let Some(class) = encoded_credential(value) {
-        leaf.push(cx, owner, ENCODED, class, value.as_bytes());
-        return;
+        return Judgement::Encoded(class);
     }
     if value.contains('\n') || !keys::is_credential_key(key) {
-        config_lines(cx, leaf.node, value, owner);
-        return;
+        return Judgement::ConfigText;
     }
     if keys::looks_like_credential(value) {
-        leaf.push(cx, owner, BY_KEY, CREDENTIAL_VALUE, value.as_bytes());
+        Judgement::ByKey
+    } else {
+        Judgement::Nothing
+    }
+}
+
+/// Whether a scalar would give a finding: under a mapping `key` ([`judgement`]), or a sequence
+/// item (`None`: its config text). For the prefilter, which reads plain one-line values.
+pub(super) fn scalar_may_hold_credential(key: Option<&str>, value: &str) -> bool {
+    let config_text = |v: &str| v.lines().any(|l| config_line_credential(l).is_some());
+    match key.map(|k| judgement(k, value)) {
+        None | Some(Judgement::ConfigText) => value.contains(['=', ':']) && config_text(value),
+        Some(Judgement::Nothing) => false,
+        Some(Judgement::Encoded(_) | Judgement::ByKey) => true,
     }
 }
 
 /// A known credential format inside a base64 value (kubeconfig `client-key-data`, a Talos
 /// `key:`), found only after decoding.
-fn encoded_credential(value: &str) -> Option<crate::value::Class> {
+pub(super) fn encoded_credential(value: &str) -> Option<crate::value::Class> {
     let v = value.trim();
     if v.len() < 24 || v.contains(char::is_whitespace) && !v.starts_with("LS0t") {
         return None;
@@ -151,6 +187,19 @@ fn config_line() -> &'static Regex {
     })
 }
 
+/// The key and value of a `key = value` / `key: value` / `--key=value` line of config text, if
+/// the key is a credential's and the value looks like one.
+pub(super) fn config_line_credential(line: &str) -> Option<(&str, &str)> {
+    let c = config_line().captures(line)?;
+    let (key, v) = (
+        c.get(1).map_or("", |m| m.as_str()),
+        c.get(2).map_or("", |m| m.as_str()),
+    );
+    // A trailing comment is not part of the value.
+    let v = v.split(" #").next().unwrap_or(v).trim_end_matches(';');
+    (keys::is_credential_key(key) && keys::looks_like_credential(v)).then_some((key, v))
+}
+
 /// Judges the `key = value` / `key: value` / `--key=value` lines of a string (config text in a
 /// YAML value, a container argument) by their key names.
 fn config_lines(cx: &mut FileCx<'_>, node: &Node, value: &str, owner: &Owner<'_>) {
@@ -162,18 +211,9 @@ fn config_lines(cx: &mut FileCx<'_>, node: &Node, value: &str, owner: &Owner<'_>
         .get(node.span.start.offset..node.span.end.offset.max(node.span.start.offset))
         .unwrap_or("");
     for line in value.lines() {
-        let Some(c) = config_line().captures(line) else {
+        let Some((key, v)) = config_line_credential(line) else {
             continue;
         };
-        let (key, v) = (
-            c.get(1).map_or("", |m| m.as_str()),
-            c.get(2).map_or("", |m| m.as_str()),
-        );
-        // A trailing comment is not part of the value.
-        let v = v.split(" #").next().unwrap_or(v).trim_end_matches(';');
-        if !keys::is_credential_key(key) || !keys::looks_like_credential(v) {
-            continue;
-        }
         // The line's place in the file when the string is written as is (a block scalar).
         let offset = match span.find(line.trim()) {
             Some(i) if !line.trim().is_empty() => node.span.start.offset + i,

@@ -11,6 +11,7 @@
 pub(crate) mod formats;
 pub(crate) mod keys;
 mod locations;
+pub(crate) mod prefilter;
 
 use crate::engine::{FileCx, Hit, KeyAt, Owner};
 use crate::finding::Severity;
@@ -21,45 +22,66 @@ pub(crate) use locations::scan_document;
 /// Searches every line of the file for known credential formats, skipping lines that already
 /// hold a finding: a `known-credential` finding per line, at the match.
 pub(crate) fn scan_lines(cx: &mut FileCx<'_>) {
-    let owner = Owner::default();
     let text = cx.text;
-    let mut offset = 0;
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += raw.len();
-        let line = raw.trim_end_matches(['\n', '\r']);
-        let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
-            continue;
-        };
-        let n = i + 1;
-        if cx.findings.iter().any(|f| f.location.line == n)
-            || cx.judged_lines.iter().any(|(a, b)| *a <= n && n <= *b)
-        {
+    let lits = prefilter::format_literals();
+    if lits.every_line {
+        let mut offset = 0;
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
+            scan_line(cx, i + 1, offset, raw);
+            offset += raw.len();
+        }
+        return;
+    }
+    // Only lines holding a literal of some format can match it.
+    let (mut line_no, mut counted_to, mut next_line) = (1, 0, 0);
+    for m in lits.searcher.find_iter(text.as_bytes()) {
+        if m.start() < next_line {
             continue;
         }
-        let column = 1 + line[..col - 1].chars().count();
-        let message = format!(
-            "line {n} holds {} in plain text; anyone who can read the repository or its history can use it",
-            fmt.what
-        );
-        cx.push(Hit {
-            rule: Rule::KnownCredential,
-            owner: &owner,
-            key: String::new(),
-            fp_key: fmt.what.to_string(),
-            at: KeyAt {
-                line: n,
-                column,
-                offset: start + col - 1,
-                shown: "",
-                sep: "",
-            },
-            severity: fmt.severity,
-            message,
-            hash_input: matched,
-            related: None,
-        });
+        let start = memchr::memrchr(b'\n', &text.as_bytes()[..m.start()]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &text.as_bytes()[m.start()..])
+            .map_or(text.len(), |i| m.start() + i + 1);
+        line_no += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..start]).count();
+        counted_to = start;
+        scan_line(cx, line_no, start, &text[start..end]);
+        next_line = end;
     }
+}
+
+/// Searches line `n` (`raw`, at byte `start`, with its line break) for known credential
+/// formats.
+fn scan_line(cx: &mut FileCx<'_>, n: usize, start: usize, raw: &str) {
+    let line = raw.trim_end_matches(['\n', '\r']);
+    let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
+        return;
+    };
+    if cx.findings.iter().any(|f| f.location.line == n)
+        || cx.judged_lines.iter().any(|(a, b)| *a <= n && n <= *b)
+    {
+        return;
+    }
+    let column = 1 + line[..col - 1].chars().count();
+    let message = format!(
+        "line {n} holds {} in plain text; anyone who can read the repository or its history can use it",
+        fmt.what
+    );
+    cx.push(Hit {
+        rule: Rule::KnownCredential,
+        owner: &Owner::default(),
+        key: String::new(),
+        fp_key: fmt.what.to_string(),
+        at: KeyAt {
+            line: n,
+            column,
+            offset: start + col - 1,
+            shown: "",
+            sep: "",
+        },
+        severity: fmt.severity,
+        message,
+        hash_input: matched,
+        related: None,
+    });
 }
 
 /// The class of a value found by key name.

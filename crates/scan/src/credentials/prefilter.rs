@@ -1,0 +1,612 @@
+//! The cheap test that decides whether a file needs the credential rules at all, so that the
+//! Deployments, Services and ConfigMaps of a tree are not parsed for nothing.
+//!
+//! It is built from the rule tables, never from a second list kept by hand:
+//! - the line search ([`super::scan_lines`]) needs a line holding one of the literals that
+//!   every match of a [`FORMATS`] pattern must contain, extracted from each pattern's syntax
+//!   ([`format_literals`]);
+//! - a value judged by its key needs a key name holding one of the words of
+//!   [`keys::WORD_LISTS`] once lowercased and stripped of everything but letters and digits
+//!   (exactly what [`keys::is_credential_key`] compares), so a file is squashed the same way
+//!   before the words are searched (`pa_ss-WORD` is caught);
+//! - a base64-encoded credential is a run of 24 base64 characters or more, decoded and judged
+//!   here as the rules would.
+//!
+//! A file with a key word is still let through without parsing when every line holding one is
+//! plain block YAML ([`simple_line`]) whose value the rules provably clear. Anything else takes
+//! the slow path: a backslash anywhere (escapes can spell any word), `LS0t` (base64 PEM that
+//! may span lines), a flow collection over several lines, quotes, anchors, aliases, tags, block
+//! scalars, explicit keys, tabs, a value that may continue on the next line. The test
+//! `prefilter_never_hides_a_finding` runs both paths over every fixture and generated input.
+//!
+//! [`FORMATS`]: super::formats::FORMATS
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
+use regex_syntax::hir::{Hir, HirKind};
+
+use super::{formats, keys, locations};
+
+/// What a file needs from the credential rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// Parse it and judge every value by its key and shape.
+    pub parse: bool,
+    /// Search its lines for known credential formats.
+    pub lines: bool,
+}
+
+/// Whether `text` (a decoded manifest) needs the credential rules, and which.
+pub(crate) fn gate(text: &str) -> Gate {
+    Gate {
+        parse: needs_parse(text),
+        lines: text_may_hold_format(text.as_bytes()),
+    }
+}
+
+/// The literals of which a line must hold one for a [`formats::FORMATS`] pattern to match it.
+pub(crate) struct FormatLiterals {
+    /// The literals, searched case-sensitively.
+    pub searcher: AhoCorasick,
+    /// Some pattern has no literal that every match holds: every line must be searched.
+    pub every_line: bool,
+}
+
+/// [`FormatLiterals`] for [`formats::FORMATS`], built once.
+pub(crate) fn format_literals() -> &'static FormatLiterals {
+    static LITERALS: OnceLock<FormatLiterals> = OnceLock::new();
+    LITERALS.get_or_init(|| {
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        let mut every_line = false;
+        for f in formats::FORMATS {
+            match required_literals_of(f.re) {
+                Some(lits) => all.extend(lits),
+                None => every_line = true,
+            }
+        }
+        // A literal spanning a line break would let a line through unsearched.
+        every_line |= all.iter().any(|l| l.contains(&b'\n') || l.contains(&b'\r'));
+        all.sort();
+        all.dedup();
+        FormatLiterals {
+            searcher: AhoCorasick::new(&all).expect("literals build"),
+            every_line,
+        }
+    })
+}
+
+/// Whether a text may hold a known credential format on some line.
+pub(crate) fn text_may_hold_format(bytes: &[u8]) -> bool {
+    let lits = format_literals();
+    lits.every_line || lits.searcher.is_match(bytes)
+}
+
+/// Literals of which every match of the pattern `re` holds one; `None` when none can be
+/// derived (the pattern then needs every line searched).
+pub(crate) fn required_literals_of(re: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(re)
+        .ok()?;
+    required(&hir).map(|seq| {
+        seq.literals()
+            .unwrap_or(&[])
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect()
+    })
+}
+
+/// The best literal set every match of `hir` holds: its own prefixes if they are useful, else
+/// those of one part of a concatenation, the union over an alternation's branches, or those of
+/// a repeated part that occurs at least once.
+fn required(hir: &Hir) -> Option<Seq> {
+    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+    if useful(&prefixes) {
+        return Some(prefixes);
+    }
+    match hir.kind() {
+        HirKind::Concat(parts) => parts
+            .iter()
+            .filter_map(required)
+            .max_by_key(|s| (s.min_literal_len(), std::cmp::Reverse(s.len()))),
+        HirKind::Alternation(branches) => {
+            let mut union = Seq::empty();
+            for b in branches {
+                union.union(&mut required(b)?);
+            }
+            useful(&union).then_some(union)
+        }
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        _ => None,
+    }
+}
+
+/// A finite set of literals of two bytes or more (one byte would let nearly every line in).
+fn useful(seq: &Seq) -> bool {
+    seq.is_finite() && seq.len().is_some_and(|n| n > 0) && seq.min_literal_len() >= Some(2)
+}
+
+/// The words of [`keys::WORD_LISTS`], of which a squashed credential key holds one.
+fn key_words() -> &'static AhoCorasick {
+    static WORDS: OnceLock<AhoCorasick> = OnceLock::new();
+    WORDS.get_or_init(|| {
+        let words: Vec<String> = keys::WORD_LISTS
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|w| keys::squash(w))
+            .filter(|w| !w.is_empty())
+            .collect();
+        AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(words)
+            .expect("words build")
+    })
+}
+
+/// A key name [`keys::is_credential_key`] accepts: every such `name` judges its `value` alike.
+const A_CREDENTIAL_NAME: &str = "password";
+
+/// Base64 runs this long or longer are decoded and judged (the rules need 24 characters).
+const MIN_ENCODED: usize = 24;
+
+/// Per thread: the squashed text and where each line starts in it and in the file.
+#[derive(Default)]
+struct Scratch {
+    squashed: Vec<u8>,
+    /// Offset in `squashed` of each line's first byte.
+    sq_lines: Vec<usize>,
+    /// Offset in the text of each line's first byte.
+    lines: Vec<usize>,
+}
+
+/// Whether a file must be parsed for the key-name and encoded-value rules.
+fn needs_parse(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if memchr::memchr(b'\\', bytes).is_some() || memchr::memmem::find(bytes, b"LS0t").is_some() {
+        return true;
+    }
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let s = &mut *s;
+        if squash_and_runs(text, s) {
+            return true;
+        }
+        let words = key_words();
+        let mut marked = Vec::new();
+        for m in words.find_overlapping_iter(&s.squashed[..]) {
+            let first = s.sq_lines.partition_point(|&o| o <= m.start()) - 1;
+            let last = s.sq_lines.partition_point(|&o| o < m.end()) - 1;
+            marked.extend(first..=last);
+        }
+        if marked.is_empty() {
+            return false;
+        }
+        marked.sort_unstable();
+        marked.dedup();
+        !word_lines_clear(text, &s.lines, &marked)
+    })
+}
+
+/// Squashes `text` into `s` (ASCII letters and digits, lowercased), records line starts, and
+/// judges each run of base64 characters long enough to be an encoded credential: `true` when
+/// one decodes to a known format (the rules would report it).
+fn squash_and_runs(text: &str, s: &mut Scratch) -> bool {
+    let bytes = text.as_bytes();
+    s.squashed.clear();
+    s.sq_lines.clear();
+    s.lines.clear();
+    s.sq_lines.push(0);
+    s.lines.push(0);
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let class = CLASS[b as usize];
+        if class & ALNUM != 0 {
+            s.squashed.push(b.to_ascii_lowercase());
+        }
+        if class & BASE64 == 0 {
+            if i - run_start >= MIN_ENCODED && encoded(&text[run_start..i]) {
+                return true;
+            }
+            run_start = i + 1;
+            if b == b'\n' {
+                s.sq_lines.push(s.squashed.len());
+                s.lines.push(i + 1);
+            }
+        }
+    }
+    bytes.len() - run_start >= MIN_ENCODED && encoded(&text[run_start..])
+}
+
+/// Whether a whole scalar of base64 characters is reported as an encoded credential.
+fn encoded(run: &str) -> bool {
+    locations::encoded_credential(run).is_some()
+}
+
+const ALNUM: u8 = 1;
+const BASE64: u8 = 2;
+
+/// Byte classes: ASCII letters and digits (kept when squashing), and the characters of
+/// standard and URL-safe base64.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = ALNUM | BASE64;
+        } else if matches!(c, b'+' | b'/' | b'=' | b'-' | b'_') {
+            t[b] = BASE64;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// One line of block YAML in the plain shape the fast path reads: `key: value`, `key:`,
+/// `- value`, `- key: value` (any number of `- `), with a trailing comment allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Simple<'a> {
+    /// The mapping key, if the line has one.
+    pub key: Option<&'a str>,
+    /// The value on the line (empty when it is below), without a comment.
+    pub value: &'a str,
+    /// The column (0-based) that a continuation of the value must be indented past: the key's,
+    /// or for `- value` the dash's.
+    pub col: usize,
+}
+
+/// Reads one line as [`Simple`] block YAML; `None` for anything else (quotes, flow
+/// collections, anchors, aliases, tags, block scalars, explicit keys, tabs, non-ASCII).
+pub(crate) fn simple_line(line: &str) -> Option<Simple<'_>> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if !line.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    let mut col = line.len() - line.trim_start_matches(' ').len();
+    let mut dash = None;
+    while line[col..].starts_with("- ") {
+        dash = Some(col);
+        col += 1;
+        col += line[col..].len() - line[col..].trim_start_matches(' ').len();
+    }
+    let rest = &line[col..];
+    let key_len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"_./-".contains(b))
+        .count();
+    let after = &rest[key_len..];
+    let keyed = key_len > 0
+        && rest.as_bytes()[0] != b'-'
+        && (after == ":" || after.starts_with(": "));
+    let (key, value, col) = if keyed {
+        (Some(&rest[..key_len]), &after[1..], col)
+    } else {
+        (None, rest, dash?)
+    };
+    let value = value.trim_start_matches(' ');
+    // A comment starts at `#` after a space (or at the start of the value).
+    let value = match value.find(" #") {
+        _ if value.starts_with('#') => "",
+        Some(i) => &value[..i],
+        None => value,
+    }
+    .trim_end_matches(' ');
+    if value.is_empty() {
+        return key.map(|_| Simple { key, value, col });
+    }
+    let first = value.as_bytes()[0];
+    let plain_start = first.is_ascii_alphanumeric()
+        || b"_./$<(~=+".contains(&first)
+        || (first == b'-' && value.as_bytes().get(1).is_some_and(u8::is_ascii_alphanumeric));
+    if !plain_start
+        || value.contains(": ")
+        || value.ends_with(':')
+        || value.contains(['{', '}', '[', ']'])
+    {
+        return None;
+    }
+    Some(Simple { key, value, col })
+}
+
+/// The indentation of a line, or `None` when it starts with a tab.
+fn indent(line: &str) -> Option<usize> {
+    let n = line.len() - line.trim_start_matches(' ').len();
+    (!line[n..].starts_with('\t')).then_some(n)
+}
+
+/// Whether a line is blank or only a comment.
+fn blank_or_comment(line: &str) -> bool {
+    let t = line.trim_start_matches([' ', '\t']).trim_end_matches('\r');
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Every line of `text` and the lines marked as holding a key word, judged: `true` when none
+/// of them can give a finding, so that the file need not be parsed.
+fn word_lines_clear(text: &str, starts: &[usize], marked: &[usize]) -> bool {
+    let line = |i: usize| -> &str {
+        let start = starts[i];
+        let end = starts.get(i + 1).map_or(text.len(), |e| e - 1);
+        &text[start..end]
+    };
+    let n = starts.len();
+    if !flow_collections_close_on_their_line((0..n).map(line)) {
+        return false;
+    }
+    // The next line that is not blank nor a comment must not continue this one: indented at
+    // most `col` (a comment or blank line in between counts too when indented further).
+    let ends_here = |i: usize, col: usize| -> bool {
+        for j in i + 1..n {
+            let l = line(j);
+            if l.trim_start_matches([' ', '\r']).is_empty() {
+                continue;
+            }
+            match indent(l) {
+                Some(ind) if ind <= col => {}
+                _ => return false,
+            }
+            if !blank_or_comment(l) {
+                return true;
+            }
+        }
+        true
+    };
+    let mut pairs = false;
+    for &i in marked {
+        let l = line(i);
+        // Inside a block scalar, the line is config text judged on its own.
+        if locations::config_line_credential(l).is_some() {
+            return false;
+        }
+        if blank_or_comment(l) {
+            continue;
+        }
+        let Some(s) = simple_line(l) else {
+            return false;
+        };
+        if s.value.is_empty() {
+            // `password:` with its value below: a nested mapping or sequence is fine, a scalar
+            // is not.
+            if s.key.is_some_and(keys::is_credential_key) && !nested_below(&line, n, i, s.col) {
+                return false;
+            }
+            continue;
+        }
+        if !ends_here(i, s.col) || locations::scalar_may_hold_credential(s.key, s.value) {
+            return false;
+        }
+        pairs |= s.key == Some("name") && keys::is_credential_key(s.value);
+    }
+    // `name: DB_PASSWORD` judges a sibling `value:` under that name: every `value` key of the
+    // file must be a plain one too short to judge.
+    if pairs {
+        for (i, _) in text.match_indices("value") {
+            let at = starts.partition_point(|&s| s <= i) - 1;
+            let l = line(at);
+            if blank_or_comment(l) {
+                continue;
+            }
+            let Some(s) = simple_line(l) else {
+                return false;
+            };
+            if s.key == Some("value")
+                && (s.value.is_empty()
+                    || !ends_here(at, s.col)
+                    || locations::scalar_may_hold_credential(Some(A_CREDENTIAL_NAME), s.value))
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether the value of the key at line `i` (column `col`, nothing after the colon) is a
+/// nested mapping or sequence, or nothing: the next line that is not blank nor a comment is a
+/// `- ` item or a plain `key:`, or is not indented past `col`.
+fn nested_below<'t>(line: &impl Fn(usize) -> &'t str, n: usize, i: usize, col: usize) -> bool {
+    let Some(j) = (i + 1..n).find(|&j| !blank_or_comment(line(j))) else {
+        return true;
+    };
+    let l = line(j);
+    let Some(ind) = indent(l) else { return false };
+    if ind <= col {
+        return true;
+    }
+    let t = l[ind..].trim_end_matches('\r');
+    t == "-" || t.starts_with("- ") || simple_line(l).is_some_and(|s| s.key.is_some())
+}
+
+/// Whether every `{`/`[` closes on its own line (brackets anywhere, quoted or not, counted), so
+/// that no line sits inside a flow collection, where plain scalars fold differently.
+fn flow_collections_close_on_their_line<'t>(lines: impl Iterator<Item = &'t str>) -> bool {
+    for l in lines {
+        let mut depth = 0i32;
+        for b in l.bytes() {
+            match b {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if depth != 0 {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_format_has_literals() {
+        for f in formats::FORMATS {
+            let lits = required_literals_of(f.re);
+            assert!(
+                lits.as_ref().is_some_and(|l| !l.is_empty()),
+                "no literal derived from `{}` ({}): every line would be searched; add a literal part",
+                f.re,
+                f.what
+            );
+        }
+        assert!(!format_literals().every_line);
+    }
+
+    #[test]
+    fn simple_lines() {
+        let s = |l| simple_line(l);
+        assert_eq!(
+            s("  - name: DB_PASSWORD"),
+            Some(Simple { key: Some("name"), value: "DB_PASSWORD", col: 4 })
+        );
+        assert_eq!(
+            s("key: password # a comment"),
+            Some(Simple { key: Some("key"), value: "password", col: 0 })
+        );
+        assert_eq!(s("  secretKeyRef:"), Some(Simple { key: Some("secretKeyRef"), value: "", col: 2 }));
+        assert_eq!(s("- - x"), Some(Simple { key: None, value: "x", col: 2 }));
+        for no in [
+            "password: \"x\"",
+            "password: 'x'",
+            "\"password\": x",
+            "password: &a x",
+            "password: *a",
+            "password: !!str x",
+            "password: |",
+            "password: >-",
+            "? password",
+            "password:\tx",
+            "{password: x}",
+            "password: [x]",
+            "password: a: b",
+            "p\u{e4}ssword: x",
+            "plain scalar line",
+            "password: x\ry",
+        ] {
+            assert_eq!(s(no), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn squashed_key_words_are_found() {
+        for yes in [
+            "data:\n  pa_ss-WO_rd: Xk9vQ2aLmP7rT3zW\n",
+            "data:\n  connectionString: Xk9vQ2aLmP7rT3zW\n",
+            "data:\n  app.ini: |\n    password = Xk9vQ2aLmP7rT3zW\n",
+            "data:\n  x: a\n  password:\n    Xk9vQ2aLmP7rT3zW\n",
+            "data:\n  password: Xk9vQ2a\n    LmP7rT3zW\n",
+            "env:\n  - name: DB_PASSWORD\n    \"value\": Xk9vQ2aLmP7rT3zW\n",
+            "env:\n  - {name: x, value: y}\n  - name: TOKEN\n    value: Xk9vQ2aLmP7rT3zW\n",
+            "a: {\n  password: Xk9vQ2aLmP7rT3zW }\n",
+            "a: \"p\\x61ssword=Xk9vQ2aLmP7rT3zW\"\n",
+        ] {
+            assert!(needs_parse(yes), "{yes}");
+        }
+        for no in [
+            "env:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef:\n        name: db\n        key: password\n  - name: LOG\n    value: info\n",
+            "data:\n  key0: value-abcdefgh\n",
+            "spec:\n  secretName: tls-cert\n",
+        ] {
+            assert!(!needs_parse(no), "{no}");
+        }
+    }
+
+    /// Both paths over one file: the findings must be the same.
+    fn same_findings(path: &str, bytes: &[u8]) -> Result<(), String> {
+        let fast = crate::Scanner::new().scan_path(path, bytes).findings;
+        let full = crate::Scanner::new()
+            .without_credential_prefilter()
+            .scan_path(path, bytes)
+            .findings;
+        if fast == full {
+            return Ok(());
+        }
+        Err(format!(
+            "{path}: the prefilter changed the findings\nfast: {:?}\nfull: {:?}",
+            fast.iter().map(|f| (f.location.line, f.rule)).collect::<Vec<_>>(),
+            full.iter().map(|f| (f.location.line, f.rule)).collect::<Vec<_>>()
+        ))
+    }
+
+    /// Every file under tests/fixtures and examples/, through the prefilter and without it.
+    #[test]
+    fn prefilter_never_hides_a_finding_in_fixtures() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut stack = vec![root.join("tests/fixtures"), root.join("examples")];
+        let (mut files, mut errors) = (0, Vec::new());
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).expect("fixtures readable").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(bytes) = std::fs::read(&p) {
+                    files += 1;
+                    let rel = p.strip_prefix(&root).unwrap_or(&p).to_string_lossy();
+                    errors.extend(same_findings(&rel, &bytes).err());
+                }
+            }
+        }
+        assert!(files > 100, "only {files} fixture files found");
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(3000))]
+
+        /// Generated manifests built from the pieces that hide credentials (squashed and
+        /// escaped key words, quotes, flow collections, anchors, merges, block scalars, values
+        /// on the next line, `name`/`value` pairs, base64): the prefilter never changes what
+        /// is found.
+        #[test]
+        fn prefilter_never_hides_a_finding(
+            lines in proptest::collection::vec(
+                (
+                    proptest::sample::select(&[
+                        "", "  ", "    ", "- ", "  - ", "      ", "\t", "? ", ": ", "{", "[", "  # ",
+                    ][..]),
+                    proptest::sample::select(&[
+                        "password", "pa_ss-word", "DB_PASS", "connectionString", "apiKey",
+                        "name", "value", "valueFrom", "secretKeyRef", "key", "data", "cfg",
+                        "\"password\"", "'token'", "p\\x61ssword", "secretName", "<<",
+                        "pass", "word", "x.token", "WORD",
+                    ][..]),
+                    proptest::sample::select(&[
+                        ": ", ":", "=", ": |", ": >-", ": &a ", ": *a", ": !!str ", ": {", ": [",
+                        " = ", ": \"", ": '", ", ", "",
+                    ][..]),
+                    proptest::sample::select(&[
+                        "", "Xk9vQ2aLmP7rT3zW", "DB_PASSWORD", "info", "password=Xk9vQ2aLmP7rT3zW",
+                        "Z2hwX0FiM2RFZjdoSWo5a0xtMW5PcDNxUnM1dFV2N3dYeTl6QWIxY0Rl",
+                        "ghp_Ab3dEf7hIj9kLm1nOp3qRs5tUv7wXy9zAb1cDe", "}", "]", "\"", "'",
+                        "Xk9vQ2aL", "mP7rT3zW", "# c", " # c", "abc, def", "--token=Xk9vQ2aLmP7rT3zW",
+                        "valueFrom", "value", "*a", "&a",
+                    ][..]),
+                ),
+                1..14,
+            ),
+        ) {
+            let mut text = String::new();
+            for (lead, key, sep, value) in &lines {
+                text.push_str(&format!("{lead}{key}{sep}{value}\n"));
+            }
+            if let Err(e) = same_findings("gen.yaml", text.as_bytes()) {
+                proptest::prop_assert!(false, "{}\n{}", e, text);
+            }
+        }
+    }
+}
