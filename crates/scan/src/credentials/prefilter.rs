@@ -69,13 +69,30 @@ pub(crate) fn format_literals() -> &'static FormatLiterals {
         }
         // A literal spanning a line break would let a line through unsearched.
         every_line |= all.iter().any(|l| l.contains(&b'\n') || l.contains(&b'\r'));
-        all.sort();
-        all.dedup();
         FormatLiterals {
-            searcher: AhoCorasick::new(&all).expect("literals build"),
+            // Leftmost-first searches far faster than the standard semantics; a literal it
+            // skips overlaps one it reports, on the same line (no literal spans lines).
+            searcher: AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(minimal(all))
+                .expect("literals build"),
             every_line,
         }
     })
+}
+
+/// The literals of `all` that hold no other: a text holding any of `all` holds one of them
+/// (fewer literals search faster).
+fn minimal(mut all: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    all.sort_by_key(Vec::len);
+    all.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for l in all {
+        if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
+            kept.push(l);
+        }
+    }
+    kept
 }
 
 /// Whether a text may hold a known credential format on some line.
@@ -132,20 +149,24 @@ fn useful(seq: &Seq) -> bool {
     seq.is_finite() && seq.len().is_some_and(|n| n > 0) && seq.min_literal_len() >= Some(2)
 }
 
-/// The words of [`keys::WORD_LISTS`], of which a squashed credential key holds one.
-fn key_words() -> &'static AhoCorasick {
-    static WORDS: OnceLock<AhoCorasick> = OnceLock::new();
+/// The words of [`keys::WORD_LISTS`], of which a squashed credential key holds one, and the
+/// length of the longest.
+fn key_words() -> &'static (AhoCorasick, usize) {
+    static WORDS: OnceLock<(AhoCorasick, usize)> = OnceLock::new();
     WORDS.get_or_init(|| {
-        let words: Vec<String> = keys::WORD_LISTS
+        let words: Vec<Vec<u8>> = keys::WORD_LISTS
             .iter()
             .flat_map(|l| l.iter())
-            .map(|w| keys::squash(w))
-            .filter(|w| !w.is_empty())
+            .map(|w| keys::squash(w).into_bytes())
             .collect();
-        AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
+        let longest = words.iter().map(Vec::len).max().unwrap_or(0);
+        let words = minimal(words);
+        assert!(words.iter().all(|w| !w.is_empty()), "a key word squashes to nothing");
+        let searcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
             .build(words)
-            .expect("words build")
+            .expect("words build");
+        (searcher, longest)
     })
 }
 
@@ -177,18 +198,23 @@ fn needs_parse(text: &str) -> bool {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let s = &mut *s;
-        if squash_and_runs(text, s) {
+        if squash(bytes, &mut s.squashed) && encoded_runs(text) {
             return true;
         }
-        let words = key_words();
-        let mut marked = Vec::new();
-        for m in words.find_overlapping_iter(&s.squashed[..]) {
-            let first = s.sq_lines.partition_point(|&o| o <= m.start()) - 1;
-            let last = s.sq_lines.partition_point(|&o| o < m.end()) - 1;
-            marked.extend(first..=last);
-        }
-        if marked.is_empty() {
+        let (words, longest) = key_words();
+        let mut found = words.find_iter(&s.squashed[..]).peekable();
+        if found.peek().is_none() {
             return false;
+        }
+        line_starts(bytes, &mut s.lines, &mut s.sq_lines);
+        let mut marked = Vec::new();
+        // A word that overlaps a match found is not reported itself: it starts inside the
+        // match, so the lines up to the match's end plus the longest word cover it.
+        for m in found {
+            let first = s.sq_lines.partition_point(|&o| o <= m.start()) - 1;
+            let end = (m.end() + longest - 1).min(s.squashed.len());
+            let last = s.sq_lines.partition_point(|&o| o < end) - 1;
+            marked.extend(first..=last);
         }
         marked.sort_unstable();
         marked.dedup();
@@ -196,34 +222,83 @@ fn needs_parse(text: &str) -> bool {
     })
 }
 
-/// Squashes `text` into `s` (ASCII letters and digits, lowercased), records line starts, and
-/// judges each run of base64 characters long enough to be an encoded credential: `true` when
-/// one decodes to a known format (the rules would report it).
-fn squash_and_runs(text: &str, s: &mut Scratch) -> bool {
-    let bytes = text.as_bytes();
-    s.squashed.clear();
-    s.sq_lines.clear();
-    s.lines.clear();
-    s.sq_lines.push(0);
-    s.lines.push(0);
-    let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+/// Squashes `bytes` into `out` (ASCII letters and digits, lowercased, nothing else); `true`
+/// when the bytes hold a run of base64 characters long enough to be an encoded credential.
+fn squash(bytes: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.resize(bytes.len() + 1, 0);
+    let (mut j, mut run, mut long_run) = (0, 0usize, false);
+    // Branch-free: every byte is written, and kept by moving on only for letters and digits.
+    for &b in bytes {
         let class = CLASS[b as usize];
-        if class & ALNUM != 0 {
-            s.squashed.push(b.to_ascii_lowercase());
-        }
-        if class & BASE64 == 0 {
-            if i - run_start >= MIN_ENCODED && encoded(&text[run_start..i]) {
+        out[j] = b.to_ascii_lowercase();
+        j += usize::from(class & ALNUM);
+        run = (run + 1) * usize::from(class >> 1);
+        long_run |= run >= MIN_ENCODED;
+    }
+    out.truncate(j);
+    long_run
+}
+
+/// Where each line starts, in the text and in its squashed form.
+fn line_starts(bytes: &[u8], lines: &mut Vec<usize>, sq_lines: &mut Vec<usize>) {
+    sq_lines.clear();
+    lines.clear();
+    let mut start = 0;
+    let mut sq = 0;
+    for end in memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]) {
+        lines.push(start);
+        sq_lines.push(sq);
+        let line = &bytes[start..end];
+        sq += line
+            .iter()
+            .map(|&b| usize::from(CLASS[b as usize] & ALNUM))
+            .sum::<usize>();
+        start = end + 1;
+    }
+}
+
+/// Whether some run of base64 characters of the text, as long as an encoded credential needs,
+/// decodes to one (the rules would report it).
+fn encoded_runs(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate().chain([(bytes.len(), &b' ')]) {
+        if CLASS[b as usize] & BASE64 == 0 {
+            if i - start >= MIN_ENCODED && encoded(&text[start..i]) {
                 return true;
             }
-            run_start = i + 1;
-            if b == b'\n' {
-                s.sq_lines.push(s.squashed.len());
-                s.lines.push(i + 1);
-            }
+            start = i + 1;
         }
     }
-    bytes.len() - run_start >= MIN_ENCODED && encoded(&text[run_start..])
+    false
+}
+
+/// Whether `text`, squashed, holds a key word: what [`keys::is_credential_key`] needs of a key
+/// (a cheap test before it; long text is assumed to).
+fn has_key_word(text: &str) -> bool {
+    let mut buf = [0u8; 256];
+    if text.len() > buf.len() {
+        return true;
+    }
+    let mut j = 0;
+    for &b in text.as_bytes() {
+        buf[j] = b.to_ascii_lowercase();
+        j += usize::from(CLASS[b as usize] & ALNUM);
+    }
+    key_words().0.is_match(&buf[..j])
+}
+
+/// [`keys::is_credential_key`], answered cheaply for a key without a key word.
+fn is_credential_key(key: &str) -> bool {
+    has_key_word(key) && keys::is_credential_key(key)
+}
+
+/// [`locations::config_line_credential`], answered cheaply for a line whose text before the
+/// first `:` or `=` (where its key is) holds no key word.
+fn config_line_credential(line: &str) -> bool {
+    let key_part = line.find([':', '=']).map_or(line, |i| &line[..i]);
+    has_key_word(key_part) && locations::config_line_credential(line).is_some()
 }
 
 /// Whether a whole scalar of base64 characters is reported as an encoded credential.
@@ -231,6 +306,7 @@ fn encoded(run: &str) -> bool {
     locations::encoded_credential(run).is_some()
 }
 
+/// [`CLASS`] bits: ASCII letters and digits (bit 0), base64 characters (bit 1).
 const ALNUM: u8 = 1;
 const BASE64: u8 = 2;
 
@@ -294,12 +370,9 @@ pub(crate) fn simple_line(line: &str) -> Option<Simple<'_>> {
     };
     let value = value.trim_start_matches(' ');
     // A comment starts at `#` after a space (or at the start of the value).
-    let value = match value.find(" #") {
-        _ if value.starts_with('#') => "",
-        Some(i) => &value[..i],
-        None => value,
-    }
-    .trim_end_matches(' ');
+    let comment = memchr::memchr_iter(b'#', value.as_bytes())
+        .find(|&i| i == 0 || value.as_bytes()[i - 1] == b' ');
+    let value = value[..comment.unwrap_or(value.len())].trim_end_matches(' ');
     if value.is_empty() {
         return key.map(|_| Simple { key, value, col });
     }
@@ -307,9 +380,10 @@ pub(crate) fn simple_line(line: &str) -> Option<Simple<'_>> {
     let plain_start = first.is_ascii_alphanumeric()
         || b"_./$<(~=+".contains(&first)
         || (first == b'-' && value.as_bytes().get(1).is_some_and(u8::is_ascii_alphanumeric));
+    let mapping = memchr::memchr_iter(b':', value.as_bytes())
+        .any(|i| value.as_bytes().get(i + 1).is_none_or(|&b| b == b' '));
     if !plain_start
-        || value.contains(": ")
-        || value.ends_with(':')
+        || mapping
         || value.contains(['{', '}', '[', ']'])
     {
         return None;
@@ -338,8 +412,14 @@ fn word_lines_clear(text: &str, starts: &[usize], marked: &[usize]) -> bool {
         &text[start..end]
     };
     let n = starts.len();
-    if !flow_collections_close_on_their_line((0..n).map(line)) {
-        return false;
+    // Only lines with an opening bracket can open a flow collection.
+    let mut last = usize::MAX;
+    for i in memchr::memchr2_iter(b'{', b'[', text.as_bytes()) {
+        let at = starts.partition_point(|&s| s <= i) - 1;
+        if at != last && !flow_collections_close_on_their_line(line(at)) {
+            return false;
+        }
+        last = at;
     }
     // The next line that is not blank nor a comment must not continue this one: indented at
     // most `col` (a comment or blank line in between counts too when indented further).
@@ -363,7 +443,7 @@ fn word_lines_clear(text: &str, starts: &[usize], marked: &[usize]) -> bool {
     for &i in marked {
         let l = line(i);
         // Inside a block scalar, the line is config text judged on its own.
-        if locations::config_line_credential(l).is_some() {
+        if config_line_credential(l) {
             return false;
         }
         if blank_or_comment(l) {
@@ -375,7 +455,7 @@ fn word_lines_clear(text: &str, starts: &[usize], marked: &[usize]) -> bool {
         if s.value.is_empty() {
             // `password:` with its value below: a nested mapping or sequence is fine, a scalar
             // is not.
-            if s.key.is_some_and(keys::is_credential_key) && !nested_below(&line, n, i, s.col) {
+            if s.key.is_some_and(is_credential_key) && !nested_below(&line, n, i, s.col) {
                 return false;
             }
             continue;
@@ -383,12 +463,12 @@ fn word_lines_clear(text: &str, starts: &[usize], marked: &[usize]) -> bool {
         if !ends_here(i, s.col) || locations::scalar_may_hold_credential(s.key, s.value) {
             return false;
         }
-        pairs |= s.key == Some("name") && keys::is_credential_key(s.value);
+        pairs |= s.key == Some("name") && is_credential_key(s.value);
     }
     // `name: DB_PASSWORD` judges a sibling `value:` under that name: every `value` key of the
     // file must be a plain one too short to judge.
     if pairs {
-        for (i, _) in text.match_indices("value") {
+        for i in memchr::memmem::find_iter(text.as_bytes(), b"value") {
             let at = starts.partition_point(|&s| s <= i) - 1;
             let l = line(at);
             if blank_or_comment(l) {
@@ -425,28 +505,23 @@ fn nested_below<'t>(line: &impl Fn(usize) -> &'t str, n: usize, i: usize, col: u
     t == "-" || t.starts_with("- ") || simple_line(l).is_some_and(|s| s.key.is_some())
 }
 
-/// Whether every `{`/`[` closes on its own line (brackets anywhere, quoted or not, counted), so
+/// Whether every `{`/`[` of a line closes on it (brackets anywhere, quoted or not, counted), so
 /// that no line sits inside a flow collection, where plain scalars fold differently.
-fn flow_collections_close_on_their_line<'t>(lines: impl Iterator<Item = &'t str>) -> bool {
-    for l in lines {
-        let mut depth = 0i32;
-        for b in l.bytes() {
-            match b {
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth -= 1;
-                    if depth < 0 {
-                        return false;
-                    }
+fn flow_collections_close_on_their_line(line: &str) -> bool {
+    let mut depth = 0i32;
+    for b in line.bytes() {
+        match b {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
                 }
-                _ => {}
             }
-        }
-        if depth != 0 {
-            return false;
+            _ => {}
         }
     }
-    true
+    depth == 0
 }
 
 #[cfg(test)]
