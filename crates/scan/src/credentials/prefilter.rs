@@ -161,7 +161,10 @@ fn key_words() -> &'static (AhoCorasick, usize) {
             .collect();
         let longest = words.iter().map(Vec::len).max().unwrap_or(0);
         let words = minimal(words);
-        assert!(words.iter().all(|w| !w.is_empty()), "a key word squashes to nothing");
+        assert!(
+            words.iter().all(|w| !w.is_empty()),
+            "a key word squashes to nothing"
+        );
         let searcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .build(words)
@@ -198,7 +201,7 @@ fn needs_parse(text: &str) -> bool {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let s = &mut *s;
-        if squash(bytes, &mut s.squashed) && encoded_runs(text) {
+        if squash(bytes, &mut s.squashed, &mut s.sq_lines) && encoded_runs(text) {
             return true;
         }
         let (words, longest) = key_words();
@@ -206,7 +209,10 @@ fn needs_parse(text: &str) -> bool {
         if found.peek().is_none() {
             return false;
         }
-        line_starts(bytes, &mut s.lines, &mut s.sq_lines);
+        s.lines.clear();
+        s.lines.push(0);
+        s.lines
+            .extend(memchr::memchr_iter(b'\n', bytes).map(|i| i + 1));
         let mut marked = Vec::new();
         // A word that overlaps a match found is not reported itself: it starts inside the
         // match, so the lines up to the match's end plus the longest word cover it.
@@ -222,40 +228,28 @@ fn needs_parse(text: &str) -> bool {
     })
 }
 
-/// Squashes `bytes` into `out` (ASCII letters and digits, lowercased, nothing else); `true`
-/// when the bytes hold a run of base64 characters long enough to be an encoded credential.
-fn squash(bytes: &[u8], out: &mut Vec<u8>) -> bool {
+/// Squashes `bytes` into `out` (ASCII letters and digits, lowercased, nothing else), noting in
+/// `lines` where each line starts in it; `true` when the bytes hold a run of base64
+/// characters long enough to be an encoded credential.
+fn squash(bytes: &[u8], out: &mut Vec<u8>, lines: &mut Vec<usize>) -> bool {
     out.clear();
     out.resize(bytes.len() + 1, 0);
+    lines.clear();
+    lines.push(0);
     let (mut j, mut run, mut long_run) = (0, 0usize, false);
-    // Branch-free: every byte is written, and kept by moving on only for letters and digits.
+    // Every byte is written, and kept by moving on only for letters and digits.
     for &b in bytes {
         let class = CLASS[b as usize];
         out[j] = b.to_ascii_lowercase();
         j += usize::from(class & ALNUM);
         run = (run + 1) * usize::from(class >> 1);
         long_run |= run >= MIN_ENCODED;
+        if b == b'\n' {
+            lines.push(j);
+        }
     }
     out.truncate(j);
     long_run
-}
-
-/// Where each line starts, in the text and in its squashed form.
-fn line_starts(bytes: &[u8], lines: &mut Vec<usize>, sq_lines: &mut Vec<usize>) {
-    sq_lines.clear();
-    lines.clear();
-    let mut start = 0;
-    let mut sq = 0;
-    for end in memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]) {
-        lines.push(start);
-        sq_lines.push(sq);
-        let line = &bytes[start..end];
-        sq += line
-            .iter()
-            .map(|&b| usize::from(CLASS[b as usize] & ALNUM))
-            .sum::<usize>();
-        start = end + 1;
-    }
 }
 
 /// Whether some run of base64 characters of the text, as long as an encoded credential needs,
@@ -360,9 +354,8 @@ pub(crate) fn simple_line(line: &str) -> Option<Simple<'_>> {
         .take_while(|b| b.is_ascii_alphanumeric() || b"_./-".contains(b))
         .count();
     let after = &rest[key_len..];
-    let keyed = key_len > 0
-        && rest.as_bytes()[0] != b'-'
-        && (after == ":" || after.starts_with(": "));
+    let keyed =
+        key_len > 0 && rest.as_bytes()[0] != b'-' && (after == ":" || after.starts_with(": "));
     let (key, value, col) = if keyed {
         (Some(&rest[..key_len]), &after[1..], col)
     } else {
@@ -379,13 +372,14 @@ pub(crate) fn simple_line(line: &str) -> Option<Simple<'_>> {
     let first = value.as_bytes()[0];
     let plain_start = first.is_ascii_alphanumeric()
         || b"_./$<(~=+".contains(&first)
-        || (first == b'-' && value.as_bytes().get(1).is_some_and(u8::is_ascii_alphanumeric));
+        || (first == b'-'
+            && value
+                .as_bytes()
+                .get(1)
+                .is_some_and(u8::is_ascii_alphanumeric));
     let mapping = memchr::memchr_iter(b':', value.as_bytes())
         .any(|i| value.as_bytes().get(i + 1).is_none_or(|&b| b == b' '));
-    if !plain_start
-        || mapping
-        || value.contains(['{', '}', '[', ']'])
-    {
+    if !plain_start || mapping || value.contains(['{', '}', '[', ']']) {
         return None;
     }
     Some(Simple { key, value, col })
@@ -547,14 +541,36 @@ mod tests {
         let s = |l| simple_line(l);
         assert_eq!(
             s("  - name: DB_PASSWORD"),
-            Some(Simple { key: Some("name"), value: "DB_PASSWORD", col: 4 })
+            Some(Simple {
+                key: Some("name"),
+                value: "DB_PASSWORD",
+                col: 4
+            })
         );
         assert_eq!(
             s("key: password # a comment"),
-            Some(Simple { key: Some("key"), value: "password", col: 0 })
+            Some(Simple {
+                key: Some("key"),
+                value: "password",
+                col: 0
+            })
         );
-        assert_eq!(s("  secretKeyRef:"), Some(Simple { key: Some("secretKeyRef"), value: "", col: 2 }));
-        assert_eq!(s("- - x"), Some(Simple { key: None, value: "x", col: 2 }));
+        assert_eq!(
+            s("  secretKeyRef:"),
+            Some(Simple {
+                key: Some("secretKeyRef"),
+                value: "",
+                col: 2
+            })
+        );
+        assert_eq!(
+            s("- - x"),
+            Some(Simple {
+                key: None,
+                value: "x",
+                col: 2
+            })
+        );
         for no in [
             "password: \"x\"",
             "password: 'x'",
@@ -613,8 +629,12 @@ mod tests {
         }
         Err(format!(
             "{path}: the prefilter changed the findings\nfast: {:?}\nfull: {:?}",
-            fast.iter().map(|f| (f.location.line, f.rule)).collect::<Vec<_>>(),
-            full.iter().map(|f| (f.location.line, f.rule)).collect::<Vec<_>>()
+            fast.iter()
+                .map(|f| (f.location.line, f.rule))
+                .collect::<Vec<_>>(),
+            full.iter()
+                .map(|f| (f.location.line, f.rule))
+                .collect::<Vec<_>>()
         ))
     }
 
@@ -625,7 +645,10 @@ mod tests {
         let mut stack = vec![root.join("tests/fixtures"), root.join("examples")];
         let (mut files, mut errors) = (0, Vec::new());
         while let Some(dir) = stack.pop() {
-            for e in std::fs::read_dir(&dir).expect("fixtures readable").flatten() {
+            for e in std::fs::read_dir(&dir)
+                .expect("fixtures readable")
+                .flatten()
+            {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
@@ -682,6 +705,60 @@ mod tests {
             if let Err(e) = same_findings("gen.yaml", text.as_bytes()) {
                 proptest::prop_assert!(false, "{}\n{}", e, text);
             }
+        }
+    }
+}
+#[cfg(test)]
+mod timing {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn phases() {
+        let mut files = Vec::new();
+        let mut stack = vec![std::path::PathBuf::from("/tmp/dirspeed/tree")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                files.push(std::fs::read_to_string(&p).unwrap());
+            }
+        }
+        let _ = gate("x");
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let mut n = 0;
+            for f in &files {
+                n += gate(f).parse as usize;
+            }
+            let all = t.elapsed();
+            let t = std::time::Instant::now();
+            let mut sq = Vec::new();
+            let mut l = Vec::new();
+            for f in &files {
+                n += squash(f.as_bytes(), &mut sq, &mut l) as usize;
+            }
+            let squash_t = t.elapsed();
+            let t = std::time::Instant::now();
+            for f in &files {
+                n += text_may_hold_format(f.as_bytes()) as usize;
+            }
+            let fmt_t = t.elapsed();
+            let t = std::time::Instant::now();
+            for f in &files {
+                n += memchr::memchr(b'\\', f.as_bytes()).is_some() as usize
+                    + memchr::memmem::find(f.as_bytes(), b"LS0t").is_some() as usize;
+            }
+            let misc_t = t.elapsed();
+            let t = std::time::Instant::now();
+            for f in &files {
+                squash(f.as_bytes(), &mut sq, &mut l);
+                n += key_words().0.find_iter(&sq[..]).count();
+            }
+            let words_t = t.elapsed();
+            eprintln!("gate {all:?} squash {squash_t:?} formats {fmt_t:?} misc {misc_t:?} squash+words {words_t:?} {n}");
         }
     }
 }
