@@ -149,27 +149,25 @@ fn useful(seq: &Seq) -> bool {
     seq.is_finite() && seq.len().is_some_and(|n| n > 0) && seq.min_literal_len() >= Some(2)
 }
 
-/// The words of [`keys::WORD_LISTS`], of which a squashed credential key holds one, and the
-/// length of the longest.
-fn key_words() -> &'static (AhoCorasick, usize) {
-    static WORDS: OnceLock<(AhoCorasick, usize)> = OnceLock::new();
+/// The words of [`keys::WORD_LISTS`] of which a squashed credential key holds one: the minimal
+/// set (a word holding another is left out, as a text holding it holds the other).
+fn key_words() -> &'static AhoCorasick {
+    static WORDS: OnceLock<AhoCorasick> = OnceLock::new();
     WORDS.get_or_init(|| {
         let words: Vec<Vec<u8>> = keys::WORD_LISTS
             .iter()
             .flat_map(|l| l.iter())
             .map(|w| keys::squash(w).into_bytes())
             .collect();
-        let longest = words.iter().map(Vec::len).max().unwrap_or(0);
         let words = minimal(words);
         assert!(
             words.iter().all(|w| !w.is_empty()),
             "a key word squashes to nothing"
         );
-        let searcher = AhoCorasick::builder()
+        AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .build(words)
-            .expect("words build");
-        (searcher, longest)
+            .expect("words build")
     })
 }
 
@@ -204,23 +202,26 @@ fn needs_parse(text: &str) -> bool {
         if squash(bytes, &mut s.squashed, &mut s.sq_lines) && encoded_runs(text) {
             return true;
         }
-        let (words, longest) = key_words();
-        let mut found = words.find_iter(&s.squashed[..]).peekable();
-        if found.peek().is_none() {
+        let words = key_words();
+        let sq = &s.squashed[..];
+        let Some(mut m) = words.find(sq) else {
             return false;
-        }
+        };
         s.lines.clear();
         s.lines.push(0);
         s.lines
             .extend(memchr::memchr_iter(b'\n', bytes).map(|i| i + 1));
         let mut marked = Vec::new();
-        // A word that overlaps a match found is not reported itself: it starts inside the
-        // match, so the lines up to the match's end plus the longest word cover it.
-        for m in found {
+        // Every position where a word starts, searching on from the one after each match: no
+        // two words of the minimal set start at the same place (one would hold the other).
+        loop {
             let first = s.sq_lines.partition_point(|&o| o <= m.start()) - 1;
-            let end = (m.end() + longest - 1).min(s.squashed.len());
-            let last = s.sq_lines.partition_point(|&o| o < end) - 1;
+            let last = s.sq_lines.partition_point(|&o| o < m.end()) - 1;
             marked.extend(first..=last);
+            match words.find(aho_corasick::Input::new(sq).range(m.start() + 1..)) {
+                Some(next) => m = next,
+                None => break,
+            }
         }
         marked.sort_unstable();
         marked.dedup();
@@ -280,7 +281,7 @@ fn has_key_word(text: &str) -> bool {
         buf[j] = b.to_ascii_lowercase();
         j += usize::from(CLASS[b as usize] & ALNUM);
     }
-    key_words().0.is_match(&buf[..j])
+    key_words().is_match(&buf[..j])
 }
 
 /// [`keys::is_credential_key`], answered cheaply for a key without a key word.
@@ -705,60 +706,6 @@ mod tests {
             if let Err(e) = same_findings("gen.yaml", text.as_bytes()) {
                 proptest::prop_assert!(false, "{}\n{}", e, text);
             }
-        }
-    }
-}
-#[cfg(test)]
-mod timing {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn phases() {
-        let mut files = Vec::new();
-        let mut stack = vec![std::path::PathBuf::from("/tmp/dirspeed/tree")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                    continue;
-                }
-                files.push(std::fs::read_to_string(&p).unwrap());
-            }
-        }
-        let _ = gate("x");
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let mut n = 0;
-            for f in &files {
-                n += gate(f).parse as usize;
-            }
-            let all = t.elapsed();
-            let t = std::time::Instant::now();
-            let mut sq = Vec::new();
-            let mut l = Vec::new();
-            for f in &files {
-                n += squash(f.as_bytes(), &mut sq, &mut l) as usize;
-            }
-            let squash_t = t.elapsed();
-            let t = std::time::Instant::now();
-            for f in &files {
-                n += text_may_hold_format(f.as_bytes()) as usize;
-            }
-            let fmt_t = t.elapsed();
-            let t = std::time::Instant::now();
-            for f in &files {
-                n += memchr::memchr(b'\\', f.as_bytes()).is_some() as usize
-                    + memchr::memmem::find(f.as_bytes(), b"LS0t").is_some() as usize;
-            }
-            let misc_t = t.elapsed();
-            let t = std::time::Instant::now();
-            for f in &files {
-                squash(f.as_bytes(), &mut sq, &mut l);
-                n += key_words().0.find_iter(&sq[..]).count();
-            }
-            let words_t = t.elapsed();
-            eprintln!("gate {all:?} squash {squash_t:?} formats {fmt_t:?} misc {misc_t:?} squash+words {words_t:?} {n}");
         }
     }
 }
