@@ -199,7 +199,7 @@ fn needs_parse(text: &str) -> bool {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let s = &mut *s;
-        if squash(bytes, &mut s.squashed, &mut s.sq_lines) && encoded_runs(text) {
+        if squash(bytes, &mut s.squashed, &mut s.sq_lines) && encoded_runs(bytes) {
             return true;
         }
         let words = key_words();
@@ -255,12 +255,12 @@ fn squash(bytes: &[u8], out: &mut Vec<u8>, lines: &mut Vec<usize>) -> bool {
 
 /// Whether some run of base64 characters of the text, as long as an encoded credential needs,
 /// decodes to one (the rules would report it).
-fn encoded_runs(text: &str) -> bool {
-    let bytes = text.as_bytes();
+fn encoded_runs(bytes: &[u8]) -> bool {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate().chain([(bytes.len(), &b' ')]) {
         if CLASS[b as usize] & BASE64 == 0 {
-            if i - start >= MIN_ENCODED && encoded(&text[start..i]) {
+            let run = &bytes[start..i];
+            if run.len() >= MIN_ENCODED && std::str::from_utf8(run).is_ok_and(encoded) {
                 return true;
             }
             start = i + 1;
@@ -705,6 +705,43 @@ mod tests {
             }
             if let Err(e) = same_findings("gen.yaml", text.as_bytes()) {
                 proptest::prop_assert!(false, "{}\n{}", e, text);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1500))]
+
+        /// Real manifests with characters that change how YAML reads them put in at random
+        /// places (a quote, a bracket, a colon, a tab, a backslash, a line break, an
+        /// indentation change): the prefilter never changes what is found.
+        #[test]
+        fn prefilter_never_hides_a_finding_in_mutated_manifests(
+            which in 0usize..5,
+            edits in proptest::collection::vec(
+                (proptest::num::usize::ANY, proptest::sample::select(
+                    b"{}[]:#'\"|>-\n \t&*!\\_.,?=".to_vec())),
+                1..6,
+            ),
+        ) {
+            let samples = [
+                include_str!("../../../../tests/fixtures/scan/credentials-in-gitops-locations/repo/apps/workloads.yaml"),
+                include_str!("../../../../tests/fixtures/scan/credentials-in-gitops-locations/repo/apps/configmap.yaml"),
+                include_str!("../../../../tests/fixtures/scan/credentials-in-gitops-locations/repo/chart/values.yaml"),
+                include_str!("../../../../tests/fixtures/scan/credential-look-alikes-pass/repo/deploy.yaml"),
+                include_str!("../../../../tests/fixtures/scan/credential-look-alikes-pass/repo/values.yaml"),
+            ];
+            let mut bytes = samples[which].as_bytes().to_vec();
+            for (at, c) in edits {
+                let at = at % bytes.len();
+                if at % 2 == 0 {
+                    bytes[at] = c;
+                } else {
+                    bytes.insert(at, c);
+                }
+            }
+            if let Err(e) = same_findings("mutated.yaml", &bytes) {
+                proptest::prop_assert!(false, "{}\n{}", e, String::from_utf8_lossy(&bytes));
             }
         }
     }
