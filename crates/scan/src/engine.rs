@@ -4,7 +4,10 @@
 //! byte prefilter so that only files mentioning `Secret`, `secretGenerator` or `sops` (or
 //! holding escapes that could spell them) are parsed, parses the YAML/JSON stream and judges
 //! every Secret, SOPS document and kustomization in it ([`crate::manifest`],
-//! [`crate::generator`]). It never fails open: whatever part of a file that may hold a Secret
+//! [`crate::generator`]). The credential rules outside Secrets have their own prefilter, built
+//! from their rule tables ([`crate::credentials::prefilter`]): a file none of them can fire on
+//! is not parsed for them, and only lines holding a format's literal are searched. It never
+//! fails open: whatever part of a file that may hold a Secret
 //! cannot be read (bad YAML, too deep, an alias bomb, a NUL byte, not UTF-8, too large) is an
 //! `unreadable-manifest` finding, and the documents that were read are judged as usual. A Helm
 //! template (a file with `{{`) that does not parse is read line by line instead
