@@ -734,7 +734,7 @@ mod tests {
             let mut bytes = samples[which].as_bytes().to_vec();
             for (at, c) in edits {
                 let at = at % bytes.len();
-                if at % 2 == 0 {
+                if at.is_multiple_of(2) {
                     bytes[at] = c;
                 } else {
                     bytes.insert(at, c);
