@@ -4,7 +4,10 @@
 //! byte prefilter so that only files mentioning `Secret`, `secretGenerator` or `sops` (or
 //! holding escapes that could spell them) are parsed, parses the YAML/JSON stream and judges
 //! every Secret, SOPS document and kustomization in it ([`crate::manifest`],
-//! [`crate::generator`]). It never fails open: whatever part of a file that may hold a Secret
+//! [`crate::generator`]). The credential rules outside Secrets have their own prefilter, built
+//! from their rule tables ([`crate::credentials::prefilter`]): a file none of them can fire on
+//! is not parsed for them, and only lines holding a format's literal are searched. It never
+//! fails open: whatever part of a file that may hold a Secret
 //! cannot be read (bad YAML, too deep, an alias bomb, a NUL byte, not UTF-8, too large) is an
 //! `unreadable-manifest` finding, and the documents that were read are judged as usual. A Helm
 //! template (a file with `{{`) that does not parse is read line by line instead
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use aho_corasick::AhoCorasick;
 use kustodian_manifest::{Document, Node, NodeKind, Pos};
 
+use crate::credentials::prefilter::Gate;
 use crate::finding::{fingerprint, Excerpt, Finding, Location, Note, Related, Severity};
 use crate::policy::Policy;
 use crate::rules::Rule;
@@ -65,6 +69,9 @@ pub struct Scanner {
     /// Secret.
     raw_prefilter: AhoCorasick,
     policy: Arc<Policy>,
+    /// Whether [`crate::credentials::prefilter`] may skip the credential rules (off only to
+    /// test it against the full rules).
+    trust_prefilter: bool,
 }
 
 impl Default for Scanner {
@@ -147,11 +154,24 @@ impl Scanner {
     /// `scan_everywhere`).
     pub fn with_policy(policy: Policy) -> Scanner {
         Scanner {
-            prefilter: AhoCorasick::new(NEEDLES).expect("fixed needles build"),
+            // Leftmost-first: only whether one matches counts, and it searches far faster.
+            prefilter: AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(NEEDLES)
+                .expect("fixed needles build"),
             raw_prefilter: AhoCorasick::new(NEEDLES.iter().chain(WIDE_NEEDLES.iter()))
                 .expect("fixed needles build"),
             policy: Arc::new(policy),
+            trust_prefilter: true,
         }
+    }
+
+    /// The same scanner with the credential prefilter off: every file is parsed and every line
+    /// searched (to test that the prefilter never hides a finding).
+    #[doc(hidden)]
+    pub fn without_credential_prefilter(mut self) -> Scanner {
+        self.trust_prefilter = false;
+        self
     }
 
     /// The policy this scanner applies.
@@ -205,12 +225,9 @@ impl Scanner {
             }
         };
         let secrets = bad.is_some() || self.prefilter(text.as_bytes());
-        let credentials = self.credentials_prefilter(text.as_bytes(), true)
-            || (!self.policy.only_secrets
-                && crate::credentials::names_values_files(text.as_bytes()));
-        let formats = self.credentials_prefilter(text.as_bytes(), false);
-        if !secrets && !credentials {
-            if !formats {
+        let gate = self.credentials_gate(&text, secrets || !self.trust_prefilter);
+        if !secrets && !gate.parse {
+            if !gate.lines {
                 return out;
             }
             // Nothing to parse for: known formats line by line.
@@ -227,13 +244,13 @@ impl Scanner {
                 crate::manifest::scan_parsed(&mut cx, doc);
             }
         }
-        if credentials {
+        if gate.parse {
             for doc in &parsed.docs {
                 crate::credentials::scan_document(&mut cx, &doc.root);
             }
             crate::credentials::scan_comments(&mut cx, &parsed.docs);
         }
-        if credentials || formats {
+        if gate.lines {
             crate::credentials::scan_lines(&mut cx);
         }
         if !secrets {
@@ -312,35 +329,25 @@ impl Scanner {
         cx.finish()
     }
 
-    /// Whether a file is worth searching for credentials outside Secrets (never with
-    /// `--only secrets`): a text file (`manifest` false) when it holds the start of a known
-    /// credential format, a manifest when a line of it may hold a credential key, so that it
-    /// is worth parsing.
-    fn credentials_prefilter(&self, bytes: &[u8], manifest: bool) -> bool {
+    /// What the credential rules need of a file (nothing with `--only secrets`): a parse when
+    /// some value may be judged a credential (always when `parsed` says the file is parsed
+    /// anyway), a line search when some line may hold a known format
+    /// ([`crate::credentials::prefilter`]).
+    fn credentials_gate(&self, text: &str, parsed: bool) -> Gate {
         if self.policy.only_secrets {
-            return false;
+            return Gate::default();
         }
-        static FORMATS: std::sync::OnceLock<AhoCorasick> = std::sync::OnceLock::new();
-        static KEYS: std::sync::OnceLock<AhoCorasick> = std::sync::OnceLock::new();
-        let formats = FORMATS.get_or_init(|| {
-            AhoCorasick::new(crate::credentials::formats::NEEDLES).expect("fixed needles build")
-        });
-        if !manifest {
-            return formats.is_match(bytes);
+        if parsed || !self.trust_prefilter {
+            return Gate {
+                parse: true,
+                lines: true,
+            };
         }
-        let keys = KEYS.get_or_init(|| {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(crate::credentials::keys::NEEDLES)
-                .expect("fixed needles build")
-        });
-        // Parse only when a line that mentions a credential word has a credential key (a
-        // `key:`/`key =` or an env `name:`), or the file holds base64 PEM text.
-        keys.find_iter(bytes).any(|m| {
-            let start = memchr::memrchr(b'\n', &bytes[..m.start()]).map_or(0, |i| i + 1);
-            let end = memchr::memchr(b'\n', &bytes[m.end()..]).map_or(bytes.len(), |i| m.end() + i);
-            crate::credentials::keys::line_may_hold_credential(&bytes[start..end])
-        })
+        let mut gate = crate::credentials::prefilter::gate(text);
+        // A file naming Helm values files (a kustomization's generator or `helmCharts`, an
+        // Argo CD Application) is parsed to find them.
+        gate.parse |= crate::credentials::names_values_files(text.as_bytes());
+        gate
     }
 
     /// Whether the scanner reads a file of this path at all: manifests and env files always,
@@ -374,7 +381,9 @@ impl Scanner {
     pub fn scan_text(&self, path: &str, bytes: &[u8]) -> FileScan {
         if bytes.len() > MAX_FILE_SIZE
             || memchr::memchr(0, bytes).is_some()
-            || !self.credentials_prefilter(bytes, false)
+            || self.policy.only_secrets
+            || !(crate::credentials::prefilter::text_may_hold_format(bytes)
+                || crate::credentials::keys::judges_assignments(path))
         {
             return FileScan::default();
         }

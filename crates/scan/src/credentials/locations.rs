@@ -280,22 +280,60 @@ fn line_taken(cx: &FileCx<'_>, line: usize) -> bool {
 /// Judges one scalar under the last key of `path`.
 fn judge(cx: &mut FileCx<'_>, leaf: &Leaf<'_, '_>, path: &[&str], value: &str, owner: &Owner<'_>) {
     let key = path.last().copied().unwrap_or("");
-    if leaf.node.is_null() || value.len() < 10 || line_taken(cx, leaf.node.span.start.line) {
+    if leaf.node.is_null() || line_taken(cx, leaf.node.span.start.line) {
         return;
+    }
+    match judgement(key, value) {
+        Judgement::Nothing => {}
+        Judgement::Encoded(class) => leaf.push(cx, owner, ENCODED, class, value.as_bytes()),
+        Judgement::ConfigText => {
+            // A literal block holding YAML is judged as YAML; other text line by line.
+            if !(value.contains('\n') && embedded_yaml(cx, leaf.node, path, owner)) {
+                config_lines(cx, leaf.node, value, owner);
+            }
+        }
+        Judgement::ByKey => leaf.push(cx, owner, BY_KEY, CREDENTIAL_VALUE, value.as_bytes()),
+    }
+}
+
+/// What a scalar under a mapping key (or a `name`) comes to.
+pub(super) enum Judgement {
+    /// Too short, or under a credential key without looking like one.
+    Nothing,
+    /// A known format once base64-decoded.
+    Encoded(crate::value::Class),
+    /// Not under a credential key (or several lines): its `key = value` lines are judged.
+    ConfigText,
+    /// A credential-looking literal under a credential key.
+    ByKey,
+}
+
+/// Judges a scalar under `key`, without recording anything.
+pub(super) fn judgement(key: &str, value: &str) -> Judgement {
+    if value.len() < 10 {
+        return Judgement::Nothing;
     }
     if let Some(class) = encoded_credential(value) {
-        leaf.push(cx, owner, ENCODED, class, value.as_bytes());
-        return;
-    }
-    if value.contains('\n') && embedded_yaml(cx, leaf.node, path, owner) {
-        return;
+        return Judgement::Encoded(class);
     }
     if value.contains('\n') || !keys::is_credential_key(key) {
-        config_lines(cx, leaf.node, value, owner);
-        return;
+        return Judgement::ConfigText;
     }
     if keys::holds_credential(key, value) {
-        leaf.push(cx, owner, BY_KEY, CREDENTIAL_VALUE, value.as_bytes());
+        Judgement::ByKey
+    } else {
+        Judgement::Nothing
+    }
+}
+
+/// Whether a scalar would give a finding: under a mapping `key` ([`judgement`]), or a sequence
+/// item (`None`: its config text). For the prefilter, which reads plain one-line values.
+pub(super) fn scalar_may_hold_credential(key: Option<&str>, value: &str) -> bool {
+    let config_text = |v: &str| v.lines().any(|l| config_line_credential(l).is_some());
+    match key.map(|k| judgement(k, value)) {
+        None | Some(Judgement::ConfigText) => value.contains(['=', ':']) && config_text(value),
+        Some(Judgement::Nothing) => false,
+        Some(Judgement::Encoded(_) | Judgement::ByKey) => true,
     }
 }
 
@@ -369,7 +407,7 @@ fn shift(n: &mut Node, offset: usize, lines: usize) {
 
 /// A known credential format inside a base64 value (kubeconfig `client-key-data`, a Talos
 /// `key:`), found only after decoding.
-fn encoded_credential(value: &str) -> Option<crate::value::Class> {
+pub(super) fn encoded_credential(value: &str) -> Option<crate::value::Class> {
     let v = value.trim();
     if v.len() < 24 || v.contains(char::is_whitespace) && !v.starts_with("LS0t") {
         return None;
@@ -426,6 +464,14 @@ fn config_line() -> &'static Regex {
         )
         .expect("compiles")
     })
+}
+
+/// The key and value of a `key = value` / `key: value` / `--key=value` line of config text, if
+/// the key is a credential's and the value looks like one.
+pub(super) fn config_line_credential(line: &str) -> Option<(&str, &str)> {
+    let item = line.trim_start();
+    let item = item.strip_prefix("- ").unwrap_or(line);
+    config_pair(item).filter(|(key, v)| keys::holds_credential(key, v))
 }
 
 /// Judges the `key = value` / `key: value` / `--key=value` lines of a string (config text in a

@@ -11,6 +11,7 @@
 pub(crate) mod formats;
 pub(crate) mod keys;
 mod locations;
+pub(crate) mod prefilter;
 
 use crate::engine::{FileCx, Hit, KeyAt, Owner};
 use crate::finding::Severity;
@@ -21,42 +22,30 @@ pub(crate) use locations::{names_values_files, scan_comments, scan_document, sca
 /// Searches every line of the file for known credential formats, skipping lines that already
 /// hold a finding: a `known-credential` finding per line, at the match.
 pub(crate) fn scan_lines(cx: &mut FileCx<'_>) {
-    let owner = Owner::default();
+    let text = cx.text;
+    let lits = prefilter::format_literals();
+    // Config files and scripts: every line, for `KEY=literal` lines too.
     let assignments = keys::judges_assignments(cx.path);
-    for (n, start, line) in lines(cx.text) {
-        let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
-            if assignments {
-                assignment(cx, &owner, n, start, line);
-            }
-            continue;
-        };
-        if cx.findings.iter().any(|f| f.location.line == n)
-            || cx.judged_lines.iter().any(|(a, b)| *a <= n && n <= *b)
-        {
+    if lits.every_line || assignments {
+        for (n, start, line) in lines(text) {
+            scan_line(cx, n, start, line, assignments);
+        }
+        return;
+    }
+    // Only lines holding a literal of some format can match it.
+    let (mut line_no, mut counted_to, mut next_line) = (1, 0, 0);
+    for m in lits.searcher.find_iter(text.as_bytes()) {
+        if m.start() < next_line {
             continue;
         }
-        let column = 1 + line[..col - 1].chars().count();
-        let message = format!(
-            "line {n} holds {} in plain text; anyone who can read the repository or its history can use it",
-            fmt.what
-        );
-        cx.push(Hit {
-            rule: Rule::KnownCredential,
-            owner: &owner,
-            key: String::new(),
-            fp_key: fmt.what.to_string(),
-            at: KeyAt {
-                line: n,
-                column,
-                offset: start + col - 1,
-                shown: "",
-                sep: "",
-            },
-            severity: fmt.severity,
-            message,
-            hash_input: matched,
-            related: None,
-        });
+        let start = memchr::memrchr(b'\n', &text.as_bytes()[..m.start()]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &text.as_bytes()[m.start()..])
+            .map_or(text.len(), |i| m.start() + i + 1);
+        line_no += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..start]).count();
+        counted_to = start;
+        let line = text[start..end].trim_end_matches(['\n', '\r']);
+        scan_line(cx, line_no, start, line, false);
+        next_line = end;
     }
 }
 
@@ -102,6 +91,44 @@ fn assignment(cx: &mut FileCx<'_>, owner: &Owner<'_>, n: usize, start: usize, li
         severity: CREDENTIAL_VALUE.severity,
         message,
         hash_input: value.as_bytes(),
+        related: None,
+    });
+}
+
+/// Searches line `n` (`line`, at byte `start`, without its line break) for known credential
+/// formats and, when `assignments`, for a `KEY=literal` credential.
+fn scan_line(cx: &mut FileCx<'_>, n: usize, start: usize, line: &str, assignments: bool) {
+    let Some((col, fmt, matched)) = formats::find_in_line(line.as_bytes()) else {
+        if assignments {
+            assignment(cx, &Owner::default(), n, start, line);
+        }
+        return;
+    };
+    if cx.findings.iter().any(|f| f.location.line == n)
+        || cx.judged_lines.iter().any(|(a, b)| *a <= n && n <= *b)
+    {
+        return;
+    }
+    let column = 1 + line[..col - 1].chars().count();
+    let message = format!(
+        "line {n} holds {} in plain text; anyone who can read the repository or its history can use it",
+        fmt.what
+    );
+    cx.push(Hit {
+        rule: Rule::KnownCredential,
+        owner: &Owner::default(),
+        key: String::new(),
+        fp_key: fmt.what.to_string(),
+        at: KeyAt {
+            line: n,
+            column,
+            offset: start + col - 1,
+            shown: "",
+            sep: "",
+        },
+        severity: fmt.severity,
+        message,
+        hash_input: matched,
         related: None,
     });
 }
