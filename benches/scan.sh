@@ -213,8 +213,8 @@ else
   echo "detect-secrets not found (pip install detect-secrets): not timed" >&2
 fi
 if [ -n "$GITLEAKS" ]; then
-  if "$GITLEAKS" dir --help >/dev/null 2>&1; then gl="$GITLEAKS dir --no-banner --exit-code 0 --report-path $work/gitleaks.json $tree"
-  else gl="$GITLEAKS detect --no-git --no-banner --exit-code 0 --report-path $work/gitleaks.json -s $tree"; fi
+  if "$GITLEAKS" dir --help >/dev/null 2>&1; then gl="$GITLEAKS dir --no-banner --exit-code 0 --report-path $work/gitleaks-report.json $tree"
+  else gl="$GITLEAKS detect --no-git --no-banner --exit-code 0 --report-path $work/gitleaks-report.json -s $tree"; fi
   names+=(gitleaks); cmds+=("$gl")
 else
   echo "gitleaks not on PATH: not timed" >&2

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use regex::bytes::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::finding::Severity;
 
@@ -212,7 +212,14 @@ const QUERY_PASSWORD: usize = FORMATS.len() - 3;
 /// [`FORMATS`] as one set (which formats match).
 pub(crate) fn set() -> &'static RegexSet {
     static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| RegexSet::new(FORMATS.iter().map(|f| f.re)).expect("formats compile"))
+    // ASCII classes and word boundaries: the lazy DFA serves them (Unicode `\b` would send
+    // every search to the much slower PikeVM), and a token's characters are ASCII anyway.
+    SET.get_or_init(|| {
+        RegexSetBuilder::new(FORMATS.iter().map(|f| f.re))
+            .unicode(false)
+            .build()
+            .expect("formats compile")
+    })
 }
 
 /// [`FORMATS`] one by one (where they match).
@@ -221,7 +228,12 @@ fn each() -> &'static [Regex] {
     ALL.get_or_init(|| {
         FORMATS
             .iter()
-            .map(|f| Regex::new(f.re).expect("formats compile"))
+            .map(|f| {
+                RegexBuilder::new(f.re)
+                    .unicode(false)
+                    .build()
+                    .expect("formats compile")
+            })
             .collect()
     })
 }
@@ -312,7 +324,8 @@ fn query_password_is_real(m: &[u8]) -> bool {
 /// fingerprint only). Documentation samples and URLs whose password is a variable are skipped.
 pub(crate) fn find_in_line(line: &[u8]) -> Option<(usize, &'static Format, &[u8])> {
     let mut best: Option<(usize, &'static Format, &[u8])> = None;
-    for i in set().matches(line).iter() {
+    let may = candidates(line);
+    for i in (0..FORMATS.len()).filter(|i| may & (1 << i) != 0) {
         let fmt = &FORMATS[i];
         if best.is_some_and(|b| b.1.severity >= fmt.severity) {
             continue;
@@ -329,8 +342,92 @@ pub(crate) fn find_in_line(line: &[u8]) -> Option<(usize, &'static Format, &[u8]
     best
 }
 
+/// The formats that may match `line`, as bits of their indexes: those with a required literal
+/// ([`super::prefilter::required_literals_of`]) the line holds, and those without any. One
+/// literal search instead of the whole set's, which matters: most lines that reach here hold
+/// the literal of one format at most.
+fn candidates(line: &[u8]) -> u128 {
+    const _: () = assert!(FORMATS.len() <= 128);
+    struct Literals {
+        searcher: aho_corasick::AhoCorasick,
+        /// The format of each literal of `searcher`.
+        format: Vec<usize>,
+        /// Formats without a required literal.
+        always: u128,
+    }
+    static LITERALS: OnceLock<Literals> = OnceLock::new();
+    let lits = LITERALS.get_or_init(|| {
+        let (mut all, mut format, mut always) = (Vec::new(), Vec::new(), 0u128);
+        for (i, f) in FORMATS.iter().enumerate() {
+            match super::prefilter::required_literals_of(f.re) {
+                Some(lits) if !lits.is_empty() => {
+                    format.extend(std::iter::repeat_n(i, lits.len()));
+                    all.extend(lits);
+                }
+                _ => always |= 1 << i,
+            }
+        }
+        Literals {
+            searcher: aho_corasick::AhoCorasick::new(&all).expect("literals build"),
+            format,
+            always,
+        }
+    });
+    lits.searcher
+        .find_overlapping_iter(line)
+        .fold(lits.always, |may, m| {
+            may | 1 << lits.format[m.pattern().as_usize()]
+        })
+}
+
 #[cfg(test)]
 mod tests {
+    /// The literal candidates find exactly what the whole set finds.
+    #[test]
+    fn literal_candidates_find_what_the_set_finds() {
+        let by_set = |line: &[u8]| {
+            let mut best: Option<(usize, &'static Format)> = None;
+            for i in set().matches(line).iter() {
+                let fmt = &FORMATS[i];
+                if best.is_some_and(|b| b.1.severity >= fmt.severity) {
+                    continue;
+                }
+                let found = each()[i].find_iter(line).find(|m| {
+                    !is_sample(m.as_bytes())
+                        && (i != URL_PASSWORD || url_password_is_real(m.as_bytes()))
+                        && (i != QUERY_PASSWORD || query_password_is_real(m.as_bytes()))
+                });
+                if let Some(m) = found {
+                    best = Some((m.start() + 1, fmt));
+                }
+            }
+            best.map(|(c, f)| (c, f.what))
+        };
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
+        let mut lines = 0;
+        let mut stack = vec![std::path::PathBuf::from(root)];
+        while let Some(p) = stack.pop() {
+            if p.is_dir() {
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            for line in bytes.split(|&b| b == b'\n') {
+                lines += 1;
+                let got = find_in_line(line).map(|(c, f, _)| (c, f.what));
+                assert_eq!(
+                    got,
+                    by_set(line),
+                    "{}: {}",
+                    p.display(),
+                    String::from_utf8_lossy(line).len()
+                );
+            }
+        }
+        assert!(lines > 10_000, "{lines}");
+    }
     use super::*;
 
     fn what(line: &str) -> Option<&'static str> {
