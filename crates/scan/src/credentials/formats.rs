@@ -323,9 +323,18 @@ fn query_password_is_real(m: &[u8]) -> bool {
 /// the column (1-based, in bytes) where it starts, its class and the matched bytes (for the
 /// fingerprint only). Documentation samples and URLs whose password is a variable are skipped.
 pub(crate) fn find_in_line(line: &[u8]) -> Option<(usize, &'static Format, &[u8])> {
-    let mut best: Option<(usize, &'static Format, &[u8])> = None;
     let may = candidates(line);
-    for i in (0..FORMATS.len()).filter(|i| may & (1 << i) != 0) {
+    first_match(line, (0..FORMATS.len()).filter(|i| may & (1 << i) != 0))
+}
+
+/// The match of the most severe of the formats `which` (in index order) in `line`, skipping
+/// documentation samples and URLs or connection strings whose password is not one.
+fn first_match(
+    line: &[u8],
+    which: impl Iterator<Item = usize>,
+) -> Option<(usize, &'static Format, &[u8])> {
+    let mut best: Option<(usize, &'static Format, &[u8])> = None;
+    for i in which {
         let fmt = &FORMATS[i];
         if best.is_some_and(|b| b.1.severity >= fmt.severity) {
             continue;
@@ -386,22 +395,7 @@ mod tests {
     #[test]
     fn literal_candidates_find_what_the_set_finds() {
         let by_set = |line: &[u8]| {
-            let mut best: Option<(usize, &'static Format)> = None;
-            for i in set().matches(line).iter() {
-                let fmt = &FORMATS[i];
-                if best.is_some_and(|b| b.1.severity >= fmt.severity) {
-                    continue;
-                }
-                let found = each()[i].find_iter(line).find(|m| {
-                    !is_sample(m.as_bytes())
-                        && (i != URL_PASSWORD || url_password_is_real(m.as_bytes()))
-                        && (i != QUERY_PASSWORD || query_password_is_real(m.as_bytes()))
-                });
-                if let Some(m) = found {
-                    best = Some((m.start() + 1, fmt));
-                }
-            }
-            best.map(|(c, f)| (c, f.what))
+            first_match(line, set().matches(line).iter()).map(|(c, f, _)| (c, f.what))
         };
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
         let mut lines = 0;
