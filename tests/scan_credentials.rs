@@ -20,19 +20,6 @@ fn fixture(name: &str) -> PathBuf {
     common::repo_root().join("tests/fixtures/scan").join(name)
 }
 
-fn copy_tree(src: &Path, dst: &Path) {
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&to).unwrap();
-            copy_tree(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-        }
-    }
-}
-
 /// Runs `kustodian scan ARGS` and checks that neither stdout nor stderr holds a canary.
 fn scan(dir: &Path, args: &[&str]) -> Output {
     let out = kustodian(dir).arg("scan").args(args).output().unwrap();
@@ -52,9 +39,7 @@ fn expected(name: &str) -> Vec<String> {
 
 /// A fresh repository holding the fixture's files, not yet committed.
 fn repo_of(name: &str) -> tempfile::TempDir {
-    let tmp = new_repo();
-    copy_tree(&fixture(name).join("repo"), tmp.path());
-    tmp
+    common::repo_with(&fixture(name).join("repo"))
 }
 
 /// Scans `dir` in `mode` (`[]` a walk, `["--staged"]`, `["--range", "HEAD"]`): the JSON
@@ -210,7 +195,7 @@ fn repo_of_many(names: &[&str]) -> (tempfile::TempDir, Vec<String>) {
     for name in names {
         let to = tmp.path().join(name);
         std::fs::create_dir_all(&to).unwrap();
-        copy_tree(&fixture(name).join("repo"), &to);
+        common::copy_tree(&fixture(name).join("repo"), &to);
         want.extend(expected(name).iter().map(|l| format!("{name}/{l}")));
     }
     want.sort();
@@ -357,14 +342,14 @@ fn a_generated_values_file_is_judged_from_the_index_and_from_the_commit() {
     common::write(dir, values, "adminUser: admin\n");
     commit_all(dir, "the release, no password yet");
     let base = git(dir, &["rev-parse", "HEAD"]);
-    copy_tree(&fixture(name).join("repo"), dir);
+    common::copy_tree(&fixture(name).join("repo"), dir);
     git(dir, &["add", values]);
     // The working tree no longer holds the password; the index does.
     common::write(dir, values, "adminUser: admin\n");
     let want = expected(name);
     scan_all_formats(name, dir, &["--staged"], &want);
     scan_all_formats(name, dir, &[], &[]);
-    copy_tree(&fixture(name).join("repo"), dir);
+    common::copy_tree(&fixture(name).join("repo"), dir);
     commit_all(dir, "set the admin password");
     let range = format!("{base}..HEAD");
     scan_all_formats(name, dir, &["--range", &range], &want);

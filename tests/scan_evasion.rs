@@ -45,15 +45,8 @@ fn assert_clean_output(what: &str, out: &Output, canaries: &[String]) {
 fn run_evasion(name: &str) {
     let case = case_dir(name);
     let canaries = canaries(&case);
-    let tmp = new_repo();
+    let tmp = common::repo_with(&case.join("repo"));
     let dir = tmp.path();
-    let status = Command::new("cp")
-        .arg("-R")
-        .arg(case.join("repo/."))
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
     let golden = case.join("expected.json");
     let walk = scan(dir, &["--format", "json"]);
     assert_clean_output(name, &walk, &canaries);

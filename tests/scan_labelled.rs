@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{brief, commit_all, findings, git, kustodian, new_repo, CANARIES};
 
@@ -49,24 +49,6 @@ fn labels() -> Vec<Label> {
             }
         })
         .collect()
-}
-
-/// Copies the files of `src` into `dst` (the real `cp`, hidden files included).
-fn copy_into(src: &Path, dst: &Path) {
-    let st = Command::new("cp")
-        .arg("-R")
-        .arg(src.join("."))
-        .arg(dst)
-        .status()
-        .unwrap();
-    assert!(st.success(), "cp {}", src.display());
-}
-
-/// A fresh repository holding `src`'s files, not yet committed.
-fn repo_with(src: &Path) -> tempfile::TempDir {
-    let tmp = new_repo();
-    copy_into(src, tmp.path());
-    tmp
 }
 
 /// Runs a scan and checks that no output holds a planted value (or "canary").
@@ -212,7 +194,7 @@ fn assert_targets(what: &str, s: &Score) {
 fn labelled_corpus_meets_the_targets_as_a_walk_staged_and_history() {
     let labels = labels();
     let planted = planted(&labels);
-    let tmp = repo_with(&common::repo_root().join("tests/fixtures/labelled/repo"));
+    let tmp = common::repo_with(&common::repo_root().join("tests/fixtures/labelled/repo"));
     let dir = tmp.path();
     let walk = scan(dir, &["--format", "json"], &planted);
     assert_eq!(walk.status.code(), Some(1));
@@ -277,7 +259,7 @@ fn every_new_format_is_found_and_never_printed() {
         }
         let case = fixtures.join(&name);
         std::fs::create_dir_all(dir.join(&name)).unwrap();
-        copy_into(&case.join("repo"), &dir.join(&name));
+        common::copy_tree(&case.join("repo"), &dir.join(&name));
         let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
         assert!(!expected.trim().is_empty(), "{name}: nothing expected");
         for line in expected.lines().filter(|l| !l.trim().is_empty()) {

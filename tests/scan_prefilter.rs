@@ -11,9 +11,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{findings, git, kustodian, new_repo, CANARIES};
+use common::{findings, git, kustodian, CANARIES};
 
 const CASE: &str = "tests/fixtures/scan/credential-prefilter-evasions";
 
@@ -42,15 +41,8 @@ fn prefilter_evasions_are_found_and_never_printed() {
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let tmp = new_repo();
+    let tmp = common::repo_with(&case.join("repo"));
     let dir = tmp.path();
-    let status = Command::new("cp")
-        .arg("-R")
-        .arg(case.join("repo/."))
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
     let walk = kustodian(dir)
         .args(["scan", "--format", "json"])
         .output()

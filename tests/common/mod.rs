@@ -99,6 +99,27 @@ pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// Copies the files under `src` into `dst` (hidden files included), making folders as needed.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+/// A fresh repository holding `src`'s files, not yet committed.
+pub fn repo_with(src: &Path) -> tempfile::TempDir {
+    let tmp = new_repo();
+    copy_tree(src, tmp.path());
+    tmp
+}
+
 /// The built kustodian, run in `dir` without colours and without git's hook environment.
 pub fn kustodian(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("kustodian").unwrap();
