@@ -21,21 +21,15 @@
 # wheel); hyperfine when present.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
 COMMITS=${COMMITS:-3000}
 RUNS=${RUNS:-3}
 
 die() { echo "benches/history.sh: $*" >&2; exit 2; }
-command -v python3 >/dev/null || die "python3 not found"
-command -v git >/dev/null || die "git not found"
+need python3
+need git
 [ -x /usr/bin/time ] || die "/usr/bin/time not found: apt-get install time"
-
-if [ -z "${KUSTODIAN:-}" ]; then
-  echo "building kustodian (cargo build --release)..." >&2
-  (cd "$root" && cargo build --release --quiet --bin kustodian)
-  KUSTODIAN="$root/target/release/kustodian"
-fi
-[ -x "$KUSTODIAN" ] || die "$KUSTODIAN is not executable"
+release_kustodian
 GITLEAKS=$(command -v gitleaks || true)
 
 if [ -n "${DIR:-}" ]; then

@@ -1,5 +1,4 @@
-# Shared by the render benchmarks (benches/aws_render.sh, benches/vault_render.sh), sourced
-# after their settings: the repository root, the kustodian to measure, a scratch folder removed
+# Shared by the benchmarks (benches/*.sh), sourced after their settings: the repository root, the kustodian to measure, a scratch folder removed
 # on exit together with the server the script starts, a free port, timing and the result table.
 #
 # A script sets `server_pid` once its server runs, writes its input to "$input", and defines
@@ -7,16 +6,18 @@
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# Exits 2 naming the tool when `$1` is not on PATH.
-need() { command -v "$1" >/dev/null || { echo "$1 not found" >&2; exit 2; }; }
+# Exits 2 naming the tool when `$1` is not on PATH (`$2`: how to install it).
+need() { command -v "$1" >/dev/null || { echo "$1 not found${2:+: $2}" >&2; exit 2; }; }
 
-# KUSTODIAN: the binary to measure; a release build, built here when missing, by default.
+# KUSTODIAN: the binary to measure; by default a release build of this checkout, brought up to
+# date here (cargo does nothing when it is).
 release_kustodian() {
-  KUSTODIAN=${KUSTODIAN:-$root/target/release/kustodian}
-  if [ ! -x "$KUSTODIAN" ]; then
-    echo "building kustodian (release)..." >&2
-    (cd "$root" && cargo build --release --quiet)
+  if [ -z "${KUSTODIAN:-}" ]; then
+    echo "building kustodian (cargo build --release)..." >&2
+    (cd "$root" && cargo build --release --quiet --bin kustodian)
+    KUSTODIAN="$root/target/release/kustodian"
   fi
+  [ -x "$KUSTODIAN" ] || { echo "$KUSTODIAN is not executable" >&2; exit 2; }
 }
 
 # work: a scratch folder, removed on exit after the server (server_pid) is stopped.

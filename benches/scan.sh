@@ -23,22 +23,16 @@
 # detect-secrets (pip install detect-secrets; .venv/bin/detect-secrets is used when present), gitleaks.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
 N=${N:-20000}
 RUNS=${RUNS:-3}
 
 die() { echo "benches/scan.sh: $*" >&2; exit 2; }
-command -v python3 >/dev/null || die "python3 not found"
-command -v git >/dev/null || die "git not found"
-command -v rg >/dev/null || die "rg not found: apt-get install ripgrep (or cargo install ripgrep)"
+need python3
+need git
+need rg "apt-get install ripgrep (or cargo install ripgrep)"
 [ -x /usr/bin/time ] || die "/usr/bin/time not found: apt-get install time"
-
-if [ -z "${KUSTODIAN:-}" ]; then
-  echo "building kustodian (cargo build --release)..." >&2
-  (cd "$root" && cargo build --release --quiet --bin kustodian)
-  KUSTODIAN="$root/target/release/kustodian"
-fi
-[ -x "$KUSTODIAN" ] || die "$KUSTODIAN is not executable"
+release_kustodian
 
 DETECT_SECRETS=${DETECT_SECRETS:-$(command -v detect-secrets || true)}
 [ -n "$DETECT_SECRETS" ] || { [ -x "$root/.venv/bin/detect-secrets" ] && DETECT_SECRETS="$root/.venv/bin/detect-secrets"; } || true
