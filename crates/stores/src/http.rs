@@ -422,6 +422,9 @@ pub(crate) fn transport_text(e: &ureq::Error) -> String {
         ureq::Error::HostNotFound => "host not found".into(),
         ureq::Error::Rustls(r) => format!("TLS: {r}"),
         ureq::Error::Tls(t) => format!("TLS: {t}"),
+        // ureq's text of these two holds the whole URL, user info and query included.
+        ureq::Error::BadUri(_) => "not a valid URL".into(),
+        ureq::Error::RequireHttpsOnly(_) => "an https URL is required".into(),
         other => shorten(&other.to_string(), TEXT_LIMIT),
     }
 }
@@ -936,6 +939,18 @@ pub(crate) mod tests {
             with_query("http://h/p", &[("a b", "c&d")], encode_segment),
             "http://h/p?a%20b=c%26d"
         );
+    }
+
+    #[test]
+    fn transport_text_never_holds_the_url() {
+        let url = "https://user:canary-pass@vault.example/v1/kv?token=canary-q";
+        for e in [
+            ureq::Error::BadUri(url.to_string()),
+            ureq::Error::RequireHttpsOnly(url.to_string()),
+        ] {
+            let t = transport_text(&e);
+            assert!(!t.contains("canary"), "{t}");
+        }
     }
 
     #[test]
