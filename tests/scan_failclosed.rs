@@ -144,6 +144,35 @@ fn an_unreadable_file_that_cannot_hold_a_secret_stays_a_note() {
 }
 
 #[test]
+fn a_credential_in_a_file_left_unparsed_is_still_found() {
+    let tmp = new_repo();
+    let token = "ghp_Xk9mP2vL7qAb3ZrT8wYcXk9mP2vL7qAb3ZrT";
+    // Not UTF-8 and no Secret: not parsed, but searched for known formats as any text file.
+    let mut latin1 = b"kind: ConfigMap\n# caf\xe9\ndata:\n  t: ".to_vec();
+    latin1.extend_from_slice(token.as_bytes());
+    latin1.push(b'\n');
+    std::fs::write(tmp.path().join("latin1.yaml"), latin1).unwrap();
+    // An allow marker inside a block scalar is text, not a comment.
+    std::fs::write(
+        tmp.path().join("block.yaml"),
+        format!("kind: ConfigMap\ndata:\n  run.sh: |\n    export T={token} # kustodian:allow\n"),
+    )
+    .unwrap();
+    let out = scan(tmp.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let found = brief(&out);
+    assert!(
+        found.contains(&b("latin1.yaml", 4, "known-credential")),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&b("block.yaml", 4, "known-credential")),
+        "{found:?}"
+    );
+    assert!(!text(&out.stdout).contains(token) && !text(&out.stderr).contains(token));
+}
+
+#[test]
 fn utf16_with_a_byte_order_mark_is_decoded_and_scanned() {
     let tmp = fixture_repo("utf16-with-bom");
     let found = scan_every_way(tmp.path());

@@ -219,9 +219,11 @@ impl Scanner {
             Ok(text) => (text, None),
             Err(bad) if self.may_hold_secret(bytes) => (bad.before.clone(), Some(bad)),
             Err(bad) => {
-                out.notes
+                // Not a Secret: not parsed, but still searched for known formats like any text file.
+                let mut text = self.scan_text(path, bytes);
+                text.notes
                     .push(Note::info(path, format!("skipped: {}", bad.reason)));
-                return out;
+                return text;
             }
         };
         let secrets = bad.is_some() || self.prefilter(text.as_bytes());
@@ -347,6 +349,10 @@ impl Scanner {
         // A file naming Helm values files (a kustomization's generator or `helmCharts`, an
         // Argo CD Application) is parsed to find them.
         gate.parse |= crate::credentials::names_values_files(text.as_bytes());
+        // An allow marker counts only as a real comment, which only the parse can tell (inside a
+        // block scalar it is text).
+        gate.parse |=
+            gate.lines && memchr::memmem::find(text.as_bytes(), ALLOW_MARKER.as_bytes()).is_some();
         gate
     }
 
