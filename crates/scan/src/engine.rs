@@ -210,7 +210,6 @@ impl Scanner {
 
     /// Scans one file. `path` is what findings report (repository-relative).
     pub fn scan_file(&self, path: &str, bytes: &[u8]) -> FileScan {
-        let mut out = FileScan::default();
         if bytes.len() > MAX_FILE_SIZE {
             return self.oversized(path, self.may_hold_secret(bytes));
         }
@@ -230,7 +229,7 @@ impl Scanner {
         let gate = self.credentials_gate(&text, secrets || !self.trust_prefilter);
         if !secrets && !gate.parse {
             if !gate.lines {
-                return out;
+                return FileScan::default();
             }
             // Nothing to parse for: known formats line by line.
             let mut cx = FileCx::new(path, &text, &self.policy);

@@ -506,13 +506,18 @@ fn diff_tree(git_dir: &Path, input: String) -> Option<mpsc::Receiver<Listed>> {
     let (tx, rx) = mpsc::sync_channel(8 * BATCH);
     std::thread::spawn(move || {
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-        let ok = parse_diff_tree(out, &tx).is_some();
-        // Whatever was parsed, git must have ended well for the listing to be whole.
-        let ok =
-            ok && writer.join().is_ok_and(|w| w.is_ok()) && child.wait().is_ok_and(|s| s.success());
+        let last = parse_diff_tree(out, &tx);
+        // Whatever was parsed, git must have ended well for the listing to be whole; the last
+        // commit's files are only known to be all of them then (else libgit2 lists it).
+        let ok = last.is_some()
+            && writer.join().is_ok_and(|w| w.is_ok())
+            && child.wait().is_ok_and(|s| s.success());
         if !ok {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(Some((c, files))) = last.filter(|_| ok) {
+            let _ = tx.send(Listed::Commit(c, files));
         }
         let _ = tx.send(Listed::End(ok));
     });
@@ -520,21 +525,21 @@ fn diff_tree(git_dir: &Path, input: String) -> Option<mpsc::Receiver<Listed>> {
 }
 
 /// Reads `git diff-tree --stdin -r -z --no-abbrev` output: a commit id, then for each file
-/// `:OLDMODE NEWMODE OLDID NEWID STATUS` and the path. `None` on anything unexpected (or when
-/// the receiver is gone).
-fn parse_diff_tree(mut out: impl BufRead, tx: &mpsc::SyncSender<Listed>) -> Option<()> {
+/// `:OLDMODE NEWMODE OLDID NEWID STATUS` and the path. Sends each commit but the last, which
+/// it returns (`Some(None)`: none); `None` on anything unexpected, a token cut short included
+/// (or when the receiver is gone).
+fn parse_diff_tree(
+    mut out: impl BufRead,
+    tx: &mpsc::SyncSender<Listed>,
+) -> Option<Option<(git2::Oid, Vec<RawChange>)>> {
     let mut token = Vec::new();
     let mut next = move || -> Option<Option<Vec<u8>>> {
         token.clear();
         match out.read_until(0, &mut token) {
             Ok(0) => Some(None),
-            Ok(_) => {
-                if token.last() == Some(&0) {
-                    token.pop();
-                }
-                Some(Some(token.clone()))
-            }
-            Err(_) => None,
+            // Every token ends with a NUL: one without was cut short.
+            Ok(_) if token.pop() == Some(0) => Some(Some(token.clone())),
+            Ok(_) | Err(_) => None,
         }
     };
     let mut current: Option<(git2::Oid, Vec<_>)> = None;
@@ -564,10 +569,7 @@ fn parse_diff_tree(mut out: impl BufRead, tx: &mpsc::SyncSender<Listed>) -> Opti
             }
         }
     }
-    if let Some((c, files)) = current {
-        tx.send(Listed::Commit(c, files)).ok()?;
-    }
-    Some(())
+    Some(current)
 }
 
 /// Reads blobs: through one long-lived `git cat-file --batch` (which fetches a blob a partial
@@ -848,6 +850,25 @@ fn rfc3339(t: git2::Time) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_listing_cut_short_is_not_taken_and_the_last_commit_is_returned() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let a = "1".repeat(40);
+        let b = "2".repeat(40);
+        let z = "0".repeat(40);
+        let file = format!(":000000 100644 {z} {b} A\0x.yaml\0");
+        let whole = format!("{a}\0{file}{b}\0{file}");
+        let last = super::parse_diff_tree(whole.as_bytes(), &tx)
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.0.to_string(), b);
+        assert_eq!(last.1.len(), 1);
+        assert!(matches!(rx.try_recv(), Ok(super::Listed::Commit(c, _)) if c.to_string() == a));
+        // A path without its NUL was cut short: the listing is not taken.
+        let cut = &whole[..whole.len() - 1];
+        assert!(super::parse_diff_tree(cut.as_bytes(), &tx).is_none());
+    }
+
     use super::*;
 
     #[test]
