@@ -574,7 +574,7 @@ fn multi_line_scalars(n: &Node, out: &mut Vec<(usize, usize, usize)>, depth: usi
 /// `credential-value` finding at `at()` (its offset in the file) when the key is a
 /// credential's and the value looks like one. `place` starts the message, `{key}` standing for
 /// the key.
-fn config_line_hit(
+pub(super) fn config_line_hit(
     cx: &mut FileCx<'_>,
     owner: &Owner<'_>,
     (key, v): (&str, &str),

@@ -66,33 +66,9 @@ fn assignment(cx: &mut FileCx<'_>, owner: &Owner<'_>, n: usize, start: usize, li
     let Some((key, range)) = keys::find_assignment(line) else {
         return;
     };
-    if cx.findings.iter().any(|f| f.location.line == n) {
-        return;
-    }
-    let shown = crate::engine::shown_key(key);
-    let message = format!(
-        "line {n}: `{shown}` holds {} under a credential key name",
-        CREDENTIAL_VALUE.what
-    );
-    let fp_key = format!("text/{shown}");
-    let value = &line[range.clone()];
-    cx.push(Hit {
-        rule: Rule::CredentialValue,
-        owner,
-        key: shown.to_string(),
-        fp_key,
-        at: KeyAt {
-            line: n,
-            column: 1 + line[..range.start].chars().count(),
-            offset: start + range.start,
-            shown,
-            sep: " = ",
-        },
-        severity: CREDENTIAL_VALUE.severity,
-        message,
-        hash_input: value.as_bytes(),
-        related: None,
-    });
+    let at = || start + range.start;
+    let place = format!("line {n}: `{{key}}`");
+    locations::config_line_hit(cx, owner, (key, &line[range.clone()]), &at, &place);
 }
 
 /// Searches line `n` (`line`, at byte `start`, without its line break) for known credential
