@@ -134,9 +134,8 @@ pub fn kustodian(dir: &Path) -> assert_cmd::Command {
 /// The built kustodian set up to render in `case` with the render fixtures' age identity and
 /// no store or key from the caller's environment.
 pub fn renderer(case: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("kustodian").unwrap();
-    cmd.current_dir(case)
-        .env_remove("SOPS_AGE_KEY")
+    let mut cmd = kustodian(case);
+    cmd.env_remove("SOPS_AGE_KEY")
         .env_remove("AVP_TYPE")
         .env_remove("KUSTODIAN_STORE")
         .env("XDG_CONFIG_HOME", case.join("no-such-config"))
