@@ -351,6 +351,19 @@ fn first_match(
     best
 }
 
+/// For each of [`FORMATS`], the literals of which every match holds one
+/// ([`super::prefilter::required_literals_of`]; `None`: none can be derived), worked out once
+/// for the line search and the prefilter.
+pub(crate) fn literals() -> &'static [Option<Vec<Vec<u8>>>] {
+    static LITERALS: OnceLock<Vec<Option<Vec<Vec<u8>>>>> = OnceLock::new();
+    LITERALS.get_or_init(|| {
+        FORMATS
+            .iter()
+            .map(|f| super::prefilter::required_literals_of(f.re))
+            .collect()
+    })
+}
+
 /// The formats that may match `line`, as bits of their indexes: those with a required literal
 /// ([`super::prefilter::required_literals_of`]) the line holds, and those without any. One
 /// literal search instead of the whole set's, which matters: most lines that reach here hold
@@ -367,11 +380,11 @@ fn candidates(line: &[u8]) -> u128 {
     static LITERALS: OnceLock<Literals> = OnceLock::new();
     let lits = LITERALS.get_or_init(|| {
         let (mut all, mut format, mut always) = (Vec::new(), Vec::new(), 0u128);
-        for (i, f) in FORMATS.iter().enumerate() {
-            match super::prefilter::required_literals_of(f.re) {
+        for (i, lits) in literals().iter().enumerate() {
+            match lits {
                 Some(lits) if !lits.is_empty() => {
                     format.extend(std::iter::repeat_n(i, lits.len()));
-                    all.extend(lits);
+                    all.extend(lits.iter().cloned());
                 }
                 _ => always |= 1 << i,
             }

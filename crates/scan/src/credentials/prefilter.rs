@@ -61,9 +61,9 @@ pub(crate) fn format_literals() -> &'static FormatLiterals {
     LITERALS.get_or_init(|| {
         let mut all: Vec<Vec<u8>> = Vec::new();
         let mut every_line = false;
-        for f in formats::FORMATS {
-            match required_literals_of(f.re) {
-                Some(lits) => all.extend(lits),
+        for lits in formats::literals() {
+            match lits {
+                Some(lits) => all.extend(lits.iter().cloned()),
                 None => every_line = true,
             }
         }
