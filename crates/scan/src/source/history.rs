@@ -51,6 +51,7 @@ pub(super) fn history(
     };
     let repo = git::open_repo(cwd, option)?;
     // Each commit is read once for its parents; libgit2's object cache would keep them all.
+    // The setting is process-wide: a history scan is the last thing the `scan` verb does.
     git2::opts::enable_caching(false);
     let prefixes = if paths.is_empty() {
         Vec::new()
